@@ -1,0 +1,82 @@
+# crstream build. `make` builds build/crstream; `make SANITIZE=1` builds an
+# ASan+UBSan variant in build-asan/. `make check` runs the unit tests.
+# Integration tests and the demo are driven by scripts/ (see README).
+
+CC      ?= cc
+SANITIZE ?=
+PKGS    := libprotobuf-c liblz4 libzstd zlib libisal libcurl openssl json-c libxxhash
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT     := -O1
+else
+BUILD   ?= build
+SANFLAGS :=
+OPT     := -O2
+endif
+
+GEN     := $(BUILD)/gen
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(SANFLAGS) \
+           -Isrc -I$(GEN) $(shell pkg-config --cflags $(PKGS))
+LDFLAGS += -pthread $(SANFLAGS)
+LDLIBS  += $(shell pkg-config --libs $(PKGS))
+
+PROTOS  := $(wildcard proto/*.proto)
+PB_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PB_O    := $(PB_C:.c=.o)
+
+LIB_SRC := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(PB_O)
+MAIN_OBJ := $(BUILD)/obj/cli/main.o
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# Test subjects are the processes CRIU checkpoints in the integration tests.
+# They are built without sanitizers: checkpointing ASan's shadow memory
+# would only slow the tests down.
+SUBJ_SRC := $(wildcard tests/subjects/*.c)
+SUBJ_BIN := $(patsubst tests/subjects/%.c,build/subjects/%,$(SUBJ_SRC))
+
+.PHONY: all check subjects clean
+all: $(BUILD)/crstream $(BUILD)/criu-image-streamer $(UNIT_BIN)
+subjects: $(SUBJ_BIN)
+
+$(BUILD)/crstream: $(MAIN_OBJ) $(BUILD)/libcrstream.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Invoked under this name, crstream behaves exactly like criu-image-streamer.
+$(BUILD)/criu-image-streamer: $(BUILD)/crstream
+	ln -sf crstream $@
+
+$(BUILD)/libcrstream.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
+	$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
+
+$(BUILD)/obj/%.o: src/%.c $(PB_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libcrstream.a $(LDFLAGS) $(LDLIBS)
+
+build/subjects/%: tests/subjects/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -o $@ $<
+
+check: all
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,314 @@
+/* Capture: CRIU -> shards. CRIU hands us one pipe per image file; we move
+ * what arrives in each pipe into the shards with splice(), so page data
+ * never passes through our memory. */
+#include "engine/engine.h"
+#include "engine/engine_util.h"
+#include "criu/criu_socket.h"
+#include "shard/shard_writer.h"
+#include "util/err.h"
+#include "util/fdio.h"
+#include "util/strmap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* CRIU's pages pipe: larger pipes mean fewer wake-ups. The kernel caps it at
+ * pipe-max-size; pipe_grow() settles for what it allows. */
+#define CRIU_PIPE_WANT (4 << 20)
+
+enum input_kind { IN_CRIU_CONN, IN_FILE, IN_CANCEL };
+
+struct input {
+	struct input *prev, *next;	/* every registered input */
+	enum input_kind kind;
+	int fd;			/* owned, except the cancel fd */
+	const char *name;	/* IN_FILE: key in the names map */
+};
+
+struct capture {
+	const struct engine_opts *o;
+	struct shard_writer w;
+	struct strmap names;	/* every file name seen: duplicates are refused */
+	int epfd;
+	struct input *inputs;
+	int live;		/* inputs registered (connection, files, cancel) */
+	bool started;		/* checkpoint-start announced */
+	uint64_t start_ms;
+	struct engine_result *res;
+};
+
+static int watch(struct capture *c, struct input *in)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = in};
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, in->fd, &ev) < 0)
+		return err_sys("epoll_ctl(ADD) of fd %d", in->fd);
+	in->prev = NULL;
+	in->next = c->inputs;
+	if (c->inputs)
+		c->inputs->prev = in;
+	c->inputs = in;
+	c->live++;
+	return 0;
+}
+
+static void unwatch(struct capture *c, struct input *in)
+{
+	epoll_ctl(c->epfd, EPOLL_CTL_DEL, in->fd, NULL);
+	if (in->kind != IN_CANCEL)
+		close(in->fd);
+	if (in->prev)
+		in->prev->next = in->next;
+	else
+		c->inputs = in->next;
+	if (in->next)
+		in->next->prev = in->prev;
+	free(in);
+	c->live--;
+}
+
+/* A file input: a CRIU image pipe or an external file. */
+static struct input *new_file_input(struct capture *c, const char *name, int fd)
+{
+	struct input *in = calloc(1, sizeof(*in));
+	struct strmap_entry *e = in ? strmap_add(&c->names, name, NULL) : NULL;
+	if (!e) {
+		if (in)
+			err_set("%s is sent twice", name);
+		else
+			err_set("out of memory");
+		free(in);
+		return NULL;
+	}
+	in->kind = IN_FILE;
+	in->fd = fd;
+	in->name = e->key;
+	return in;
+}
+
+static void announce_start(struct capture *c, const char *name)
+{
+	/* cpuinfo.img comes before CRIU freezes anything; any other file means
+	 * the tasks are stopped, which is when a controller may tar their
+	 * files. */
+	if (c->started || strcmp(name, "cpuinfo.img") == 0)
+		return;
+	c->started = true;
+	c->start_ms = now_ms();
+	engine_emit(c->o->progress_fd, "checkpoint-start");
+}
+
+static int on_request(struct capture *c, struct input *conn)
+{
+	char name[CRIU_NAME_MAX + 1];
+	int rc = criu_read_request(conn->fd, name, sizeof(name));
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		/* CRIU is done asking; files may still be flowing. */
+		unwatch(c, conn);
+		return 0;
+	}
+	announce_start(c, name);
+	int fd = criu_recv_pipe(conn->fd, true);
+	if (fd < 0)
+		return err_prefix("%s", name);
+	if (pipe_grow(fd, CRIU_PIPE_WANT) < 0) {
+		err_sys("%s: sizing CRIU's pipe", name);
+		close(fd);
+		return -1;
+	}
+	struct input *in = new_file_input(c, name, fd);
+	if (!in) {
+		close(fd);
+		return err_prefix("CRIU");
+	}
+	if (watch(c, in) < 0) {
+		close(fd);
+		free(in);
+		return -1;
+	}
+	return 0;
+}
+
+/* Moves what is waiting in a file's pipe to the shards; at EOF, closes the
+ * file in the image. */
+static int on_file(struct capture *c, struct input *in, uint32_t events)
+{
+	int queued = pipe_queued(in->fd);
+	if (queued < 0)
+		return err_sys("%s: FIONREAD", in->name);
+	if (queued > 0) {
+		if (shard_writer_move(&c->w, in->name, in->fd, (size_t)queued) < 0)
+			return -1;
+		c->res->file_bytes += (uint64_t)queued;
+		return 0;
+	}
+	if (!(events & (EPOLLHUP | EPOLLERR)))
+		return 0;	/* spurious wake-up */
+	if (shard_writer_file_eof(&c->w, in->name) < 0)
+		return -1;
+	c->res->files++;
+	unwatch(c, in);
+	return 0;
+}
+
+/* External inputs that are regular files cannot be polled; their content
+ * is complete already, so they go in whole once CRIU is done. */
+static int add_regular_ext(struct capture *c, const struct ext_file *x)
+{
+	struct stat st;
+	if (fstat(x->fd, &st) < 0)
+		return err_sys("external file %s (fd %d)", x->name, x->fd);
+	off_t pos = lseek(x->fd, 0, SEEK_CUR);
+	if (pos < 0)
+		pos = 0;
+	size_t len = st.st_size > pos ? (size_t)(st.st_size - pos) : 0;
+	if (shard_writer_move(&c->w, x->name, x->fd, len) < 0 ||
+	    shard_writer_file_eof(&c->w, x->name) < 0)
+		return -1;
+	c->res->files++;
+	c->res->file_bytes += len;
+	return 0;
+}
+
+static int add_inputs(struct capture *c, int conn)
+{
+	struct input *in = calloc(1, sizeof(*in));
+	if (!in) {
+		close(conn);
+		return err_set("out of memory");
+	}
+	in->kind = IN_CRIU_CONN;
+	in->fd = conn;
+	if (watch(c, in) < 0) {
+		close(conn);
+		free(in);
+		return -1;
+	}
+	for (int i = 0; i < c->o->next; i++) {
+		const struct ext_file *x = &c->o->ext[i];
+		struct stat st;
+		if (fstat(x->fd, &st) < 0)
+			return err_sys("external file %s (fd %d)", x->name, x->fd);
+		if (S_ISREG(st.st_mode))
+			continue;
+		int fd = dup(x->fd);
+		if (fd < 0)
+			return err_sys("external file %s (fd %d)", x->name, x->fd);
+		struct input *f = new_file_input(c, x->name, fd);
+		if (!f || watch(c, f) < 0) {
+			close(fd);
+			free(f);
+			return -1;
+		}
+	}
+	if (c->o->cancel_fd >= 0) {
+		struct input *k = calloc(1, sizeof(*k));
+		if (!k)
+			return err_set("out of memory");
+		k->kind = IN_CANCEL;
+		k->fd = c->o->cancel_fd;
+		if (watch(c, k) < 0) {
+			free(k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int run_loop(struct capture *c)
+{
+	struct epoll_event evs[16];
+	/* The cancel input never ends by itself; it is not work in flight. */
+	int background = c->o->cancel_fd >= 0 ? 1 : 0;
+	while (c->live > background) {
+		int n = epoll_wait(c->epfd, evs, 16, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return err_sys("epoll_wait");
+		}
+		for (int i = 0; i < n; i++) {
+			struct input *in = evs[i].data.ptr;
+			int rc = 0;
+			if (in->kind == IN_CANCEL)
+				rc = err_set("capture cancelled");
+			else if (in->kind == IN_CRIU_CONN)
+				rc = on_request(c, in);
+			else
+				rc = on_file(c, in, evs[i].events);
+			if (rc < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Closes whatever inputs are still registered (error paths). */
+static void drop_inputs(struct capture *c)
+{
+	while (c->inputs)
+		unwatch(c, c->inputs);
+}
+
+int engine_capture(const struct engine_opts *o, struct engine_result *res)
+{
+	struct capture c = {.o = o, .res = res, .epfd = -1};
+	struct criu_listener l = {.fd = -1};
+	int conn = -1, rc = -1;
+
+	if (mkdir_p(o->images_dir, 0700) < 0)
+		return -1;
+	if (strmap_init(&c.names) < 0)
+		return -1;
+	if (shard_writer_init(&c.w, o->shard_fds, o->nshards) < 0)
+		goto out;
+	if (criu_listen(&l, o->images_dir, CRIU_CAPTURE_SOCKET) < 0)
+		goto out;
+	engine_emit(o->progress_fd, "socket-init");
+	if (o->on_listen)
+		o->on_listen(o->arg);
+	conn = engine_accept(&l, o->cancel_fd);
+	if (conn < 0)
+		goto out;
+	criu_listener_close(&l);
+	c.start_ms = now_ms();
+	c.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c.epfd < 0) {
+		err_sys("epoll_create1");
+		goto out;
+	}
+	rc = add_inputs(&c, conn);
+	conn = -1;	/* owned by the epoll set now */
+	if (rc == 0)
+		rc = run_loop(&c);
+	for (int i = 0; rc == 0 && i < o->next; i++) {
+		struct stat st;
+		if (fstat(o->ext[i].fd, &st) == 0 && S_ISREG(st.st_mode))
+			rc = add_regular_ext(&c, &o->ext[i]);
+	}
+	if (rc == 0)
+		rc = shard_writer_image_eof(&c.w);
+	if (rc == 0) {
+		uint64_t ms = now_ms() - c.start_ms;
+		for (int i = 0; i < o->nshards; i++) {
+			res->shards[i].bytes = c.w.shards[i].bytes;
+			res->shards[i].millis = ms;
+		}
+		engine_emit_stats(o->progress_fd, res->shards, o->nshards);
+	}
+out:
+	drop_inputs(&c);
+	if (conn >= 0)
+		close(conn);
+	if (c.epfd >= 0)
+		close(c.epfd);
+	criu_listener_close(&l);
+	shard_writer_free(&c.w);
+	strmap_free(&c.names);
+	return rc;
+}

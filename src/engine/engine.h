@@ -1,0 +1,69 @@
+/* The streaming engine between CRIU and the shards: capture (CRIU -> shards),
+ * serve (shards -> CRIU) and extract (shards -> directory). This is what
+ * `crstream capture|serve|extract` and `criu-image-streamer` run, and what
+ * `crstream dump|restore` run in-process behind their codecs and stores. */
+#ifndef CRSTREAM_ENGINE_H
+#define CRSTREAM_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "criu/files_patch.h"
+
+/* A non-CRIU file woven into the image under its own name (e.g. fs.tar):
+ * read from fd on capture, written to fd on serve/extract. */
+struct ext_file {
+	const char *name;
+	int fd;
+};
+
+struct shard_stat {
+	uint64_t bytes;
+	uint64_t millis;
+};
+
+struct engine_opts {
+	const char *images_dir;	/* where CRIU's socket lives */
+	const int *shard_fds;
+	int nshards;
+	const char *const *shard_labels;	/* optional, for messages */
+	const struct ext_file *ext;
+	int next;
+	int progress_fd;	/* -1: no progress messages */
+	int cancel_fd;		/* -1, or an fd that becomes readable to abort */
+
+	/* serve only */
+	const struct port_remap *remaps;
+	int nremaps;
+	size_t memory_limit;	/* bytes of file data held in memory; 0 = default */
+	const char *spill_dir;	/* where data beyond the limit goes; NULL = $TMPDIR */
+	/* criu-image-streamer's order: load the whole image, print statistics,
+	 * then open the socket. Otherwise the socket opens at once and CRIU is
+	 * served each file as soon as it can be. */
+	bool load_before_listen;
+
+	/* Called once the socket listens (CRIU may start). Optional. */
+	void (*on_listen)(void *arg);
+	void *arg;
+};
+
+/* Per-run results, filled for the caller (dump/restore record them). */
+struct engine_result {
+	struct shard_stat *shards;	/* nshards entries, caller-allocated */
+	uint64_t files;			/* image files moved */
+	uint64_t file_bytes;		/* their payload bytes */
+	uint64_t peak_buffered;		/* serve: most file bytes held in memory */
+	uint64_t spilled;		/* serve: bytes that went to the spill file */
+};
+
+int engine_capture(const struct engine_opts *o, struct engine_result *res);
+int engine_serve(const struct engine_opts *o, struct engine_result *res);
+int engine_extract(const struct engine_opts *o, struct engine_result *res);
+
+/* The statistics line of criu-image-streamer:
+ * {"shards":[{"size":N,"transfer_duration_millis":M},...]} */
+void engine_emit_stats(int progress_fd, const struct shard_stat *s, int n);
+void engine_emit(int progress_fd, const char *line);
+
+#endif

@@ -1,0 +1,695 @@
+/* Serve: shards -> CRIU.
+ *
+ * Two threads. The ingest thread merges the shards and files each chunk of
+ * file data as an extent: in memory while the memory budget lasts, as a
+ * reference into the shard itself when the shard is a regular file (no copy
+ * at all), otherwise in a spill file. The main thread answers CRIU: a file
+ * is "there" as soon as its name has been seen, and its extents are pumped
+ * into CRIU's pipe as they arrive, without blocking, so CRIU may read several
+ * files at once. An extent is freed as soon as CRIU has taken it.
+ *
+ * CRIU reads inventory.img first, and dump writes it last, so in practice
+ * the whole image has been ingested before CRIU gets its first answer; the
+ * budget and the spill file are what keep that from costing the image's
+ * size in memory. */
+#include "engine/engine.h"
+#include "engine/engine_util.h"
+#include "criu/criu_socket.h"
+#include "criu/files_patch.h"
+#include "shard/shard_reader.h"
+#include "util/err.h"
+#include "util/fdio.h"
+#include "util/strmap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_MEMORY_LIMIT (256u << 20)
+#define CRIU_PIPE_WANT (1 << 20)
+
+struct extent {
+	struct extent *next;
+	size_t len;
+	size_t pos;	/* bytes already given to CRIU */
+	int fd;		/* -1: data[] holds the bytes; else they are in fd at off */
+	loff_t off;
+	char data[];
+};
+
+/* The ingest sink hands out two kinds of handles. */
+struct handle {
+	bool external;
+};
+
+/* An image file, buffered until CRIU takes it. */
+struct sfile {
+	struct handle h;
+	const char *name;	/* key in the files map */
+	struct extent *head, *tail;	/* not yet given to CRIU */
+	uint64_t size;		/* bytes received */
+	bool complete;		/* file_eof seen */
+	bool requested;		/* CRIU asked for it */
+	bool dropped;		/* CRIU closed its pipe early: discard the rest */
+	bool hold;		/* keep in memory, answer only once complete (patching) */
+	/* main thread only */
+	int pipe;		/* CRIU's pipe while serving, else -1 */
+	bool starved;		/* waiting for ingest, EPOLLOUT disarmed */
+	struct sfile *next_active;
+};
+
+/* An external file: not buffered, its data goes straight to its fd. */
+struct xfile {
+	struct handle h;
+	int fd;
+};
+
+struct serve {
+	const struct engine_opts *o;
+	struct engine_result *res;
+
+	pthread_mutex_t mu;	/* guards the files map, extents and the fields below */
+	struct strmap files;
+	bool ingest_done;
+	int ingest_rc;
+	char ingest_err[ERR_MAX];
+	uint64_t mem_used;
+	uint64_t mem_limit;
+
+	/* ingest thread only */
+	int spill_fd;		/* appended by ingest, read by main at offsets */
+	loff_t spill_end;
+	bool *ext_used;
+	struct shard_reader reader;
+
+	int wake_fd;		/* eventfd: ingest -> main, "something changed" */
+	int abort_fd;		/* eventfd: main -> ingest, "stop" */
+
+	/* main thread only */
+	int epfd;
+	int conn;
+	bool have_pending;	/* a request waits for its answer */
+	char pending[CRIU_NAME_MAX + 1];
+	struct sfile *active;	/* files being pumped into CRIU's pipes */
+};
+
+static void wake(int fd)
+{
+	uint64_t one = 1;
+	/* An eventfd write only fails when the counter would overflow, and
+	 * then the reader is certainly awake already. */
+	(void)!write(fd, &one, sizeof(one));
+}
+
+/* Caller holds mu. */
+static void free_extents(struct serve *s, struct sfile *f)
+{
+	struct extent *e = f->head;
+	while (e) {
+		struct extent *next = e->next;
+		if (e->fd < 0)
+			s->mem_used -= e->len;
+		free(e);
+		e = next;
+	}
+	f->head = f->tail = NULL;
+}
+
+/* ---- ingest thread: the image sink --------------------------------------- */
+
+static int open_spill(struct serve *s)
+{
+	const char *dir = s->o->spill_dir;
+	if (!dir)
+		dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	/* O_TMPFILE: nothing to clean up, whichever way we exit. */
+	s->spill_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (s->spill_fd < 0)
+		return err_sys("cannot create a spill file in %s (the image exceeds the memory "
+			       "limit of %llu bytes)", dir, (unsigned long long)s->mem_limit);
+	return 0;
+}
+
+static void *ingest_open(void *ctx, const char *name)
+{
+	struct serve *s = ctx;
+	int ext = engine_find_ext(s->o, name);
+	if (ext >= 0) {
+		struct xfile *x = calloc(1, sizeof(*x));
+		if (!x) {
+			err_set("out of memory");
+			return NULL;
+		}
+		x->h.external = true;
+		x->fd = s->o->ext[ext].fd;
+		s->ext_used[ext] = true;
+		return x;
+	}
+	struct sfile *f = calloc(1, sizeof(*f));
+	if (!f) {
+		err_set("out of memory");
+		return NULL;
+	}
+	f->pipe = -1;
+	f->hold = s->o->nremaps > 0 && strcmp(name, "files.img") == 0;
+	pthread_mutex_lock(&s->mu);
+	struct strmap_entry *e = strmap_add(&s->files, name, f);
+	if (e)
+		f->name = e->key;
+	pthread_mutex_unlock(&s->mu);
+	if (!e) {
+		free(f);
+		return NULL;
+	}
+	wake(s->wake_fd);
+	return f;
+}
+
+/* Where the next len bytes of f should live; reads them from the shard. */
+static struct extent *take_payload(struct serve *s, struct sfile *f, struct shard_in *in,
+				   uint32_t len)
+{
+	pthread_mutex_lock(&s->mu);
+	bool in_memory = f->hold || s->mem_used + len <= s->mem_limit;
+	if (in_memory)
+		s->mem_used += len;	/* reserve before reading, release on failure */
+	pthread_mutex_unlock(&s->mu);
+
+	struct extent *e = malloc(sizeof(*e) + (in_memory ? len : 0));
+	if (!e) {
+		err_set("out of memory");
+		goto fail;
+	}
+	e->next = NULL;
+	e->len = len;
+	e->pos = 0;
+	e->fd = -1;
+	e->off = 0;
+	if (in_memory) {
+		if (shard_in_read(in, e->data, len) < 0)
+			goto fail;
+	} else if (in->is_regular) {
+		/* The bytes already sit in a file: point at them. */
+		e->fd = in->fd;
+		e->off = (loff_t)in->offset;
+		if (shard_in_skip(in, len) < 0)
+			goto fail;
+	} else {
+		if (s->spill_fd < 0 && open_spill(s) < 0)
+			goto fail;
+		e->fd = s->spill_fd;
+		e->off = s->spill_end;
+		if (shard_in_splice(in, s->spill_fd, &s->spill_end, len) < 0)
+			goto fail;
+		s->res->spilled += len;
+	}
+	return e;
+fail:
+	free(e);
+	if (in_memory) {
+		pthread_mutex_lock(&s->mu);
+		s->mem_used -= len;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return NULL;
+}
+
+static int ingest_data(void *ctx, void *file, struct shard_in *in, uint32_t len)
+{
+	struct serve *s = ctx;
+	if (((struct handle *)file)->external)
+		return shard_in_splice(in, ((struct xfile *)file)->fd, NULL, len);
+	struct sfile *f = file;
+	pthread_mutex_lock(&s->mu);
+	bool dropped = f->dropped;
+	pthread_mutex_unlock(&s->mu);
+	if (dropped)	/* CRIU did not want the rest of it */
+		return shard_in_skip(in, len);
+
+	struct extent *e = take_payload(s, f, in, len);
+	if (!e)
+		return -1;
+	pthread_mutex_lock(&s->mu);
+	if (f->dropped) {
+		if (e->fd < 0)
+			s->mem_used -= len;
+		free(e);
+	} else {
+		if (f->tail)
+			f->tail->next = e;
+		else
+			f->head = e;
+		f->tail = e;
+	}
+	f->size += len;
+	if (s->mem_used > s->res->peak_buffered)
+		s->res->peak_buffered = s->mem_used;
+	pthread_mutex_unlock(&s->mu);
+	s->res->file_bytes += len;
+	wake(s->wake_fd);
+	return 0;
+}
+
+static int ingest_eof(void *ctx, void *file)
+{
+	struct serve *s = ctx;
+	s->res->files++;
+	if (((struct handle *)file)->external) {
+		struct xfile *x = file;
+		/* Closing is how the external reader (tar) sees the end. */
+		int rc = close(x->fd);
+		free(x);
+		return rc < 0 ? err_sys("closing external file fd") : 0;
+	}
+	struct sfile *f = file;
+	pthread_mutex_lock(&s->mu);
+	f->complete = true;
+	pthread_mutex_unlock(&s->mu);
+	wake(s->wake_fd);
+	return 0;
+}
+
+static void ingest_discard(void *ctx, void *file)
+{
+	(void)ctx;
+	/* sfiles stay in the map (freed with it); external handles are ours. */
+	if (((struct handle *)file)->external)
+		free(file);
+}
+
+static const struct image_sink_ops serve_ops = {
+	.open = ingest_open,
+	.data = ingest_data,
+	.eof = ingest_eof,
+	.discard = ingest_discard,
+};
+
+static void *ingest_main(void *arg)
+{
+	struct serve *s = arg;
+	int rc = shard_reader_run(&s->reader);
+	if (rc == 0)
+		rc = engine_missing_ext(s->o, s->ext_used);
+	pthread_mutex_lock(&s->mu);
+	s->ingest_done = true;
+	s->ingest_rc = rc;
+	if (rc < 0)
+		err_copy(s->ingest_err, sizeof(s->ingest_err));
+	pthread_mutex_unlock(&s->mu);
+	wake(s->wake_fd);
+	return NULL;
+}
+
+/* ---- main thread: answering CRIU ------------------------------------------ */
+
+static int arm(struct serve *s, struct sfile *f, bool writable)
+{
+	struct epoll_event ev = {.events = writable ? EPOLLOUT : 0, .data.ptr = f};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, f->pipe, &ev) < 0)
+		return err_sys("epoll_ctl(MOD)");
+	f->starved = !writable;
+	return 0;
+}
+
+static void finish_transfer(struct serve *s, struct sfile *f)
+{
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, f->pipe, NULL);
+	close(f->pipe);
+	f->pipe = -1;
+	struct sfile **pp = &s->active;
+	while (*pp && *pp != f)
+		pp = &(*pp)->next_active;
+	if (*pp)
+		*pp = f->next_active;
+}
+
+/* Gives CRIU as much of f as its pipe takes without blocking. */
+static int pump(struct serve *s, struct sfile *f)
+{
+	if (f->pipe < 0)	/* finished earlier in the same epoll batch */
+		return 0;
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		struct extent *e = f->head;
+		bool complete = f->complete;
+		pthread_mutex_unlock(&s->mu);
+		if (!e) {
+			if (complete) {
+				finish_transfer(s, f);
+				return 0;
+			}
+			return f->starved ? 0 : arm(s, f, false);
+		}
+		ssize_t n;
+		size_t want = e->len - e->pos;
+		if (e->fd < 0) {
+			n = write(f->pipe, e->data + e->pos, want);
+		} else {
+			loff_t off = e->off + (loff_t)e->pos;
+			n = splice(e->fd, &off, f->pipe, NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return f->starved ? arm(s, f, true) : 0;
+		if (n < 0 && errno == EPIPE) {
+			/* CRIU stopped reading before the end (it does for some
+			 * images, nftables for one): not an error, drop the rest. */
+			pthread_mutex_lock(&s->mu);
+			f->dropped = true;
+			free_extents(s, f);
+			pthread_mutex_unlock(&s->mu);
+			finish_transfer(s, f);
+			return 0;
+		}
+		if (n < 0)
+			return err_sys("%s: writing to CRIU's pipe", f->name);
+		if (n == 0)
+			return err_set("%s: the extent at offset %lld ended early", f->name,
+				       (long long)e->off);
+		e->pos += (size_t)n;
+		if (e->pos == e->len) {
+			pthread_mutex_lock(&s->mu);
+			f->head = e->next;
+			if (!f->head)
+				f->tail = NULL;
+			if (e->fd < 0)
+				s->mem_used -= e->len;
+			pthread_mutex_unlock(&s->mu);
+			free(e);
+		}
+	}
+}
+
+/* --tcp-listen-remap: replace files.img's extents by the patched image. */
+static int patch_files_img(struct serve *s, struct sfile *f)
+{
+	uint8_t *buf = malloc(f->size ? f->size : 1);
+	if (!buf)
+		return err_set("out of memory");
+	size_t at = 0;
+	for (struct extent *e = f->head; e; e = e->next) {
+		memcpy(buf + at, e->data, e->len);
+		at += e->len;
+	}
+	uint8_t *out;
+	size_t out_len;
+	int rc = criu_patch_tcp_listen(buf, at, s->o->remaps, s->o->nremaps, &out, &out_len);
+	free(buf);
+	if (rc < 0)
+		return -1;
+	struct extent *e = malloc(sizeof(*e) + out_len);
+	if (!e) {
+		free(out);
+		return err_set("out of memory");
+	}
+	*e = (struct extent){.len = out_len, .fd = -1};
+	memcpy(e->data, out, out_len);
+	free(out);
+	pthread_mutex_lock(&s->mu);
+	free_extents(s, f);
+	f->head = f->tail = e;
+	s->mem_used += out_len;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+static int start_transfer(struct serve *s, struct sfile *f)
+{
+	if (criu_send_reply(s->conn, true) < 0)
+		return -1;
+	int fd = criu_recv_pipe(s->conn, false);
+	if (fd < 0)
+		return err_prefix("%s", f->name);
+	f->pipe = fd;
+	if (set_nonblock(fd, true) < 0 || pipe_grow(fd, CRIU_PIPE_WANT) < 0) {
+		close(fd);
+		f->pipe = -1;
+		return err_prefix("%s: CRIU's pipe", f->name);
+	}
+	if (f->hold && patch_files_img(s, f) < 0) {
+		close(fd);
+		f->pipe = -1;
+		return -1;
+	}
+	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = f};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		close(fd);
+		f->pipe = -1;
+		return err_sys("epoll_ctl(ADD)");
+	}
+	f->next_active = s->active;
+	s->active = f;
+	return pump(s, f);
+}
+
+/* While a request waits for its answer CRIU sends nothing more, so the
+ * connection is not polled for input (level-triggered epoll would spin on
+ * a hang-up); hang-ups are reported regardless. */
+static int listen_to_criu(struct serve *s, bool on)
+{
+	struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = &s->conn};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->conn, &ev) < 0)
+		return err_sys("epoll_ctl(MOD) on CRIU's connection");
+	return 0;
+}
+
+/* Answers the pending request if that can be decided yet: the file exists
+ * once its name was seen; it does not once the whole image has been read. */
+static int answer_pending(struct serve *s)
+{
+	if (!s->have_pending)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	struct strmap_entry *e = strmap_get(&s->files, s->pending);
+	struct sfile *f = e ? e->value : NULL;
+	bool done = s->ingest_done;
+	bool twice = f && f->requested;
+	bool wait = f ? (f->hold && !f->complete) : !done;
+	if (f && !twice && !wait)
+		f->requested = true;
+	pthread_mutex_unlock(&s->mu);
+
+	if (twice)
+		return err_set("CRIU requested %s twice", s->pending);
+	if (wait)
+		return 0;
+	s->have_pending = false;
+	if (listen_to_criu(s, true) < 0)
+		return -1;
+	if (f)
+		return start_transfer(s, f);
+	return criu_send_reply(s->conn, false);
+}
+
+static int on_request(struct serve *s, uint32_t events)
+{
+	if (s->have_pending)
+		return err_set("CRIU closed the connection while waiting for %s (events 0x%x)",
+			       s->pending, events);
+	int rc = criu_read_request(s->conn, s->pending, sizeof(s->pending));
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->conn, NULL);
+		close(s->conn);
+		s->conn = -1;
+		return 0;
+	}
+	s->have_pending = true;
+	if (listen_to_criu(s, false) < 0)
+		return -1;
+	return answer_pending(s);
+}
+
+/* Ingest made progress: answer a waiting request, feed starved pipes, and
+ * fail at once if the image turned out to be bad. */
+static int on_wake(struct serve *s)
+{
+	uint64_t n;
+	(void)!read(s->wake_fd, &n, sizeof(n));
+	pthread_mutex_lock(&s->mu);
+	bool failed = s->ingest_done && s->ingest_rc < 0;
+	pthread_mutex_unlock(&s->mu);
+	if (failed)
+		return err_set("%s", s->ingest_err);
+	if (answer_pending(s) < 0)
+		return -1;
+	for (struct sfile *f = s->active, *next; f; f = next) {
+		next = f->next_active;
+		if (f->starved && pump(s, f) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool finished(struct serve *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool done = s->ingest_done;
+	pthread_mutex_unlock(&s->mu);
+	return s->conn < 0 && !s->active && done;
+}
+
+static int serve_loop(struct serve *s)
+{
+	int wake_tag = 0, cancel_tag = 0;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &wake_tag};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0)
+		return err_sys("epoll_ctl(ADD)");
+	ev.data.ptr = &s->conn;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->conn, &ev) < 0)
+		return err_sys("epoll_ctl(ADD)");
+	if (s->o->cancel_fd >= 0) {
+		ev.data.ptr = &cancel_tag;
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->o->cancel_fd, &ev) < 0)
+			return err_sys("epoll_ctl(ADD)");
+	}
+	if (on_wake(s) < 0)	/* the image may be fully read already */
+		return -1;
+	while (!finished(s)) {
+		struct epoll_event evs[16];
+		int n = epoll_wait(s->epfd, evs, 16, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_sys("epoll_wait");
+		for (int i = 0; i < n; i++) {
+			void *tag = evs[i].data.ptr;
+			int rc;
+			if (tag == &cancel_tag)
+				rc = err_set("serve cancelled");
+			else if (tag == &wake_tag)
+				rc = on_wake(s);
+			else if (tag == &s->conn)
+				rc = on_request(s, evs[i].events);
+			else
+				rc = pump(s, tag);
+			if (rc < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- setup and teardown --------------------------------------------------- */
+
+static int free_sfile(struct strmap_entry *e, void *arg)
+{
+	struct sfile *f = e->value;
+	free_extents(arg, f);
+	if (f->pipe >= 0)
+		close(f->pipe);
+	free(f);
+	return 0;
+}
+
+static void report_shards(struct serve *s)
+{
+	for (int i = 0; i < s->o->nshards; i++) {
+		s->res->shards[i].bytes = s->reader.shards[i].offset;
+		s->res->shards[i].millis = s->reader.shards[i].done_ms;
+	}
+}
+
+/* Waits for ingest to end; after an error, tells it to stop first. */
+static int join_ingest(struct serve *s, pthread_t th, bool stop)
+{
+	if (stop)
+		wake(s->abort_fd);
+	pthread_join(th, NULL);
+	if (s->ingest_rc < 0 && !stop)
+		return err_set("%s", s->ingest_err);
+	return 0;
+}
+
+static int serve_image(struct serve *s)
+{
+	const struct engine_opts *o = s->o;
+	struct criu_listener l = {.fd = -1};
+	pthread_t th;
+	int rc = -1;
+
+	if (shard_reader_init(&s->reader, o->shard_fds, o->nshards, &serve_ops, s) < 0)
+		return -1;
+	for (int i = 0; o->shard_labels && i < o->nshards; i++)
+		shard_reader_set_label(&s->reader, i, o->shard_labels[i]);
+	shard_reader_set_abort_fd(&s->reader, s->abort_fd);
+	if (pthread_create(&th, NULL, ingest_main, s) != 0) {
+		shard_reader_free(&s->reader);
+		return err_set("cannot start the ingest thread");
+	}
+	if (o->load_before_listen) {
+		/* criu-image-streamer's contract: statistics, then socket-init. */
+		if (join_ingest(s, th, false) < 0)
+			goto out_joined;
+		report_shards(s);
+		engine_emit_stats(o->progress_fd, s->res->shards, o->nshards);
+	}
+	if (criu_listen(&l, o->images_dir, CRIU_SERVE_SOCKET) < 0)
+		goto out;
+	engine_emit(o->progress_fd, "socket-init");
+	if (o->on_listen)
+		o->on_listen(o->arg);
+	s->conn = engine_accept(&l, o->cancel_fd);
+	criu_listener_close(&l);
+	if (s->conn < 0)
+		goto out;
+	rc = serve_loop(s);
+out:
+	if (o->load_before_listen)
+		goto out_joined;
+	if (join_ingest(s, th, rc < 0) < 0)
+		rc = -1;
+	if (rc == 0) {
+		report_shards(s);
+		engine_emit_stats(o->progress_fd, s->res->shards, o->nshards);
+	}
+out_joined:
+	shard_reader_free(&s->reader);
+	return rc;
+}
+
+int engine_serve(const struct engine_opts *o, struct engine_result *res)
+{
+	struct serve s = {
+		.o = o,
+		.res = res,
+		.spill_fd = -1,
+		.wake_fd = -1,
+		.abort_fd = -1,
+		.epfd = -1,
+		.conn = -1,
+		.mem_limit = o->memory_limit ? o->memory_limit : DEFAULT_MEMORY_LIMIT,
+	};
+	int rc = -1;
+	if (mkdir_p(o->images_dir, 0700) < 0)
+		return -1;
+	pthread_mutex_init(&s.mu, NULL);
+	s.ext_used = calloc((size_t)o->next + 1, sizeof(bool));
+	s.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s.abort_fd = eventfd(0, EFD_CLOEXEC);
+	s.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!s.ext_used || s.wake_fd < 0 || s.abort_fd < 0 || s.epfd < 0)
+		err_sys("setting up serve");
+	else if (strmap_init(&s.files) == 0) {
+		rc = serve_image(&s);
+		strmap_each(&s.files, free_sfile, &s);
+		strmap_free(&s.files);
+	}
+	int fds[] = {s.conn, s.spill_fd, s.wake_fd, s.abort_fd, s.epfd};
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(s.ext_used);
+	pthread_mutex_destroy(&s.mu);
+	return rc;
+}

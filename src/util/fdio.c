@@ -1,0 +1,158 @@
+#include "util/fdio.h"
+#include "util/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+ssize_t read_full(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int write_full(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int pipe_queued(int fd)
+{
+	int n;
+	if (ioctl(fd, FIONREAD, &n) < 0)
+		return -1;
+	return n;
+}
+
+int pipe_grow(int fd, int want)
+{
+	int cur = fcntl(fd, F_GETPIPE_SZ);
+	if (cur < 0)
+		return -1;
+	/* EPERM means the size exceeds pipe-max-size or the user's pipe page
+	 * budget; a smaller pipe still works, only with smaller chunks. */
+	for (int size = want; size > cur; size /= 2) {
+		int got = fcntl(fd, F_SETPIPE_SZ, size);
+		if (got >= 0)
+			return got;
+		if (errno != EPERM && errno != EBUSY)
+			return -1;
+	}
+	return cur;
+}
+
+int fd_check(int fd, bool for_writing, const char *what, enum fd_kind *kind)
+{
+	struct stat st;
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fstat(fd, &st) < 0)
+		return err_sys("%s is not open", what);
+	int acc = flags & O_ACCMODE;
+	if (for_writing && acc == O_RDONLY)
+		return err_set("%s is open read-only, but it must be writable here", what);
+	if (!for_writing && acc == O_WRONLY)
+		return err_set("%s is open write-only, but it must be readable here", what);
+	if (kind) {
+		if (S_ISFIFO(st.st_mode))
+			*kind = FD_PIPE;
+		else if (S_ISREG(st.st_mode))
+			*kind = FD_REGULAR;
+		else if (S_ISSOCK(st.st_mode))
+			*kind = FD_SOCKET;
+		else
+			*kind = FD_OTHER;
+	}
+	return 0;
+}
+
+int set_nonblock(int fd, bool on)
+{
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0)
+		return err_sys("fcntl(F_GETFL) on fd %d", fd);
+	flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+	if (fcntl(fd, F_SETFL, flags) < 0)
+		return err_sys("fcntl(F_SETFL) on fd %d", fd);
+	return 0;
+}
+
+int set_cloexec(int fd)
+{
+	int flags = fcntl(fd, F_GETFD);
+	if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+		return err_sys("fcntl(FD_CLOEXEC) on fd %d", fd);
+	return 0;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t now_ms(void)
+{
+	return now_ns() / 1000000u;
+}
+
+int parse_fd_number(const char *s)
+{
+	if (!s || !*s)
+		return -1;
+	long v = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+		if (v > INT_MAX)
+			return -1;
+	}
+	return (int)v;
+}
+
+int mkdir_p(const char *path, unsigned mode)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return err_set("path too long: %s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return err_sys("cannot create directory %s", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return err_sys("cannot create directory %s", buf);
+	return 0;
+}
