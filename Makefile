@@ -38,10 +38,13 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 # would only slow the tests down.
 SUBJ_SRC := $(wildcard tests/subjects/*.c)
 SUBJ_BIN := $(patsubst tests/subjects/%.c,build/subjects/%,$(SUBJ_SRC))
+# Test tools (subreaper, image comparison) likewise stay unsanitized.
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,build/tools/%,$(TOOL_SRC))
 
 .PHONY: all check subjects clean
 all: $(BUILD)/crstream $(BUILD)/criu-image-streamer $(UNIT_BIN)
-subjects: $(SUBJ_BIN)
+subjects: $(SUBJ_BIN) $(TOOL_BIN)
 
 $(BUILD)/crstream: $(MAIN_OBJ) $(BUILD)/libcrstream.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -70,6 +73,10 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libcrstream.a $(LDFLAGS) $(LDLIBS)
 
 build/subjects/%: tests/subjects/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -o $@ $<
+
+build/tools/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -o $@ $<
 

@@ -1,0 +1,46 @@
+/* Codecs: compression of a whole shard byte stream in the format's standard
+ * frame, so that `lz4 -dc img-0.lz4`, `zstd -dc img-0.zst`, `gzip -dc
+ * img-0.gz` (and zlib-flate -uncompress for .zlib) give the raw shard back.
+ *
+ * A codec is a vtable of two constructors: an encoder is a writer filter,
+ * a decoder a reader filter (see util/stream.h). Adding a codec means one
+ * new file and one line in codec.c's table; nothing above this layer
+ * changes. */
+#ifndef CRSTREAM_CODEC_H
+#define CRSTREAM_CODEC_H
+
+#include <stdbool.h>
+
+#include "util/stream.h"
+
+struct codec {
+	const char *name;	/* "none", "lz4", "zstd", "gzip", "zlib" */
+	const char *extension;	/* ".lz4", ".zst", ".gz", ".zlib"; "" for none */
+	int default_level;
+	int min_level;
+	int max_level;
+	/* An encoder writing the compressed stream into next. Closing it
+	 * finishes the frame and closes next; aborting aborts next. On
+	 * failure returns NULL (next untouched: the caller still owns it). */
+	struct writer *(*encoder)(int level, struct writer *next);
+	/* A decoder reading compressed bytes from next. It reports an error
+	 * (never a clean end) when the stream stops inside a frame, fails a
+	 * checksum, or has bytes after the last frame that are not a frame.
+	 * Closing it closes next. NULL on failure (next untouched). */
+	struct reader *(*decoder)(struct reader *next);
+};
+
+/* NULL-terminated table of every codec. */
+extern const struct codec *const codecs[];
+
+/* By name ("lz4"); NULL if unknown. */
+const struct codec *codec_by_name(const char *name);
+
+/* By a stream file name's extension ("img-0.zst" -> zstd, "img-0" ->
+ * none); NULL if the name has an extension no codec uses. */
+const struct codec *codec_by_filename(const char *filename);
+
+/* "none, lz4, zstd, gzip, zlib", for messages and --help. */
+const char *codec_names(void);
+
+#endif
