@@ -4,6 +4,8 @@
 
 CC      ?= cc
 SANITIZE ?=
+# `make V=1` shows full command lines.
+Q       := $(if $(V),,@)
 PKGS    := libprotobuf-c liblz4 libzstd zlib libisal libcurl openssl json-c libxxhash
 
 ifeq ($(SANITIZE),1)
@@ -43,34 +45,40 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,build/tools/%,$(TOOL_SRC))
 
 .PHONY: all check subjects clean
+# Keep generated protobuf sources between builds.
+.SECONDARY:
 all: $(BUILD)/crstream $(BUILD)/criu-image-streamer $(UNIT_BIN)
 subjects: $(SUBJ_BIN) $(TOOL_BIN)
 
 $(BUILD)/crstream: $(MAIN_OBJ) $(BUILD)/libcrstream.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Invoked under this name, crstream behaves exactly like criu-image-streamer.
 $(BUILD)/criu-image-streamer: $(BUILD)/crstream
 	ln -sf crstream $@
 
 $(BUILD)/libcrstream.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
-	protoc-c --proto_path=proto --c_out=$(GEN) $<
+	$(Q)protoc-c --proto_path=proto --c_out=$(GEN) $<
 
 $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
-	$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
 
 $(BUILD)/obj/%.o: src/%.c $(PB_C)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libcrstream.a $(LDFLAGS) $(LDLIBS)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libcrstream.a $(LDFLAGS) $(LDLIBS)
 
 build/subjects/%: tests/subjects/%.c
 	@mkdir -p $(dir $@)

@@ -296,13 +296,13 @@ static int read_marker(struct shard_reader *r, struct shard_in *in)
 	in->offset += 4 + len;
 	if (marker_decode(body, len, &in->pending) < 0)
 		return shard_fail(in, at);
+	if (in->pending.seq < r->next_seq) {
+		err_set("marker seq %llu appears twice", (unsigned long long)in->pending.seq);
+		return shard_fail(in, at);
+	}
 	if (r->image_eof) {
 		err_set("marker seq %llu (%s) after image_eof",
 			(unsigned long long)in->pending.seq, marker_kind_name(in->pending.kind));
-		return shard_fail(in, at);
-	}
-	if (in->pending.seq < r->next_seq) {
-		err_set("marker seq %llu appears twice", (unsigned long long)in->pending.seq);
 		return shard_fail(in, at);
 	}
 	in->has_pending = true;
