@@ -307,19 +307,18 @@ int cmd_streamer(int argc, char **argv, bool as_reference)
 		return 1;
 	}
 	struct shard_stat *stats = calloc((size_t)a.nshards, sizeof(*stats));
-	struct engine_opts o = {
-		.images_dir = a.images_dir,
-		.shard_fds = a.shard_fds,
-		.nshards = a.nshards,
-		.ext = a.ext,
-		.next = a.next,
-		.progress_fd = a.progress_fd,
-		.cancel_fd = -1,
-		.remaps = a.remaps,
-		.nremaps = a.nremaps,
-		.memory_limit = a.memory_limit,
-		.load_before_listen = true,
-	};
+	struct engine_opts o;
+	engine_opts_init(&o);
+	o.images_dir = a.images_dir;
+	o.shard_fds = a.shard_fds;
+	o.nshards = a.nshards;
+	o.ext = a.ext;
+	o.next = a.next;
+	o.progress_fd = a.progress_fd;
+	o.remaps = a.remaps;
+	o.nremaps = a.nremaps;
+	o.memory_limit = a.memory_limit;
+	o.load_before_listen = true;
 	struct engine_result res = {.shards = stats};
 	if (!stats)
 		rc = err_set("out of memory");

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,13 +21,14 @@
  * pipe-max-size; pipe_grow() settles for what it allows. */
 #define CRIU_PIPE_WANT (4 << 20)
 
-enum input_kind { IN_CRIU_CONN, IN_FILE, IN_CANCEL };
+enum input_kind { IN_CRIU_CONN, IN_FILE, IN_CANCEL, IN_FINISH };
 
 struct input {
 	struct input *prev, *next;	/* every registered input */
 	enum input_kind kind;
-	int fd;			/* owned, except the cancel fd */
+	int fd;			/* owned, except the cancel and finish fds */
 	const char *name;	/* IN_FILE: key in the names map */
+	uint64_t size;		/* IN_FILE: bytes received */
 };
 
 struct capture {
@@ -58,7 +60,7 @@ static int watch(struct capture *c, struct input *in)
 static void unwatch(struct capture *c, struct input *in)
 {
 	epoll_ctl(c->epfd, EPOLL_CTL_DEL, in->fd, NULL);
-	if (in->kind != IN_CANCEL)
+	if (in->kind != IN_CANCEL && in->kind != IN_FINISH)
 		close(in->fd);
 	if (in->prev)
 		in->prev->next = in->next;
@@ -145,6 +147,7 @@ static int on_file(struct capture *c, struct input *in, uint32_t events)
 		if (shard_writer_move(&c->w, in->name, in->fd, (size_t)queued) < 0)
 			return -1;
 		c->res->file_bytes += (uint64_t)queued;
+		in->size += (uint64_t)queued;
 		return 0;
 	}
 	if (!(events & (EPOLLHUP | EPOLLERR)))
@@ -152,6 +155,8 @@ static int on_file(struct capture *c, struct input *in, uint32_t events)
 	if (shard_writer_file_eof(&c->w, in->name) < 0)
 		return -1;
 	c->res->files++;
+	if (c->o->on_file)
+		c->o->on_file(c->o->arg, in->name, in->size);
 	unwatch(c, in);
 	return 0;
 }
@@ -172,6 +177,8 @@ static int add_regular_ext(struct capture *c, const struct ext_file *x)
 		return -1;
 	c->res->files++;
 	c->res->file_bytes += len;
+	if (c->o->on_file)
+		c->o->on_file(c->o->arg, x->name, len);
 	return 0;
 }
 
@@ -206,12 +213,15 @@ static int add_inputs(struct capture *c, int conn)
 			return -1;
 		}
 	}
-	if (c->o->cancel_fd >= 0) {
+	int special[2][2] = {{IN_CANCEL, c->o->cancel_fd}, {IN_FINISH, c->o->finish_fd}};
+	for (int i = 0; i < 2; i++) {
+		if (special[i][1] < 0)
+			continue;
 		struct input *k = calloc(1, sizeof(*k));
 		if (!k)
 			return err_set("out of memory");
-		k->kind = IN_CANCEL;
-		k->fd = c->o->cancel_fd;
+		k->kind = special[i][0];
+		k->fd = special[i][1];
 		if (watch(c, k) < 0) {
 			free(k);
 			return -1;
@@ -220,12 +230,48 @@ static int add_inputs(struct capture *c, int conn)
 	return 0;
 }
 
+static struct input *find_conn(struct capture *c)
+{
+	for (struct input *in = c->inputs; in; in = in->next)
+		if (in->kind == IN_CRIU_CONN)
+			return in;
+	return NULL;
+}
+
+/* Inputs that never end by themselves (cancel, finish): not work in flight. */
+static int background_inputs(struct capture *c)
+{
+	int n = 0;
+	for (struct input *in = c->inputs; in; in = in->next)
+		n += in->kind == IN_CANCEL || in->kind == IN_FINISH;
+	return n;
+}
+
+/* CRIU has sent its last file: take the requests still queued in the
+ * socket (each one whole: CRIU wrote them before running its hook), then
+ * stop listening to it. */
+static int on_finish(struct capture *c, struct input *finish)
+{
+	struct input *conn;
+	while ((conn = find_conn(c))) {
+		char byte;
+		if (recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+			unwatch(c, conn);	/* nothing queued, or CRIU is gone */
+			break;
+		}
+		if (on_request(c, conn) < 0)	/* unwatches conn itself at EOF */
+			return -1;
+	}
+	unwatch(c, finish);
+	return 0;
+}
+
 static int run_loop(struct capture *c)
 {
 	struct epoll_event evs[16];
-	/* The cancel input never ends by itself; it is not work in flight. */
-	int background = c->o->cancel_fd >= 0 ? 1 : 0;
-	while (c->live > background) {
+	/* The cancel and finish inputs never end by themselves; they are not
+	 * work in flight. */
+	while (c->live > background_inputs(c)) {
 		int n = epoll_wait(c->epfd, evs, 16, -1);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -237,6 +283,8 @@ static int run_loop(struct capture *c)
 			int rc = 0;
 			if (in->kind == IN_CANCEL)
 				rc = err_set("capture cancelled");
+			else if (in->kind == IN_FINISH)
+				rc = on_finish(c, in);
 			else if (in->kind == IN_CRIU_CONN)
 				rc = on_request(c, in);
 			else

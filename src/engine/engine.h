@@ -43,8 +43,20 @@ struct engine_opts {
 	 * served each file as soon as it can be. */
 	bool load_before_listen;
 
-	/* Called once the socket listens (CRIU may start). Optional. */
-	void (*on_listen)(void *arg);
+	/* capture: an fd that becomes readable once CRIU has sent its last
+	 * file (its post-dump hook runs before it closes the socket): take
+	 * the requests already queued, finish the files in flight, and end
+	 * the image without waiting for the socket to close. -1: none. */
+	int finish_fd;
+
+	/* Optional callbacks (called from engine threads). */
+	void (*on_listen)(void *arg);	/* the socket listens: CRIU may start */
+	/* A file is complete in the image (capture: received whole; serve and
+	 * extract: read whole from the shards). */
+	void (*on_file)(void *arg, const char *name, uint64_t size);
+	/* serve: every shard has been read; rc < 0 if the image is bad (the
+	 * message is in msg). CRIU may still be reading. */
+	void (*on_loaded)(void *arg, int rc, const char *msg);
 	void *arg;
 };
 
@@ -56,6 +68,9 @@ struct engine_result {
 	uint64_t peak_buffered;		/* serve: most file bytes held in memory */
 	uint64_t spilled;		/* serve: bytes that went to the spill file */
 };
+
+/* Zero everything and set every fd field to -1 ("none"). */
+void engine_opts_init(struct engine_opts *o);
 
 int engine_capture(const struct engine_opts *o, struct engine_result *res);
 int engine_serve(const struct engine_opts *o, struct engine_result *res);

@@ -17,6 +17,14 @@ static void emit_raw(int progress_fd, const char *line, size_t len)
 	(void)!write_full(progress_fd, line, len);
 }
 
+void engine_opts_init(struct engine_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->progress_fd = -1;
+	o->cancel_fd = -1;
+	o->finish_fd = -1;
+}
+
 void engine_emit(int progress_fd, const char *line)
 {
 	if (progress_fd < 0)

@@ -21,16 +21,19 @@ struct extract {
 struct out_file {
 	int fd;
 	bool external;
+	uint64_t size;
+	char name[];
 };
 
 static void *x_open(void *ctx, const char *name)
 {
 	struct extract *x = ctx;
-	struct out_file *f = calloc(1, sizeof(*f));
+	struct out_file *f = calloc(1, sizeof(*f) + strlen(name) + 1);
 	if (!f) {
 		err_set("out of memory");
 		return NULL;
 	}
+	strcpy(f->name, name);
 	int ext = engine_find_ext(x->o, name);
 	if (ext >= 0) {
 		f->fd = x->o->ext[ext].fd;
@@ -56,6 +59,7 @@ static int x_data(void *ctx, void *file, struct shard_in *in, uint32_t len)
 	struct extract *x = ctx;
 	struct out_file *f = file;
 	x->res->file_bytes += len;
+	f->size += len;
 	return shard_in_splice(in, f->fd, NULL, len);
 }
 
@@ -66,6 +70,8 @@ static int x_eof(void *ctx, void *file)
 	/* Closing an external fd is how its reader (tar, say) learns the file
 	 * is complete. */
 	int rc = close(f->fd);
+	if (x->o->on_file)
+		x->o->on_file(x->o->arg, f->name, f->size);
 	free(f);
 	x->res->files++;
 	return rc < 0 ? err_sys("close") : 0;

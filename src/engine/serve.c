@@ -68,6 +68,8 @@ struct sfile {
 struct xfile {
 	struct handle h;
 	int fd;
+	const char *name;
+	uint64_t size;
 };
 
 struct serve {
@@ -150,6 +152,7 @@ static void *ingest_open(void *ctx, const char *name)
 		}
 		x->h.external = true;
 		x->fd = s->o->ext[ext].fd;
+		x->name = s->o->ext[ext].name;
 		s->ext_used[ext] = true;
 		return x;
 	}
@@ -225,8 +228,10 @@ fail:
 static int ingest_data(void *ctx, void *file, struct shard_in *in, uint32_t len)
 {
 	struct serve *s = ctx;
-	if (((struct handle *)file)->external)
+	if (((struct handle *)file)->external) {
+		((struct xfile *)file)->size += len;
 		return shard_in_splice(in, ((struct xfile *)file)->fd, NULL, len);
+	}
 	struct sfile *f = file;
 	pthread_mutex_lock(&s->mu);
 	bool dropped = f->dropped;
@@ -264,6 +269,8 @@ static int ingest_eof(void *ctx, void *file)
 	s->res->files++;
 	if (((struct handle *)file)->external) {
 		struct xfile *x = file;
+		if (s->o->on_file)
+			s->o->on_file(s->o->arg, x->name, x->size);
 		/* Closing is how the external reader (tar) sees the end. */
 		int rc = close(x->fd);
 		free(x);
@@ -272,7 +279,10 @@ static int ingest_eof(void *ctx, void *file)
 	struct sfile *f = file;
 	pthread_mutex_lock(&s->mu);
 	f->complete = true;
+	uint64_t size = f->size;
 	pthread_mutex_unlock(&s->mu);
+	if (s->o->on_file)
+		s->o->on_file(s->o->arg, f->name, size);
 	wake(s->wake_fd);
 	return 0;
 }
@@ -304,6 +314,8 @@ static void *ingest_main(void *arg)
 	if (rc < 0)
 		err_copy(s->ingest_err, sizeof(s->ingest_err));
 	pthread_mutex_unlock(&s->mu);
+	if (s->o->on_loaded)
+		s->o->on_loaded(s->o->arg, rc, rc < 0 ? s->ingest_err : "");
 	wake(s->wake_fd);
 	return NULL;
 }

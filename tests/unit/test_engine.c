@@ -179,12 +179,11 @@ static int small_image(void)
 static void serve_setup(struct run *r, int *shard, const char *dir)
 {
 	memset(r, 0, sizeof(*r));
+	engine_opts_init(&r->o);
 	r->fn = engine_serve;
 	r->o.images_dir = dir;
 	r->o.shard_fds = shard;
 	r->o.nshards = 1;
-	r->o.progress_fd = -1;
-	r->o.cancel_fd = -1;
 }
 
 static void test_serve_files_and_absent(void)
@@ -344,12 +343,11 @@ static void test_socket_path_too_long(void)
 static void capture_setup(struct run *r, int *shards, int n, const char *dir)
 {
 	memset(r, 0, sizeof(*r));
+	engine_opts_init(&r->o);
 	r->fn = engine_capture;
 	r->o.images_dir = dir;
 	r->o.shard_fds = shards;
 	r->o.nshards = n;
-	r->o.progress_fd = -1;
-	r->o.cancel_fd = -1;
 }
 
 /* Dump side: announce a file and hand over the pipe's read end. */
@@ -397,8 +395,10 @@ static void test_capture_then_extract(void)
 	memset(&x, 0, sizeof(x));
 	lseek(shards[0], 0, SEEK_SET);
 	lseek(shards[1], 0, SEEK_SET);
-	x.o = (struct engine_opts){.images_dir = out, .shard_fds = shards, .nshards = 2,
-				   .progress_fd = -1, .cancel_fd = -1};
+	engine_opts_init(&x.o);
+	x.o.images_dir = out;
+	x.o.shard_fds = shards;
+	x.o.nshards = 2;
 	x.res.shards = x.stats;
 	CHECK(engine_extract(&x.o, &x.res) == 0);
 	char path[128];

@@ -1,0 +1,121 @@
+#include "checkpoint/checksum.h"
+#include "util/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <xxhash.h>
+
+struct sum_writer {
+	struct writer w;
+	XXH3_state_t *st;
+	struct checksum_result *res;
+};
+
+struct sum_reader {
+	struct reader r;
+	XXH3_state_t *st;
+	struct checksum_result *res;
+};
+
+static void finish(XXH3_state_t *st, struct checksum_result *res)
+{
+	XXH128_hash_t h = XXH3_128bits_digest(st);
+	/* The canonical form is big-endian high then low, as xxh128sum prints. */
+	snprintf(res->hex, sizeof(res->hex), "%016llx%016llx", (unsigned long long)h.high64,
+		 (unsigned long long)h.low64);
+	res->done = 1;
+}
+
+static int sw_write(struct writer *w, const void *buf, size_t len)
+{
+	struct sum_writer *s = (struct sum_writer *)w;
+	XXH3_128bits_update(s->st, buf, len);
+	s->res->bytes += len;
+	return writer_write(w->next, buf, len);
+}
+
+static int sw_close(struct writer *w)
+{
+	struct sum_writer *s = (struct sum_writer *)w;
+	finish(s->st, s->res);
+	int rc = writer_close(w->next);
+	XXH3_freeState(s->st);
+	free(s);
+	return rc;
+}
+
+static void sw_abort(struct writer *w)
+{
+	struct sum_writer *s = (struct sum_writer *)w;
+	writer_abort(w->next);
+	XXH3_freeState(s->st);
+	free(s);
+}
+
+static const struct writer_ops sum_writer_ops = {
+	.write = sw_write,
+	.close = sw_close,
+	.abort = sw_abort,
+};
+
+struct writer *checksum_writer(struct writer *next, struct checksum_result *res)
+{
+	struct sum_writer *s = calloc(1, sizeof(*s));
+	if (!s || !(s->st = XXH3_createState()) || XXH3_128bits_reset(s->st) != XXH_OK) {
+		if (s)
+			XXH3_freeState(s->st);
+		free(s);
+		err_set("out of memory");
+		return NULL;
+	}
+	s->w.ops = &sum_writer_ops;
+	s->w.next = next;
+	s->res = res;
+	res->bytes = 0;
+	res->done = 0;
+	return &s->w;
+}
+
+static ssize_t sr_read(struct reader *r, void *buf, size_t cap)
+{
+	struct sum_reader *s = (struct sum_reader *)r;
+	ssize_t n = reader_read(r->next, buf, cap);
+	if (n > 0) {
+		XXH3_128bits_update(s->st, buf, (size_t)n);
+		s->res->bytes += (uint64_t)n;
+	} else if (n == 0 && !s->res->done) {
+		finish(s->st, s->res);
+	}
+	return n;
+}
+
+static void sr_close(struct reader *r)
+{
+	struct sum_reader *s = (struct sum_reader *)r;
+	reader_close(r->next);
+	XXH3_freeState(s->st);
+	free(s);
+}
+
+static const struct reader_ops sum_reader_ops = {
+	.read = sr_read,
+	.close = sr_close,
+};
+
+struct reader *checksum_reader(struct reader *next, struct checksum_result *res)
+{
+	struct sum_reader *s = calloc(1, sizeof(*s));
+	if (!s || !(s->st = XXH3_createState()) || XXH3_128bits_reset(s->st) != XXH_OK) {
+		if (s)
+			XXH3_freeState(s->st);
+		free(s);
+		err_set("out of memory");
+		return NULL;
+	}
+	s->r.ops = &sum_reader_ops;
+	s->r.next = next;
+	s->res = res;
+	res->bytes = 0;
+	res->done = 0;
+	return &s->r;
+}

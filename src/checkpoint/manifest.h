@@ -1,0 +1,69 @@
+/* The checkpoint manifest (manifest.json): what a checkpoint holds and how
+ * to read it back. A dump writes a stub with "complete": false first, and
+ * the final manifest last, atomically; a checkpoint whose manifest is not
+ * complete is refused by restore. */
+#ifndef CRSTREAM_CHECKPOINT_MANIFEST_H
+#define CRSTREAM_CHECKPOINT_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MANIFEST_NAME "manifest.json"
+#define MANIFEST_FORMAT "crstream-checkpoint"
+#define MANIFEST_VERSION 1
+#define CHECKSUM_ALGO "xxh128"
+#define CHECKSUM_HEX 32
+
+struct manifest_stream {
+	char file[64];		/* "img-0.lz4" */
+	uint64_t stored_bytes;	/* bytes in the store */
+	uint64_t raw_bytes;	/* shard bytes before compression */
+	char checksum[CHECKSUM_HEX + 1];	/* xxh128 of the stored bytes, hex */
+};
+
+struct manifest_file {
+	char *name;
+	uint64_t size;
+	char checksum[CHECKSUM_HEX + 1];	/* only for unstreamed (N=0) checkpoints */
+};
+
+struct manifest {
+	bool complete;
+	char *error;		/* why an incomplete dump stopped, if known */
+	char *name;
+	int streams;		/* 0: plain CRIU image directory */
+	char compression[16];
+	int level;
+	struct manifest_stream *stream;	/* streams entries */
+	struct manifest_file *files;
+	size_t nfiles;
+	size_t files_cap;
+	int pid;
+	char *criu_version;
+	char *hostname;
+	char *kernel;
+	char *tool_version;
+	char started_at[32];	/* UTC, ISO 8601 */
+	char finished_at[32];
+	uint64_t frozen_us;	/* CRIU's frozen time: freeze to kill */
+	uint64_t dump_ms;	/* crstream dump wall time */
+	uint64_t image_bytes;	/* sum of the image files' sizes */
+};
+
+/* Serialise (pretty JSON, trailing newline) into a malloc'd string. */
+char *manifest_to_json(const struct manifest *m);
+
+/* Parse and validate a manifest. Errors name the field ("manifest.json:
+ * streams[2].checksum is not 32 hex digits"). */
+int manifest_parse(const char *json, struct manifest *m);
+
+/* Append an image file entry (copies name). */
+int manifest_add_file(struct manifest *m, const char *name, uint64_t size);
+
+void manifest_free(struct manifest *m);
+
+/* Current UTC time as 2026-11-26T00:08:58Z. */
+void utc_now(char *buf, size_t size);
+
+#endif
