@@ -1,7 +1,9 @@
 #include "checkpoint/checksum.h"
 #include "util/err.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <xxhash.h>
 
@@ -118,4 +120,36 @@ struct reader *checksum_reader(struct reader *next, struct checksum_result *res)
 	res->bytes = 0;
 	res->done = 0;
 	return &s->r;
+}
+
+int checksum_fd(int fd, char hex[33], uint64_t *size)
+{
+	XXH3_state_t *st = XXH3_createState();
+	unsigned char *buf = malloc(1 << 20);
+	struct checksum_result res = {0};
+	int rc = 0;
+	if (!st || !buf || XXH3_128bits_reset(st) != XXH_OK) {
+		rc = err_set("out of memory");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, 1 << 20);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = err_sys("read");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		XXH3_128bits_update(st, buf, (size_t)n);
+		res.bytes += (uint64_t)n;
+	}
+	finish(st, &res);
+	snprintf(hex, 33, "%s", res.hex);
+	*size = res.bytes;
+out:
+	XXH3_freeState(st);
+	free(buf);
+	return rc;
 }

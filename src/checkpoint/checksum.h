@@ -24,4 +24,7 @@ struct writer *checksum_writer(struct writer *next, struct checksum_result *res)
  * next reports its end. */
 struct reader *checksum_reader(struct reader *next, struct checksum_result *res);
 
+/* Checksum of a whole file from its current offset (hex as above). */
+int checksum_fd(int fd, char hex[33], uint64_t *size);
+
 #endif

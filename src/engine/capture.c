@@ -319,7 +319,7 @@ int engine_capture(const struct engine_opts *o, struct engine_result *res)
 		goto out;
 	engine_emit(o->progress_fd, "socket-init");
 	if (o->on_listen)
-		o->on_listen(o->arg);
+		o->on_listen(o->listen_arg);
 	conn = engine_accept(&l, o->cancel_fd);
 	if (conn < 0)
 		goto out;

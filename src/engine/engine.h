@@ -42,6 +42,8 @@ struct engine_opts {
 	 * then open the socket. Otherwise the socket opens at once and CRIU is
 	 * served each file as soon as it can be. */
 	bool load_before_listen;
+	/* Accept Cedana's split shard-0 layout (stored checkpoints only). */
+	bool allow_cedana;
 
 	/* capture: an fd that becomes readable once CRIU has sent its last
 	 * file (its post-dump hook runs before it closes the socket): take
@@ -50,7 +52,8 @@ struct engine_opts {
 	int finish_fd;
 
 	/* Optional callbacks (called from engine threads). */
-	void (*on_listen)(void *arg);	/* the socket listens: CRIU may start */
+	void (*on_listen)(void *listen_arg);	/* the socket listens: CRIU may start */
+	void *listen_arg;
 	/* A file is complete in the image (capture: received whole; serve and
 	 * extract: read whole from the shards). */
 	void (*on_file)(void *arg, const char *name, uint64_t size);

@@ -112,6 +112,8 @@ int engine_extract(const struct engine_opts *o, struct engine_result *res)
 	if (shard_reader_init(&r, o->shard_fds, o->nshards, &extract_ops, &x) == 0) {
 		for (int i = 0; o->shard_labels && i < o->nshards; i++)
 			shard_reader_set_label(&r, i, o->shard_labels[i]);
+		if (o->allow_cedana)
+			shard_reader_allow_cedana(&r);
 		rc = shard_reader_run(&r);
 		if (rc == 0)
 			rc = engine_missing_ext(o, x.ext_used);

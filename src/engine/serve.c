@@ -635,6 +635,8 @@ static int serve_image(struct serve *s)
 	for (int i = 0; o->shard_labels && i < o->nshards; i++)
 		shard_reader_set_label(&s->reader, i, o->shard_labels[i]);
 	shard_reader_set_abort_fd(&s->reader, s->abort_fd);
+	if (o->allow_cedana)
+		shard_reader_allow_cedana(&s->reader);
 	if (pthread_create(&th, NULL, ingest_main, s) != 0) {
 		shard_reader_free(&s->reader);
 		return err_set("cannot start the ingest thread");
@@ -650,7 +652,7 @@ static int serve_image(struct serve *s)
 		goto out;
 	engine_emit(o->progress_fd, "socket-init");
 	if (o->on_listen)
-		o->on_listen(o->arg);
+		o->on_listen(o->listen_arg);
 	s->conn = engine_accept(&l, o->cancel_fd);
 	criu_listener_close(&l);
 	if (s->conn < 0)

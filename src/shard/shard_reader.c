@@ -449,8 +449,76 @@ static struct shard_in *shard_to_read(struct shard_reader *r, int *err)
 	return cand[0];
 }
 
+/* One generation of Cedana's streamer keeps the small image files in
+ * shard 0, numbered by a seq counter of their own, and everything else in
+ * shards 1..N-1 under another counter; both start at 0, and image_eof
+ * ends the second. Seen from here: two shards begin with seq 0, which the
+ * reference format never allows. */
+static int detect_cedana(struct shard_reader *r, bool *split)
+{
+	int zeros = 0;
+	*split = false;
+	if (r->nshards < 2)
+		return 0;
+	for (int i = 0; i < r->nshards; i++) {
+		struct shard_in *s = &r->shards[i];
+		if (!s->has_pending && !s->eof && read_marker(r, s) < 0)
+			return -1;
+		zeros += s->has_pending && s->pending.seq == 0;
+	}
+	*split = zeros >= 2 && r->shards[0].has_pending && r->shards[0].pending.seq == 0;
+	return 0;
+}
+
+/* Cedana's shard 0, read on its own with its own seq counter. */
+static int run_small_file_shard(struct shard_reader *r)
+{
+	struct shard_in *s = &r->shards[0];
+	for (uint64_t seq = 0;; seq++) {
+		if (!s->has_pending && read_marker(r, s) < 0)
+			return -1;
+		if (!s->has_pending)
+			break;	/* end of the shard */
+		uint64_t at = s->pending_offset;
+		s->has_pending = false;
+		if (s->pending.seq != seq) {
+			err_set("small-file shard: marker seq %llu where %llu was expected",
+				(unsigned long long)s->pending.seq, (unsigned long long)seq);
+			return shard_fail(s, at);
+		}
+		if (s->pending.kind == MARKER_IMAGE_EOF) {
+			err_set("small-file shard: unexpected image_eof");
+			return shard_fail(s, at);
+		}
+		r->markers++;
+		if (process(r, s) < 0) {
+			err_prefix("small-file shard: marker seq %llu (%s)",
+				   (unsigned long long)s->pending.seq, marker_kind_name(s->pending.kind));
+			return shard_fail(s, at);
+		}
+	}
+	if (r->current) {
+		err_set("small-file shard: ends inside %s", r->current->name);
+		return shard_fail(s, s->offset);
+	}
+	return 0;
+}
+
+void shard_reader_allow_cedana(struct shard_reader *r)
+{
+	r->allow_cedana = true;
+}
+
 int shard_reader_run(struct shard_reader *r)
 {
+	if (r->allow_cedana) {
+		bool split;
+		if (detect_cedana(r, &split) < 0)
+			return -1;
+		if (split && run_small_file_shard(r) < 0)
+			return -1;
+		r->cedana = split;
+	}
 	for (;;) {
 		struct shard_in *s = ready_shard(r);
 		if (s) {

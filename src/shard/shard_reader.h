@@ -55,6 +55,8 @@ struct shard_reader {
 	uint64_t start_ms;
 	uint64_t markers;
 	int abort_fd;
+	bool allow_cedana;	/* recognise Cedana's split layout */
+	bool cedana;		/* ... and it was one */
 };
 
 /* fds: the shard inputs (pipes or regular files, not owned). */
@@ -68,6 +70,12 @@ void shard_reader_set_label(struct shard_reader *r, int i, const char *label);
 /* While reading pipes, give up (error "aborted") as soon as fd becomes
  * readable. */
 void shard_reader_set_abort_fd(struct shard_reader *r, int fd);
+
+/* Also accept the layout of Cedana's streamer in which shard 0 holds the
+ * small files under a seq counter of its own. Reads the first marker of
+ * every shard before anything else, so only for shards that fill
+ * independently (stored streams), never for a live capture. */
+void shard_reader_allow_cedana(struct shard_reader *r);
 
 /* Read until image_eof and the end of every shard. */
 int shard_reader_run(struct shard_reader *r);

@@ -367,6 +367,78 @@ static void test_label_in_messages(void)
 	close(fd);
 }
 
+/* Cedana's split layout: shard 0 holds small files and metadata.json under
+ * its own seq counter; shards 1..N-1 the rest under another. */
+static void build_cedana(struct fx *f)
+{
+	fx_filename(&f[0], 0, "core-1.img");
+	fx_data(&f[0], 1, "CORE", 4);
+	fx_file_eof(&f[0], 2);
+	fx_filename(&f[0], 3, "pagemap-1.img");
+	fx_data(&f[0], 4, "PM", 2);
+	fx_filename(&f[0], 5, "pagemap-1.img");	/* re-emitted after a big chunk */
+	fx_file_eof(&f[0], 6);
+	fx_filename(&f[0], 7, "metadata.json");
+	const char *meta = "[\"core-1.img\",\"pagemap-1.img\",\"pages-1.img\"]";
+	fx_data(&f[0], 8, meta, (uint32_t)strlen(meta));
+	fx_file_eof(&f[0], 9);
+	fx_filename(&f[1], 0, "pages-1.img");
+	fx_data(&f[2], 1, "P1", 2);
+	fx_data(&f[1], 2, "P2", 2);
+	fx_file_eof(&f[2], 3);
+	fx_image_eof(&f[1], 4);
+}
+
+static void test_cedana_split(void)
+{
+	struct fx f[3] = {0};
+	build_cedana(f);
+	int fds[3];
+	for (int i = 0; i < 3; i++)
+		fds[i] = fx_file(&f[i]);
+	struct msink s = {0};
+	struct shard_reader r;
+	CHECK(shard_reader_init(&r, fds, 3, &msink_ops, &s) == 0);
+	shard_reader_allow_cedana(&r);
+	CHECK(shard_reader_run(&r) == 0);
+	CHECK(r.cedana);
+	shard_reader_free(&r);
+	struct mfile *p = find(&s, "pages-1.img"), *core = find(&s, "core-1.img");
+	CHECK(p && p->len == 4 && !memcmp(p->data, "P1P2", 4) && p->eof);
+	CHECK(core && core->len == 4 && core->eof);
+	CHECK(find(&s, "metadata.json") != NULL);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+}
+
+/* Without the Cedana allowance the same shards are refused: seq 0 twice. */
+static void test_cedana_needs_allowance(void)
+{
+	struct fx f[3] = {0};
+	build_cedana(f);
+	expect_error(f, 3, "appears twice", NULL);
+}
+
+/* A reference image is not mistaken for Cedana's. */
+static void test_reference_not_cedana(void)
+{
+	struct fx f[2] = {0};
+	fx_filename(&f[0], 0, "a.img");
+	fx_data(&f[1], 1, "x", 1);
+	fx_file_eof(&f[0], 2);
+	fx_image_eof(&f[1], 3);
+	int fds[2] = {fx_file(&f[0]), fx_file(&f[1])};
+	struct msink s = {0};
+	struct shard_reader r;
+	CHECK(shard_reader_init(&r, fds, 2, &msink_ops, &s) == 0);
+	shard_reader_allow_cedana(&r);
+	CHECK(shard_reader_run(&r) == 0);
+	CHECK(!r.cedana);
+	shard_reader_free(&r);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int main(void)
 {
 	RUN(test_single_shard_image);
@@ -389,5 +461,8 @@ int main(void)
 	RUN(test_file_twice);
 	RUN(test_data_after_image_eof);
 	RUN(test_label_in_messages);
+	RUN(test_cedana_split);
+	RUN(test_cedana_needs_allowance);
+	RUN(test_reference_not_cedana);
 	return unit_done();
 }

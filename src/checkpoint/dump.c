@@ -1,0 +1,582 @@
+/* crstream dump.
+ *
+ *   CRIU --stream -> capture engine -> N pipes -> N workers
+ *                    (encoder -> checksum -> store object)
+ *
+ * Ordering is what makes a checkpoint safe to kill for: CRIU runs our
+ * post-dump hook after its last image and before it kills the tree. The
+ * hook ends the capture, closes every stream (frames finished, objects
+ * fsync'd or uploads completed) and writes the final manifest; only then
+ * does it let CRIU go on. Any failure before that point makes the hook say
+ * no, and CRIU resumes the tree instead. */
+#include "checkpoint/dump.h"
+#include "checkpoint/hook.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/session.h"
+#include "checkpoint/streams.h"
+#include "cli/cli.h"
+#include "criu/criu_exec.h"
+#include "util/fdio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+struct dump {
+	const struct dump_opts *o;
+	struct dump_result *r;
+	struct store *store;
+	char prefix[300];		/* "NAME/" */
+	char privdir[PATH_MAX];
+	char log_path[PATH_MAX + 32];
+	struct manifest m;
+	pthread_mutex_t mu;		/* guards m.files (engine thread adds) */
+	struct stream_set streams;
+	struct engine_opts eo;
+	struct engine_result eres;
+	struct shard_stat *stats;
+	struct engine_thread et;
+	int cancel_fd;
+	int finish_fd;
+	struct hook_server hook;
+	atomic_bool interrupted;
+	bool hook_done;			/* post-dump answered */
+	int hook_rc;
+	char hook_err[ERR_MAX];
+	uint64_t t0;
+	uint64_t last_tick_bytes;
+	uint64_t last_tick_ms;
+};
+
+/* ---- setup ---- */
+
+static int check_target(pid_t pid)
+{
+	if (pid <= 0)
+		return err_set("invalid pid %d", (int)pid);
+	if (!process_alive(pid))
+		return err_set("no process with pid %d", (int)pid);
+	if (pid == getpid())
+		return err_set("crstream cannot dump itself");
+	return 0;
+}
+
+static void fill_host_info(struct manifest *m)
+{
+	struct utsname u;
+	if (uname(&u) == 0) {
+		m->hostname = strdup(u.nodename);
+		if (asprintf(&m->kernel, "%s %s", u.sysname, u.release) < 0)
+			m->kernel = NULL;
+	}
+	m->tool_version = strdup(CRSTREAM_VERSION);
+}
+
+static int init_manifest(struct dump *d)
+{
+	const struct dump_opts *o = d->o;
+	struct manifest *m = &d->m;
+	char version[64] = "";
+	if (criu_version(o->criu, version, sizeof(version)) < 0)
+		return err_prefix("CRIU at %s", o->criu);
+	m->criu_version = strdup(version);
+	m->name = strdup(d->r->name);
+	m->streams = o->streams;
+	snprintf(m->compression, sizeof(m->compression), "%s",
+		 o->streams ? o->codec->name : "none");
+	m->level = o->level;
+	m->pid = (int)o->pid;
+	fill_host_info(m);
+	utc_now(m->started_at, sizeof(m->started_at));
+	m->error = strdup("dump in progress (or interrupted before it finished)");
+	return m->name && m->criu_version ? 0 : err_set("out of memory");
+}
+
+static int put_manifest(struct dump *d)
+{
+	char key[400];
+	snprintf(key, sizeof(key), "%s%s", d->prefix, MANIFEST_NAME);
+	char *json = manifest_to_json(&d->m);
+	if (!json)
+		return -1;
+	int rc = d->store->ops->put(d->store, key, json, strlen(json));
+	free(json);
+	return rc < 0 ? err_prefix("writing the manifest") : 0;
+}
+
+static int refuse_existing(struct dump *d)
+{
+	char key[400];
+	void *buf;
+	size_t len;
+	snprintf(key, sizeof(key), "%s%s", d->prefix, MANIFEST_NAME);
+	int rc = d->store->ops->get(d->store, key, &buf, &len);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		free(buf);
+		return err_set("checkpoint %s already exists", d->r->location);
+	}
+	return 0;
+}
+
+static void default_name(pid_t pid, char *buf, size_t size)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	char stamp[32];
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(buf, size, "dump-%d-%s", (int)pid, stamp);
+}
+
+/* ---- CRIU's command line ---- */
+
+static int build_criu_argv(struct dump *d, const char *images_dir, struct argv *a)
+{
+	const struct dump_opts *o = d->o;
+	int shell_job = o->shell_job >= 0 ? o->shell_job : getsid(o->pid) != o->pid;
+	int rc = 0;
+	rc |= argv_add(a, o->criu);
+	rc |= argv_add(a, "dump");
+	if (o->streams > 0)
+		rc |= argv_add(a, "--stream");
+	rc |= argv_add(a, "-D");
+	rc |= argv_add(a, images_dir);
+	rc |= argv_addf(a, "--tree=%d", (int)o->pid);
+	rc |= argv_addf(a, "--log-file=%s", d->log_path);
+	rc |= argv_add(a, "-v4");
+	rc |= argv_addf(a, "--action-script=%s", d->hook.script_path);
+	if (o->leave_running)
+		rc |= argv_add(a, "--leave-running");
+	if (shell_job)
+		rc |= argv_add(a, "--shell-job");
+	if (o->tcp_established)
+		rc |= argv_add(a, "--tcp-established");
+	if (o->file_locks)
+		rc |= argv_add(a, "--file-locks");
+	if (o->ext_unix_sk)
+		rc |= argv_add(a, "--ext-unix-sk");
+	for (int i = 0; i < o->nexternal; i++)
+		rc |= argv_addf(a, "--external=%s", o->external[i]);
+	for (int i = 0; i < o->ncriu_opts; i++)
+		rc |= argv_add(a, o->criu_opts[i]);
+	return rc ? -1 : 0;
+}
+
+/* ---- the post-dump hook: make the checkpoint durable ---- */
+
+static void on_file(void *arg, const char *name, uint64_t size)
+{
+	struct dump *d = arg;
+	pthread_mutex_lock(&d->mu);
+	if (manifest_add_file(&d->m, name, size) < 0)
+		warnx_("cannot record %s in the manifest: %s", name, err_msg());
+	pthread_mutex_unlock(&d->mu);
+}
+
+static int finish_streams(struct dump *d)
+{
+	uint64_t one = 1;
+	/* CRIU has sent its last image: let the capture end the image. */
+	if (write(d->finish_fd, &one, sizeof(one)) != sizeof(one))
+		return err_sys("signalling the capture");
+	if (engine_thread_join(&d->et) < 0)
+		return -1;
+	if (streams_finish_dump(&d->streams) < 0)
+		return -1;
+	d->m.stream = calloc((size_t)d->streams.n, sizeof(*d->m.stream));
+	if (!d->m.stream)
+		return err_set("out of memory");
+	for (int i = 0; i < d->streams.n; i++) {
+		struct stream *s = &d->streams.s[i];
+		struct manifest_stream *ms = &d->m.stream[i];
+		snprintf(ms->file, sizeof(ms->file), "%s", s->file);
+		ms->stored_bytes = s->sum.bytes;
+		ms->raw_bytes = s->raw_bytes;
+		snprintf(ms->checksum, sizeof(ms->checksum), "%s", s->sum.hex);
+		d->r->stored_bytes += s->sum.bytes;
+	}
+	return 0;
+}
+
+static int make_durable(struct dump *d)
+{
+	if (atomic_load(&d->interrupted))
+		return err_set("interrupted");
+	if (d->o->streams > 0 && finish_streams(d) < 0)
+		return -1;
+	if (atomic_load(&d->interrupted))
+		return err_set("interrupted");
+	d->m.complete = true;
+	free(d->m.error);
+	d->m.error = NULL;
+	utc_now(d->m.finished_at, sizeof(d->m.finished_at));
+	d->m.dump_ms = now_ms() - d->t0;
+	return put_manifest(d);
+}
+
+static int dump_plain_seal(struct dump *d);
+
+static int on_hook(void *arg, const char *action, char *reason, size_t size)
+{
+	struct dump *d = arg;
+	if (strcmp(action, "post-dump"))
+		return 0;
+	int rc = d->o->streams > 0 ? make_durable(d) : dump_plain_seal(d);
+	d->hook_done = true;
+	d->hook_rc = rc;
+	if (rc < 0) {
+		err_copy(d->hook_err, sizeof(d->hook_err));
+		snprintf(reason, size, "%s", d->hook_err);
+	}
+	return rc;
+}
+
+/* ---- while CRIU runs ---- */
+
+static void on_signal(void *arg, int sig)
+{
+	struct dump *d = arg;
+	(void)sig;
+	atomic_store(&d->interrupted, true);
+	/* Failing the capture makes CRIU's writes fail: it backs out and
+	 * resumes the tasks. The hook, if it runs, says no as well. */
+	uint64_t one = 1;
+	if (d->cancel_fd >= 0)
+		(void)!write(d->cancel_fd, &one, sizeof(one));
+}
+
+static void human_bytes(uint64_t b, char *buf, size_t size)
+{
+	const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)b;
+	int u = 0;
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+static void on_tick(void *arg)
+{
+	struct dump *d = arg;
+	if (!d->o->progress)
+		return;
+	uint64_t bytes = __atomic_load_n(&d->eres.file_bytes, __ATOMIC_RELAXED);
+	uint64_t t = now_ms();
+	double rate = t > d->last_tick_ms ? (double)(bytes - d->last_tick_bytes) * 1000.0 /
+						      (double)(t - d->last_tick_ms) : 0;
+	d->last_tick_bytes = bytes;
+	d->last_tick_ms = t;
+	char b[32], rb[32];
+	human_bytes(bytes, b, sizeof(b));
+	human_bytes((uint64_t)rate, rb, sizeof(rb));
+	fprintf(stderr, "\rcrstream: dumping pid %d: %s, %s/s, %d stream%s   ", (int)d->o->pid, b, rb,
+		d->o->streams, d->o->streams == 1 ? "" : "s");
+}
+
+static void end_progress(struct dump *d)
+{
+	if (d->o->progress)
+		fprintf(stderr, "\r\033[K");
+}
+
+/* ---- running the streamed dump ---- */
+
+static int start_engine(struct dump *d)
+{
+	const struct dump_opts *o = d->o;
+	if (streams_start_dump(&d->streams, o->streams, d->store, d->prefix, o->codec, o->level) < 0)
+		return -1;
+	int *fds = calloc((size_t)o->streams, sizeof(int));
+	d->stats = calloc((size_t)o->streams, sizeof(*d->stats));
+	if (!fds || !d->stats) {
+		free(fds);
+		return err_set("out of memory");
+	}
+	for (int i = 0; i < o->streams; i++)
+		fds[i] = d->streams.s[i].engine_fd;
+	engine_opts_init(&d->eo);
+	d->eo.images_dir = d->privdir;
+	d->eo.shard_fds = fds;
+	d->eo.nshards = o->streams;
+	d->eo.cancel_fd = d->cancel_fd;
+	d->eo.finish_fd = d->finish_fd;
+	d->eo.on_file = on_file;
+	d->eo.arg = d;
+	d->eres.shards = d->stats;
+	return engine_thread_start(&d->et, engine_capture, &d->eo, &d->eres);
+}
+
+static int run_criu(struct dump *d, const char *images_dir)
+{
+	struct argv a = {0};
+	pid_t pid;
+	int rc = build_criu_argv(d, images_dir, &a);
+	char out_path[PATH_MAX + 16];
+	snprintf(out_path, sizeof(out_path), "%s/criu-output.txt", d->privdir);
+	uint64_t t = now_ms();
+	if (rc == 0)
+		rc = criu_spawn(&a, NULL, out_path, &pid);
+	argv_free(&a);
+	if (rc < 0)
+		return -1;
+	struct criu_watch w = {.pid = pid, .log_path = d->log_path, .on_signal = on_signal,
+			       .on_tick = on_tick, .arg = d};
+	rc = criu_watch_wait(&w);
+	end_progress(d);
+	d->r->criu_ms = now_ms() - t;
+	return rc;
+}
+
+/* Best effort: the log is for diagnosis, a failure to keep it is not a
+ * failed dump. */
+static void keep_log(struct dump *d)
+{
+	int fd = open(d->log_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char key[400];
+	snprintf(key, sizeof(key), "%scriu-dump.log", d->prefix);
+	struct writer *w = d->store->ops->create(d->store, key);
+	char buf[65536];
+	ssize_t n;
+	int rc = w ? 0 : -1;
+	while (rc == 0 && (n = read(fd, buf, sizeof(buf))) > 0)
+		rc = writer_write(w, buf, (size_t)n);
+	close(fd);
+	if (w && rc == 0)
+		rc = writer_close(w);
+	else
+		writer_abort(w);
+	if (rc < 0)
+		warnx_("could not keep CRIU's log in the checkpoint: %s", err_msg());
+}
+
+/* After a failure: no stream objects, a manifest that says why. */
+static void fail_checkpoint(struct dump *d, const char *why)
+{
+	uint64_t one = 1;
+	if (d->cancel_fd >= 0)
+		(void)!write(d->cancel_fd, &one, sizeof(one));
+	engine_thread_join(&d->et);
+	streams_abort(&d->streams);
+	d->m.complete = false;
+	free(d->m.error);
+	d->m.error = strdup(why);
+	utc_now(d->m.finished_at, sizeof(d->m.finished_at));
+	char saved[ERR_MAX];
+	err_copy(saved, sizeof(saved));
+	if (put_manifest(d) < 0)
+		warnx_("could not mark the checkpoint incomplete: %s", err_msg());
+	keep_log(d);
+	err_set("%s", saved);
+}
+
+/* The most telling reason for a failed dump: our hook's, the workers',
+ * the engine's, then CRIU's. */
+static void pick_reason(struct dump *d, char *buf, size_t size)
+{
+	if (atomic_load(&d->interrupted)) {
+		snprintf(buf, size, "interrupted");
+		return;
+	}
+	if (d->hook_done && d->hook_rc < 0) {
+		snprintf(buf, size, "%s", d->hook_err);
+		return;
+	}
+	for (int i = 0; i < d->streams.n; i++) {
+		if (d->streams.s[i].rc < 0) {
+			snprintf(buf, size, "%s", d->streams.s[i].err);
+			return;
+		}
+	}
+	pthread_mutex_lock(&d->et.mu);
+	bool engine_failed = d->et.done && d->et.rc < 0;
+	if (engine_failed)
+		snprintf(buf, size, "%s", d->et.err);
+	pthread_mutex_unlock(&d->et.mu);
+	if (!engine_failed)
+		snprintf(buf, size, "%s", err_msg());
+}
+
+static int finish_success(struct dump *d, const char *images_dir)
+{
+	struct criu_dump_stats st;
+	if (criu_read_dump_stats(images_dir, &st) == 0) {
+		d->r->frozen_us = st.frozen_us;
+		d->m.frozen_us = st.frozen_us;
+		d->m.dump_ms = now_ms() - d->t0;
+		/* The checkpoint is complete already; this only adds timings. */
+		if (put_manifest(d) < 0)
+			warnx_("could not add timings to the manifest: %s", err_msg());
+	}
+	keep_log(d);
+	d->r->image_bytes = d->m.image_bytes;
+	if (!d->o->leave_running && !wait_process_exit(d->o->pid, 30000))
+		warnx_("pid %d is still alive 30 s after the dump", (int)d->o->pid);
+	return 0;
+}
+
+static int dump_plain_start(struct dump *d, char *images_dir, size_t size);
+
+static int run_dump(struct dump *d)
+{
+	char images_dir[PATH_MAX];
+	if (d->o->streams > 0) {
+		snprintf(images_dir, sizeof(images_dir), "%s", d->privdir);
+		if (start_engine(d) < 0)
+			return -1;
+	} else if (dump_plain_start(d, images_dir, sizeof(images_dir)) < 0) {
+		return -1;
+	}
+	if (hook_server_start(&d->hook, d->privdir, d->o->self, on_hook, d) < 0)
+		return -1;
+	int rc = run_criu(d, images_dir);
+	hook_server_stop(&d->hook);
+	if (rc == 0 && d->hook_done && d->hook_rc == 0)
+		return finish_success(d, images_dir);
+	char why[ERR_MAX];
+	pick_reason(d, why, sizeof(why));
+	if (rc == 0 && !d->hook_done)
+		snprintf(why, sizeof(why), "CRIU finished without running the post-dump hook");
+	fail_checkpoint(d, why);
+	d->r->process_running = process_alive(d->o->pid);
+	return err_set("%s%s", why,
+		       d->r->process_running ? " (the process was resumed and keeps running)" : "");
+}
+
+/* ---- --streams 0: a plain CRIU image directory ---- */
+
+static const char *local_root(const char *dir)
+{
+	return strncmp(dir, "file://", 7) ? dir : dir + 7;
+}
+
+static int dump_plain_start(struct dump *d, char *images_dir, size_t size)
+{
+	if (snprintf(images_dir, size, "%s/%s", local_root(d->o->dir), d->r->name) >= (int)size)
+		return err_set("path too long: %s/%s", d->o->dir, d->r->name);
+	return 0;
+}
+
+/* Seal what CRIU wrote: each file's size and checksum into the manifest,
+ * every file and the directory fsync'd, modes 0600. */
+static int seal_file(struct dump *d, int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys("%s/%s", d->r->location, name);
+	char hex[CHECKSUM_HEX + 1];
+	uint64_t size;
+	int rc = checksum_fd(fd, hex, &size);
+	if (rc == 0 && (fsync(fd) < 0 || fchmod(fd, 0600) < 0))
+		rc = err_sys("%s/%s", d->r->location, name);
+	close(fd);
+	if (rc == 0 && manifest_add_file(&d->m, name, size) == 0)
+		snprintf(d->m.files[d->m.nfiles - 1].checksum, CHECKSUM_HEX + 1, "%s", hex);
+	return rc;
+}
+
+static int dump_plain_seal(struct dump *d)
+{
+	if (atomic_load(&d->interrupted))
+		return err_set("interrupted");
+	char dir[PATH_MAX];
+	dump_plain_start(d, dir, sizeof(dir));
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return err_sys("cannot list %s", dir);
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(dp))) {
+		if (de->d_type != DT_REG || !strcmp(de->d_name, MANIFEST_NAME) ||
+		    strstr(de->d_name, ".tmp"))
+			continue;
+		rc = seal_file(d, dirfd(dp), de->d_name);
+	}
+	if (rc == 0 && fsync(dirfd(dp)) < 0)
+		rc = err_sys("fsync %s", dir);
+	closedir(dp);
+	return rc < 0 ? -1 : make_durable(d);
+}
+
+static void dump_cleanup(struct dump *d)
+{
+	streams_free(&d->streams);
+	free((void *)d->eo.shard_fds);
+	free(d->stats);
+	if (d->cancel_fd >= 0)
+		close(d->cancel_fd);
+	if (d->finish_fd >= 0)
+		close(d->finish_fd);
+	if (d->privdir[0])
+		session_rmdir(d->privdir);
+	manifest_free(&d->m);
+	store_close(d->store);
+	pthread_mutex_destroy(&d->mu);
+}
+
+static int prepare(struct dump *d)
+{
+	const struct dump_opts *o = d->o;
+	if (check_target(o->pid) < 0)
+		return -1;
+	if (o->name)
+		snprintf(d->r->name, sizeof(d->r->name), "%s", o->name);
+	else
+		default_name(o->pid, d->r->name, sizeof(d->r->name));
+	if (!d->r->name[0] || strchr(d->r->name, '/') || !strcmp(d->r->name, "..") ||
+	    !strcmp(d->r->name, "."))
+		return err_set("invalid checkpoint name \"%s\"", d->r->name);
+	snprintf(d->prefix, sizeof(d->prefix), "%s/", d->r->name);
+	snprintf(d->r->location, sizeof(d->r->location), "%s/%s", o->dir, d->r->name);
+	if (o->streams == 0 && store_is_remote(o->dir))
+		return err_set("--streams 0 (a plain CRIU image directory) needs a local directory, "
+			       "not %s", o->dir);
+	if (store_open(o->dir, o->store_opt, &d->store) < 0 || refuse_existing(d) < 0 ||
+	    init_manifest(d) < 0 || session_mkdir(d->privdir, sizeof(d->privdir)) < 0)
+		return -1;
+	snprintf(d->log_path, sizeof(d->log_path), "%s/criu-dump.log", d->privdir);
+	d->cancel_fd = eventfd(0, EFD_CLOEXEC);
+	d->finish_fd = eventfd(0, EFD_CLOEXEC);
+	if (d->cancel_fd < 0 || d->finish_fd < 0)
+		return err_sys("eventfd");
+	/* From here on the checkpoint exists, visibly incomplete. */
+	return put_manifest(d);
+}
+
+int checkpoint_dump(const struct dump_opts *o, struct dump_result *r)
+{
+	struct dump *d = calloc(1, sizeof(*d));
+	if (!d)
+		return err_set("out of memory");
+	memset(r, 0, sizeof(*r));
+	d->o = o;
+	d->r = r;
+	d->cancel_fd = d->finish_fd = -1;
+	d->t0 = now_ms();
+	d->last_tick_ms = d->t0;
+	pthread_mutex_init(&d->mu, NULL);
+	r->streams = o->streams;
+	snprintf(r->compression, sizeof(r->compression), "%s", o->streams ? o->codec->name : "none");
+	int rc = prepare(d);
+	if (rc == 0)
+		rc = run_dump(d);
+	r->dump_ms = now_ms() - d->t0;
+	dump_cleanup(d);
+	free(d);
+	return rc;
+}

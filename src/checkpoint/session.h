@@ -1,0 +1,76 @@
+/* What a dump and a restore share: a private working directory, the
+ * engine running in a thread, and waiting for CRIU while staying
+ * responsive to Ctrl-C and drawing progress. */
+#ifndef CRSTREAM_CHECKPOINT_SESSION_H
+#define CRSTREAM_CHECKPOINT_SESSION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "engine/engine.h"
+#include "util/err.h"
+
+/* A fresh 0700 directory under $TMPDIR (or /tmp): CRIU's -D, its socket,
+ * our hook socket and action script live there, out of other users'
+ * reach. Falls back to /tmp when $TMPDIR's path is too long for sockets. */
+int session_mkdir(char *buf, size_t size);
+/* Remove it and the files in it. */
+void session_rmdir(const char *dir);
+
+struct engine_thread {
+	int (*fn)(const struct engine_opts *o, struct engine_result *res);
+	struct engine_opts *o;
+	struct engine_result *res;
+	pthread_t thread;
+	bool started;
+	bool joined;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool listening;
+	bool done;
+	int rc;
+	char err[ERR_MAX];
+	/* The caller's on_listen, chained. */
+	void (*user_on_listen)(void *arg);
+	void *user_listen_arg;
+};
+
+/* Start the engine; returns once its socket listens (CRIU may start), or
+ * with the engine's error if it failed before that. o->on_listen is
+ * taken over (the caller's is still called). */
+int engine_thread_start(struct engine_thread *et,
+			int (*fn)(const struct engine_opts *, struct engine_result *),
+			struct engine_opts *o, struct engine_result *res);
+/* Wait for the engine to return; its result (error message set). */
+int engine_thread_join(struct engine_thread *et);
+
+/* Block SIGINT, SIGTERM and SIGCHLD in the calling thread (call before any
+ * thread starts, so that all inherit it): the session's wait loop takes
+ * them from a signalfd. */
+int session_block_signals(void);
+
+struct criu_watch {
+	pid_t pid;
+	const char *log_path;
+	/* SIGINT or SIGTERM arrived (may be called more than once). */
+	void (*on_signal)(void *arg, int sig);
+	/* Called about 4 times a second while CRIU runs. Optional. */
+	void (*on_tick)(void *arg);
+	void *arg;
+	int signal;		/* the last signal seen, 0 if none */
+};
+
+/* Wait for CRIU to exit; 0 if it succeeded, else -1 with its error. */
+int criu_watch_wait(struct criu_watch *w);
+
+/* True if the process exists and is not a zombie. */
+bool process_alive(pid_t pid);
+/* Wait (up to timeout_ms) until pid has exited; true if it did. */
+bool wait_process_exit(pid_t pid, int timeout_ms);
+
+/* Absolute path of a program: itself if it contains '/', else from $PATH. */
+int resolve_program(const char *name, char *buf, size_t size);
+
+#endif

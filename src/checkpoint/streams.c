@@ -1,0 +1,289 @@
+#include "checkpoint/streams.h"
+#include "util/fdio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One pipe's worth: the engine's writes arrive in chunks of a quarter of
+ * it, so the worker wakes up a few times per pipe-full, not per chunk. */
+#define WORKER_BUF (1u << 20)
+#define PIPE_WANT (1 << 20)
+
+void stream_file_name(int i, const struct codec *codec, char *buf, size_t size)
+{
+	snprintf(buf, size, "img-%d%s", i, codec->extension);
+}
+
+static void fail(struct stream *s)
+{
+	s->rc = -1;
+	err_prefix("%s", s->file);
+	err_copy(s->err, sizeof(s->err));
+}
+
+/* ---- dump ---- */
+
+static void *dump_worker(void *arg)
+{
+	struct stream *s = arg;
+	unsigned char *buf = malloc(WORKER_BUF);
+	if (!buf) {
+		err_set("out of memory");
+		goto failed;
+	}
+	for (;;) {
+		ssize_t n = read(s->worker_fd, buf, WORKER_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_sys("reading shard %d", s->index);
+			goto failed;
+		}
+		if (n == 0)
+			break;
+		if (writer_write(s->out, buf, (size_t)n) < 0)
+			goto failed;
+		s->raw_bytes += (uint64_t)n;
+	}
+	/* End of the shard: finish the frame and make the object durable,
+	 * unless the dump is being called off, when it must not exist. */
+	struct writer *w = s->out;
+	s->out = NULL;
+	if (atomic_load(&s->aborting)) {
+		writer_abort(w);
+		free(buf);
+		return NULL;
+	}
+	if (writer_close(w) < 0)
+		goto failed;
+	free(buf);
+	return NULL;
+failed:
+	fail(s);
+	writer_abort(s->out);
+	s->out = NULL;
+	/* Closing our end makes the engine's next write fail at once rather
+	 * than block on a pipe nobody drains. */
+	close(s->worker_fd);
+	s->worker_fd = -1;
+	free(buf);
+	return NULL;
+}
+
+static int make_pipe(struct stream *s, bool engine_writes)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_sys("pipe");
+	s->engine_fd = engine_writes ? p[1] : p[0];
+	s->worker_fd = engine_writes ? p[0] : p[1];
+	/* Best effort: a smaller pipe only means more wake-ups. */
+	pipe_grow(p[0], PIPE_WANT);
+	return 0;
+}
+
+static int alloc_set(struct stream_set *set, int n)
+{
+	set->n = 0;
+	set->s = calloc((size_t)n, sizeof(*set->s));
+	if (!set->s)
+		return err_set("out of memory");
+	for (int i = 0; i < n; i++) {
+		set->s[i].index = i;
+		set->s[i].engine_fd = set->s[i].worker_fd = -1;
+	}
+	return 0;
+}
+
+static struct writer *dump_chain(struct stream *s, struct store *store, const struct codec *codec,
+				 int level)
+{
+	struct writer *obj = store->ops->create(store, s->key);
+	if (!obj)
+		return NULL;
+	struct writer *sum = checksum_writer(obj, &s->sum);
+	if (!sum) {
+		writer_abort(obj);
+		return NULL;
+	}
+	struct writer *enc = codec->encoder(level, sum);
+	if (!enc) {
+		writer_abort(sum);
+		return NULL;
+	}
+	return enc;
+}
+
+int streams_start_dump(struct stream_set *set, int n, struct store *store, const char *prefix,
+		       const struct codec *codec, int level)
+{
+	if (alloc_set(set, n) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct stream *s = &set->s[i];
+		set->n = i + 1;
+		stream_file_name(i, codec, s->file, sizeof(s->file));
+		snprintf(s->key, sizeof(s->key), "%s%s", prefix, s->file);
+		if (!(s->out = dump_chain(s, store, codec, level)))
+			return err_prefix("%s", s->file);
+		if (make_pipe(s, true) < 0)
+			return -1;
+		if (pthread_create(&s->thread, NULL, dump_worker, s) != 0)
+			return err_set("cannot start the worker of %s", s->file);
+		s->started = true;
+	}
+	return 0;
+}
+
+static int join_all(struct stream_set *set)
+{
+	int rc = 0;
+	for (int i = 0; i < set->n; i++) {
+		struct stream *s = &set->s[i];
+		if (s->started) {
+			pthread_join(s->thread, NULL);
+			s->started = false;
+		}
+		if (s->rc < 0 && rc == 0)
+			rc = err_set("%s", s->err);
+	}
+	return rc;
+}
+
+int streams_finish_dump(struct stream_set *set)
+{
+	for (int i = 0; i < set->n; i++) {
+		if (set->s[i].engine_fd >= 0) {
+			close(set->s[i].engine_fd);
+			set->s[i].engine_fd = -1;
+		}
+	}
+	return join_all(set);
+}
+
+/* ---- restore ---- */
+
+static void *restore_worker(void *arg)
+{
+	struct stream *s = arg;
+	unsigned char *buf = malloc(WORKER_BUF);
+	if (!buf) {
+		err_set("out of memory");
+		goto failed;
+	}
+	for (;;) {
+		ssize_t n = reader_read(s->in, buf, WORKER_BUF);
+		if (n < 0)
+			goto failed;
+		if (n == 0)
+			break;
+		if (write_full(s->worker_fd, buf, (size_t)n) < 0) {
+			/* The engine stopped reading: it has failed or been
+			 * told to stop; its error is the one to report. */
+			if (errno == EPIPE)
+				break;
+			err_sys("feeding shard %d", s->index);
+			goto failed;
+		}
+		s->raw_bytes += (uint64_t)n;
+	}
+	if (s->sum.done && s->sum.bytes != s->stored_bytes) {
+		err_set("read %llu bytes, the object has %llu",
+			(unsigned long long)s->sum.bytes, (unsigned long long)s->stored_bytes);
+		goto failed;
+	}
+	if (s->sum.done && s->expect_checksum && strcmp(s->sum.hex, s->expect_checksum)) {
+		err_set("checksum mismatch: xxh128 %s, the manifest says %s (corrupt stream)",
+			s->sum.hex, s->expect_checksum);
+		goto failed;
+	}
+	free(buf);
+	close(s->worker_fd);
+	s->worker_fd = -1;
+	return NULL;
+failed:
+	fail(s);
+	free(buf);
+	close(s->worker_fd);
+	s->worker_fd = -1;
+	return NULL;
+}
+
+static struct reader *restore_chain(struct stream *s, struct store *store, const struct codec *codec)
+{
+	struct reader *obj = store->ops->open_read(store, s->key, &s->stored_bytes);
+	if (!obj)
+		return NULL;
+	struct reader *sum = checksum_reader(obj, &s->sum);
+	if (!sum) {
+		reader_close(obj);
+		return NULL;
+	}
+	struct reader *dec = codec->decoder(sum);
+	if (!dec) {
+		reader_close(sum);
+		return NULL;
+	}
+	return dec;
+}
+
+int streams_start_restore(struct stream_set *set, int n, struct store *store, const char *prefix,
+			  char *const *files, const struct codec *codec)
+{
+	if (alloc_set(set, n) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct stream *s = &set->s[i];
+		set->n = i + 1;
+		snprintf(s->file, sizeof(s->file), "%s", files[i]);
+		snprintf(s->key, sizeof(s->key), "%s%s", prefix, s->file);
+		if (!(s->in = restore_chain(s, store, codec)))
+			return -1;
+		if (make_pipe(s, false) < 0)
+			return -1;
+		if (pthread_create(&s->thread, NULL, restore_worker, s) != 0)
+			return err_set("cannot start the worker of %s", s->file);
+		s->started = true;
+	}
+	return 0;
+}
+
+int streams_wait_restore(struct stream_set *set)
+{
+	return join_all(set);
+}
+
+void streams_abort(struct stream_set *set)
+{
+	/* Closing the engine ends makes dump workers see the end of data and
+	 * restore workers get EPIPE; either way they stop, and dump workers
+	 * that see `aborting` discard their objects instead of committing. */
+	for (int i = 0; i < set->n; i++) {
+		atomic_store(&set->s[i].aborting, true);
+		if (set->s[i].engine_fd >= 0) {
+			close(set->s[i].engine_fd);
+			set->s[i].engine_fd = -1;
+		}
+	}
+	join_all(set);
+}
+
+void streams_free(struct stream_set *set)
+{
+	for (int i = 0; i < set->n; i++) {
+		struct stream *s = &set->s[i];
+		writer_abort(s->out);
+		reader_close(s->in);
+		if (s->engine_fd >= 0)
+			close(s->engine_fd);
+		if (s->worker_fd >= 0)
+			close(s->worker_fd);
+	}
+	free(set->s);
+	set->s = NULL;
+	set->n = 0;
+}
