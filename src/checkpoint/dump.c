@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "criu/criu_exec.h"
 #include "util/fdio.h"
+#include "util/fmt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -145,7 +146,10 @@ static void default_name(pid_t pid, char *buf, size_t size)
 static int build_criu_argv(struct dump *d, const char *images_dir, struct argv *a)
 {
 	const struct dump_opts *o = d->o;
+	/* CRIU refuses a tree that is not a session leader without it. */
 	int shell_job = o->shell_job >= 0 ? o->shell_job : getsid(o->pid) != o->pid;
+	d->m.shell_job = shell_job;
+	d->m.tcp_established = o->tcp_established;
 	int rc = 0;
 	rc |= argv_add(a, o->criu);
 	rc |= argv_add(a, "dump");
@@ -257,18 +261,6 @@ static void on_signal(void *arg, int sig)
 		(void)!write(d->cancel_fd, &one, sizeof(one));
 }
 
-static void human_bytes(uint64_t b, char *buf, size_t size)
-{
-	const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)b;
-	int u = 0;
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
-
 static void on_tick(void *arg)
 {
 	struct dump *d = arg;
@@ -281,8 +273,8 @@ static void on_tick(void *arg)
 	d->last_tick_bytes = bytes;
 	d->last_tick_ms = t;
 	char b[32], rb[32];
-	human_bytes(bytes, b, sizeof(b));
-	human_bytes((uint64_t)rate, rb, sizeof(rb));
+	format_bytes(bytes, b, sizeof(b));
+	format_bytes((uint64_t)rate, rb, sizeof(rb));
 	fprintf(stderr, "\rcrstream: dumping pid %d: %s, %s/s, %d stream%s   ", (int)d->o->pid, b, rb,
 		d->o->streams, d->o->streams == 1 ? "" : "s");
 }

@@ -104,6 +104,8 @@ char *manifest_to_json(const struct manifest *m)
 	add_str(o, "crstream_version", m->tool_version);
 	add_str(o, "started_at", m->started_at);
 	add_str(o, "finished_at", m->finished_at);
+	json_object_object_add(o, "shell_job", json_object_new_boolean(m->shell_job));
+	json_object_object_add(o, "tcp_established", json_object_new_boolean(m->tcp_established));
 	add_u64(o, "frozen_us", m->frozen_us);
 	add_u64(o, "dump_ms", m->dump_ms);
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
@@ -289,6 +291,10 @@ int manifest_parse(const char *json, struct manifest *m)
 		m->frozen_us = (uint64_t)json_object_get_int64(v);
 	if (json_object_object_get_ex(o, "dump_ms", &v))
 		m->dump_ms = (uint64_t)json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "shell_job", &v))
+		m->shell_job = json_object_get_boolean(v);
+	if (json_object_object_get_ex(o, "tcp_established", &v))
+		m->tcp_established = json_object_get_boolean(v);
 	if (m->streams > 0 && parse_streams(o, m) < 0)
 		goto out;
 	if (parse_files(o, m) < 0)

@@ -49,6 +49,8 @@ struct manifest {
 	uint64_t frozen_us;	/* CRIU's frozen time: freeze to kill */
 	uint64_t dump_ms;	/* crstream dump wall time */
 	uint64_t image_bytes;	/* sum of the image files' sizes */
+	bool shell_job;		/* dumped with --shell-job: restore needs it too */
+	bool tcp_established;	/* likewise for --tcp-established */
 };
 
 /* Serialise (pretty JSON, trailing newline) into a malloc'd string. */

@@ -4,7 +4,9 @@
 #define CRSTREAM_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CRSTREAM_VERSION "0.1.0"
 
@@ -19,5 +21,21 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 
 /* "64M", "1G", "4096" -> bytes. -1 if malformed. */
 int parse_size(const char *s, uint64_t *out);
+
+/* The commands. */
+int cmd_dump(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+/* The running crstream binary's absolute path (for CRIU's action script). */
+int self_path(char *buf, size_t size);
+
+/* s as a JSON string literal. */
+void json_print_string(FILE *out, const char *s);
+
+struct dump_result;
+void print_dump_summary(const struct dump_result *r);
 
 #endif

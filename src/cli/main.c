@@ -1,4 +1,5 @@
 /* crstream's entry point: picks the command from argv[0] or argv[1]. */
+#include "checkpoint/hook.h"
 #include "cli/cli.h"
 #include "util/err.h"
 
@@ -10,6 +11,14 @@ static const char main_usage[] =
 	"Usage: crstream <command> [options]\n"
 	"\n"
 	"Streaming checkpoint/restore of Linux processes, built on CRIU.\n"
+	"\n"
+	"Commands:\n"
+	"  dump <pid>  checkpoint a process tree through N compressed streams\n"
+	"  restore     restore a checkpoint (--path DIR/NAME or s3://.../NAME)\n"
+	"  inspect     show a checkpoint's manifest, streams and files\n"
+	"  check       can this machine checkpoint and restore? (CRIU, kernel, pipes,\n"
+	"              storage)\n"
+	"  config show the effective configuration and where each value comes from\n"
 	"\n"
 	"criu-image-streamer compatible commands (CRIU runs with --stream):\n"
 	"  capture     receive an image from `criu dump --stream`, write it as shards\n"
@@ -51,6 +60,19 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "capture") || !strcmp(cmd, "serve") || !strcmp(cmd, "extract"))
 		return cmd_streamer(argc, argv, false);
+	if (!strcmp(cmd, "dump"))
+		return cmd_dump(argc, argv);
+	if (!strcmp(cmd, "restore"))
+		return cmd_restore(argc, argv);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc, argv);
+	if (!strcmp(cmd, "config"))
+		return cmd_config(argc, argv);
+	if (!strcmp(cmd, "inspect"))
+		return cmd_inspect(argc, argv);
+	/* Run by CRIU as its action script (see checkpoint/hook.h). */
+	if (!strcmp(cmd, "hook") && argc == 3)
+		return hook_client(argv[2]);
 	fprintf(stderr, "crstream: unknown command \"%s\" (see crstream --help)\n", cmd);
 	return EXIT_USAGE;
 }

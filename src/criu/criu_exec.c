@@ -143,8 +143,10 @@ void criu_log_error(const char *log_path, char *buf, size_t size)
 	fclose(f);
 }
 
-/* Runs `criu <arg>` and captures its stdout (first size-1 bytes). */
-static int criu_output(const char *criu, const char *arg, char *buf, size_t size)
+/* Runs `criu <arg>` and captures its stdout and, if want_stderr, stderr
+ * (first size-1 bytes); *status gets its exit status. */
+static int criu_run(const char *criu, const char *arg, bool want_stderr, char *buf, size_t size,
+		    int *status_out)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -160,7 +162,7 @@ static int criu_output(const char *criu, const char *arg, char *buf, size_t size
 		int devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0) {
 			dup2(devnull, 0);
-			dup2(devnull, 2);
+			dup2(want_stderr ? p[1] : devnull, 2);
 		}
 		execl(criu, criu, arg, (char *)NULL);
 		_exit(127);
@@ -178,7 +180,22 @@ static int criu_output(const char *criu, const char *arg, char *buf, size_t size
 		;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) == 127)
 		return err_set("cannot run %s", criu);
+	if (status_out)
+		*status_out = WEXITSTATUS(status);
 	return 0;
+}
+
+static int criu_output(const char *criu, const char *arg, char *buf, size_t size)
+{
+	return criu_run(criu, arg, false, buf, size, NULL);
+}
+
+int criu_check(const char *criu, char *out, size_t size)
+{
+	int status;
+	if (criu_run(criu, "check", true, out, size, &status) < 0)
+		return -1;
+	return status == 0 ? 0 : err_set("criu check failed (exit %d)", status);
 }
 
 int criu_version(const char *criu, char *buf, size_t size)

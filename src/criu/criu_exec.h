@@ -39,6 +39,9 @@ int criu_check_status(int status, const char *log_path);
 /* "4.1.1" from `criu --version`, into buf. */
 int criu_version(const char *criu, char *buf, size_t size);
 
+/* Runs `criu check`; out gets what it printed. 0 if it passed. */
+int criu_check(const char *criu, char *out, size_t size);
+
 /* True if `criu --help` mentions --stream. */
 bool criu_has_stream(const char *criu);
 

@@ -1,0 +1,202 @@
+/* What a checkpoint location holds and how to read it: a crstream
+ * checkpoint (manifest.json), a plain CRIU image directory sealed by
+ * crstream (manifest with 0 streams), or bare img-N[.ext] streams written
+ * by criu-image-streamer setups or Cedana (no manifest: the stream count
+ * and codec come from the names). */
+#include "checkpoint/layout.h"
+#include "util/err.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct listing {
+	struct store_entry *e;
+	size_t n;
+	size_t cap;
+};
+
+static int collect(const struct store_entry *e, void *arg)
+{
+	struct listing *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct store_entry *p = realloc(l->e, cap * sizeof(*p));
+		if (!p)
+			return err_set("out of memory");
+		l->e = p;
+		l->cap = cap;
+	}
+	l->e[l->n] = *e;
+	l->e[l->n].key = strdup(e->key);
+	if (!l->e[l->n].key)
+		return err_set("out of memory");
+	l->n++;
+	return 0;
+}
+
+static void free_listing(struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free((char *)l->e[i].key);
+	free(l->e);
+}
+
+static const struct store_entry *find(const struct listing *l, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->e[i].key, key))
+			return &l->e[i];
+	return NULL;
+}
+
+/* "img-12.lz4" -> 12 and ".lz4"; -1 if the name is not a stream's. */
+static int stream_index(const char *name, const char **ext)
+{
+	if (strncmp(name, "img-", 4) || !isdigit((unsigned char)name[4]))
+		return -1;
+	char *end;
+	long i = strtol(name + 4, &end, 10);
+	if (i < 0 || i > 4096 || (*end && *end != '.') || strchr(name, '/'))
+		return -1;
+	*ext = end;
+	return (int)i;
+}
+
+static int count_streams(const struct listing *l, int *n, const char **ext)
+{
+	*n = 0;
+	*ext = NULL;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *e;
+		int idx = stream_index(l->e[i].key, &e);
+		if (idx < 0)
+			continue;
+		if (*ext && strcmp(*ext, e))
+			return err_set("streams with different extensions: img-*%s and %s", *ext,
+				       l->e[i].key);
+		*ext = e;
+		if (idx + 1 > *n)
+			*n = idx + 1;
+	}
+	return 0;
+}
+
+static int set_files(struct layout *lay, const char *ext)
+{
+	lay->files = calloc((size_t)lay->streams + 1, sizeof(char *));
+	if (!lay->files)
+		return err_set("out of memory");
+	for (int i = 0; i < lay->streams; i++)
+		if (asprintf(&lay->files[i], "img-%d%s", i, ext) < 0)
+			return err_set("out of memory");
+	return 0;
+}
+
+/* With a manifest: every stream it lists is there with its exact size, and
+ * no other img-* stream is. */
+static int check_streams(struct layout *lay, const struct listing *l)
+{
+	int found;
+	const char *ext;
+	if (count_streams(l, &found, &ext) < 0)
+		return -1;
+	for (int i = 0; i < lay->streams; i++) {
+		const struct manifest_stream *ms = &lay->m.stream[i];
+		const struct store_entry *e = find(l, ms->file);
+		if (!e)
+			return err_set("stream %s is missing", ms->file);
+		if (e->size != ms->stored_bytes)
+			return err_set("stream %s has %llu bytes, the manifest says %llu (%s)", ms->file,
+				       (unsigned long long)e->size,
+				       (unsigned long long)ms->stored_bytes,
+				       e->size < ms->stored_bytes ? "truncated" : "altered");
+		lay->stored_bytes += e->size;
+	}
+	if (found != lay->streams)
+		return err_set("stream count mismatch: the manifest lists %d streams, the "
+			       "checkpoint holds img-0..img-%d", lay->streams, found - 1);
+	lay->files = calloc((size_t)lay->streams + 1, sizeof(char *));
+	if (!lay->files)
+		return err_set("out of memory");
+	for (int i = 0; i < lay->streams; i++)
+		if (!(lay->files[i] = strdup(lay->m.stream[i].file)))
+			return err_set("out of memory");
+	return 0;
+}
+
+static int from_manifest(struct layout *lay, const char *json, const struct listing *l)
+{
+	if (manifest_parse(json, &lay->m) < 0)
+		return -1;
+	lay->have_manifest = true;
+	if (!lay->m.complete)
+		return err_set("the checkpoint is incomplete: its dump did not finish (%s)",
+			       lay->m.error ? lay->m.error : "no reason recorded");
+	lay->streams = lay->m.streams;
+	if (lay->streams == 0) {
+		snprintf(lay->kind, sizeof(lay->kind), "plain");
+		lay->codec = codec_by_name("none");
+		return 0;
+	}
+	snprintf(lay->kind, sizeof(lay->kind), "crstream");
+	lay->codec = codec_by_name(lay->m.compression);
+	if (!lay->codec)
+		return err_set("%s: unknown compression \"%s\"", MANIFEST_NAME, lay->m.compression);
+	return check_streams(lay, l);
+}
+
+static int from_names(struct layout *lay, const struct listing *l, const char *location)
+{
+	const char *ext;
+	if (count_streams(l, &lay->streams, &ext) < 0)
+		return -1;
+	if (lay->streams == 0)
+		return err_set("%s is not a checkpoint: no %s and no img-N streams", location,
+			       MANIFEST_NAME);
+	char first[64];
+	snprintf(first, sizeof(first), "img-0%s", ext ? ext : "");
+	lay->codec = codec_by_filename(first);
+	if (!lay->codec)
+		return err_set("%s: unknown compression extension \"%s\"", first, ext);
+	for (int i = 0; i < lay->streams; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "img-%d%s", i, ext);
+		const struct store_entry *e = find(l, name);
+		if (!e)
+			return err_set("stream %s is missing (img-0..img-%d expected)", name,
+				       lay->streams - 1);
+		lay->stored_bytes += e->size;
+	}
+	snprintf(lay->kind, sizeof(lay->kind), "criu-image-streamer");
+	return set_files(lay, ext);
+}
+
+int layout_detect(struct store *s, const char *location, struct layout *lay)
+{
+	memset(lay, 0, sizeof(*lay));
+	struct listing l = {0};
+	void *json = NULL;
+	size_t len;
+	int rc = s->ops->list(s, "", collect, &l);
+	if (rc == 0) {
+		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
+		if (rc == 0)
+			rc = from_manifest(lay, json, &l);
+		else if (rc == 1)
+			rc = from_names(lay, &l, location);
+	}
+	free(json);
+	free_listing(&l);
+	return rc < 0 ? -1 : 0;
+}
+
+void layout_free(struct layout *lay)
+{
+	for (int i = 0; lay->files && lay->files[i]; i++)
+		free(lay->files[i]);
+	free(lay->files);
+	manifest_free(&lay->m);
+	memset(lay, 0, sizeof(*lay));
+}

@@ -1,0 +1,28 @@
+/* Recognising a checkpoint's layout before restoring or inspecting it. */
+#ifndef CRSTREAM_CHECKPOINT_LAYOUT_H
+#define CRSTREAM_CHECKPOINT_LAYOUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "checkpoint/manifest.h"
+#include "codec/codec.h"
+#include "store/store.h"
+
+struct layout {
+	char kind[32];		/* "crstream", "plain", "criu-image-streamer" */
+	bool have_manifest;
+	struct manifest m;	/* when have_manifest */
+	int streams;
+	const struct codec *codec;
+	char **files;		/* stream object names, index order, NULL-terminated */
+	uint64_t stored_bytes;
+};
+
+/* Reads the manifest (or, without one, the img-N names) and checks that
+ * the streams are all there with the sizes recorded. A checkpoint whose
+ * dump did not finish is refused here. */
+int layout_detect(struct store *s, const char *location, struct layout *lay);
+void layout_free(struct layout *lay);
+
+#endif

@@ -1,0 +1,421 @@
+/* crstream restore.
+ *
+ *   store objects -> N workers (fetch -> checksum -> decoder) -> N pipes
+ *                 -> serve engine -> CRIU --stream
+ *
+ * CRIU runs our post-restore hook once it has consumed every image and
+ * before the restored tasks run. The hook waits for every stream to reach
+ * its end and requires: no decode error, every checksum as in the manifest,
+ * every image file present with its recorded size. Otherwise it refuses and
+ * CRIU kills the restored tree: a bad checkpoint is never half-restored. */
+#include "checkpoint/restore.h"
+#include "checkpoint/hook.h"
+#include "checkpoint/layout.h"
+#include "checkpoint/session.h"
+#include "checkpoint/streams.h"
+#include "criu/criu_exec.h"
+#include "util/fdio.h"
+#include "util/strmap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct restore {
+	const struct restore_opts *o;
+	struct restore_result *r;
+	struct store *store;
+	struct layout lay;
+	char privdir[PATH_MAX];
+	char log_path[PATH_MAX + 32];
+	char pid_path[PATH_MAX + 32];
+	struct stream_set streams;
+	struct engine_opts eo;
+	struct engine_result eres;
+	struct shard_stat *stats;
+	struct engine_thread et;
+	int cancel_fd;
+	struct hook_server hook;
+	pthread_mutex_t mu;	/* guards files, loaded* */
+	struct strmap files;	/* name -> size (as uintptr_t) of every file read */
+	bool loaded;
+	int loaded_rc;
+	char loaded_err[ERR_MAX];
+	pthread_cond_t loaded_cv;
+	bool hook_done;
+	int hook_rc;
+	char hook_err[ERR_MAX];
+	atomic_bool interrupted;
+	uint64_t t0;
+};
+
+/* ---- engine callbacks ---- */
+
+static void on_file(void *arg, const char *name, uint64_t size)
+{
+	struct restore *x = arg;
+	pthread_mutex_lock(&x->mu);
+	if (!strmap_add(&x->files, name, (void *)(uintptr_t)size))
+		warnx_("cannot record %s: %s", name, err_msg());
+	pthread_mutex_unlock(&x->mu);
+}
+
+static void on_loaded(void *arg, int rc, const char *msg)
+{
+	struct restore *x = arg;
+	pthread_mutex_lock(&x->mu);
+	x->loaded = true;
+	x->loaded_rc = rc;
+	snprintf(x->loaded_err, sizeof(x->loaded_err), "%s", msg);
+	pthread_cond_broadcast(&x->loaded_cv);
+	pthread_mutex_unlock(&x->mu);
+}
+
+/* ---- the post-restore hook: verify before anything resumes ---- */
+
+static int check_files(struct restore *x)
+{
+	const struct manifest *m = &x->lay.m;
+	for (size_t i = 0; i < m->nfiles; i++) {
+		struct strmap_entry *e = strmap_get(&x->files, m->files[i].name);
+		if (!e)
+			return err_set("image file %s (in the manifest) is not in the streams",
+				       m->files[i].name);
+		uint64_t size = (uintptr_t)e->value;
+		if (size != m->files[i].size)
+			return err_set("image file %s has %llu bytes, the manifest says %llu",
+				       m->files[i].name, (unsigned long long)size,
+				       (unsigned long long)m->files[i].size);
+	}
+	if (x->files.count != m->nfiles)
+		return err_set("the streams hold %zu image files, the manifest lists %zu",
+			       x->files.count, m->nfiles);
+	return 0;
+}
+
+static int verify(struct restore *x)
+{
+	/* Every stream to its end: decode errors and checksums. */
+	if (streams_wait_restore(&x->streams) < 0)
+		return -1;
+	pthread_mutex_lock(&x->mu);
+	while (!x->loaded)
+		pthread_cond_wait(&x->loaded_cv, &x->mu);
+	int rc = x->loaded_rc < 0 ? err_set("%s", x->loaded_err) : 0;
+	if (rc == 0 && x->lay.have_manifest)
+		rc = check_files(x);
+	pthread_mutex_unlock(&x->mu);
+	if (rc == 0 && atomic_load(&x->interrupted))
+		rc = err_set("interrupted");
+	return rc;
+}
+
+static int on_hook(void *arg, const char *action, char *reason, size_t size)
+{
+	struct restore *x = arg;
+	if (strcmp(action, "post-restore"))
+		return 0;
+	int rc = verify(x);
+	x->hook_done = true;
+	x->hook_rc = rc;
+	if (rc < 0) {
+		err_copy(x->hook_err, sizeof(x->hook_err));
+		snprintf(reason, size, "%s", x->hook_err);
+	}
+	return rc;
+}
+
+/* ---- running CRIU ---- */
+
+static void on_signal(void *arg, int sig)
+{
+	struct restore *x = arg;
+	(void)sig;
+	atomic_store(&x->interrupted, true);
+	/* Cutting CRIU's image supply makes the restore fail, and CRIU then
+	 * kills what it had restored. */
+	uint64_t one = 1;
+	if (x->cancel_fd >= 0)
+		(void)!write(x->cancel_fd, &one, sizeof(one));
+}
+
+static int build_argv(struct restore *x, const char *images_dir, struct argv *a)
+{
+	const struct restore_opts *o = x->o;
+	int rc = 0;
+	rc |= argv_add(a, o->criu);
+	rc |= argv_add(a, "restore");
+	if (x->lay.streams > 0)
+		rc |= argv_add(a, "--stream");
+	rc |= argv_add(a, "-D");
+	rc |= argv_add(a, images_dir);
+	rc |= argv_addf(a, "--log-file=%s", x->log_path);
+	rc |= argv_add(a, "-v4");
+	rc |= argv_addf(a, "--action-script=%s", x->hook.script_path);
+	rc |= argv_addf(a, "--pidfile=%s", x->pid_path);
+	if (o->detach)
+		rc |= argv_add(a, "--restore-detached");
+	/* As recorded at dump time unless the user says otherwise. */
+	if (o->shell_job == 1 || (o->shell_job < 0 && x->lay.m.shell_job))
+		rc |= argv_add(a, "--shell-job");
+	if (o->tcp_established || x->lay.m.tcp_established)
+		rc |= argv_add(a, "--tcp-established");
+	if (o->tcp_close)
+		rc |= argv_add(a, "--tcp-close");
+	if (o->leave_stopped)
+		rc |= argv_add(a, "--leave-stopped");
+	for (int i = 0; i < o->ncriu_opts; i++)
+		rc |= argv_add(a, o->criu_opts[i]);
+	return rc ? -1 : 0;
+}
+
+static int run_criu(struct restore *x, const char *images_dir)
+{
+	struct argv a = {0};
+	pid_t pid;
+	char out_path[PATH_MAX + 32];
+	snprintf(out_path, sizeof(out_path), "%s/criu-output.txt", x->privdir);
+	int rc = build_argv(x, images_dir, &a);
+	uint64_t t = now_ms();
+	if (rc == 0)
+		rc = criu_spawn(&a, NULL, out_path, &pid);
+	argv_free(&a);
+	if (rc < 0)
+		return -1;
+	struct criu_watch w = {.pid = pid, .log_path = x->log_path, .on_signal = on_signal,
+			       .arg = x};
+	rc = criu_watch_wait(&w);
+	x->r->criu_ms = now_ms() - t;
+	return rc;
+}
+
+static int read_pid(const char *path, pid_t *pid)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys("CRIU wrote no pid file %s", path);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || (*pid = (pid_t)atoi(buf)) <= 0)
+		return err_set("CRIU's pid file %s is empty", path);
+	return 0;
+}
+
+/* ---- plain image directories (--streams 0 dumps) ---- */
+
+static int verify_plain(struct restore *x, const char *dir)
+{
+	const struct manifest *m = &x->lay.m;
+	for (size_t i = 0; i < m->nfiles; i++) {
+		char path[PATH_MAX], hex[CHECKSUM_HEX + 1];
+		uint64_t size;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, m->files[i].name) >= (int)sizeof(path))
+			return err_set("path too long: %s/%s", dir, m->files[i].name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return err_sys("image file %s", path);
+		int rc = checksum_fd(fd, hex, &size);
+		close(fd);
+		if (rc < 0)
+			return err_prefix("%s", path);
+		if (size != m->files[i].size)
+			return err_set("image file %s has %llu bytes, the manifest says %llu", path,
+				       (unsigned long long)size, (unsigned long long)m->files[i].size);
+		if (m->files[i].checksum[0] && strcmp(hex, m->files[i].checksum))
+			return err_set("image file %s: checksum mismatch (corrupt image)", path);
+		x->r->image_bytes += size;
+	}
+	return 0;
+}
+
+/* ---- streamed restore ---- */
+
+static int start_streams(struct restore *x)
+{
+	const struct layout *lay = &x->lay;
+	if (streams_start_restore(&x->streams, lay->streams, x->store, "", lay->files, lay->codec) < 0)
+		return -1;
+	int *fds = calloc((size_t)lay->streams, sizeof(int));
+	const char **labels = calloc((size_t)lay->streams, sizeof(char *));
+	x->stats = calloc((size_t)lay->streams, sizeof(*x->stats));
+	if (!fds || !labels || !x->stats) {
+		free(fds);
+		free(labels);
+		return err_set("out of memory");
+	}
+	for (int i = 0; i < lay->streams; i++) {
+		struct stream *s = &x->streams.s[i];
+		fds[i] = s->engine_fd;
+		labels[i] = s->file;
+		s->expect_checksum = lay->have_manifest ? lay->m.stream[i].checksum : NULL;
+	}
+	engine_opts_init(&x->eo);
+	x->eo.images_dir = x->privdir;
+	x->eo.shard_fds = fds;
+	x->eo.shard_labels = labels;
+	x->eo.nshards = lay->streams;
+	x->eo.cancel_fd = x->cancel_fd;
+	x->eo.memory_limit = x->o->memory_limit;
+	x->eo.allow_cedana = !lay->have_manifest;
+	x->eo.on_file = on_file;
+	x->eo.on_loaded = on_loaded;
+	x->eo.arg = x;
+	x->eres.shards = x->stats;
+	return engine_thread_start(&x->et, engine_serve, &x->eo, &x->eres);
+}
+
+/* The most telling reason for a failed restore: ours before CRIU's (a bad
+ * stream explains CRIU's failure, not the other way round). */
+static void pick_reason(struct restore *x, const char *criu_err, char *buf, size_t size)
+{
+	if (atomic_load(&x->interrupted)) {
+		snprintf(buf, size, "interrupted");
+		return;
+	}
+	if (x->hook_done && x->hook_rc < 0) {
+		snprintf(buf, size, "%s", x->hook_err);
+		return;
+	}
+	/* CRIU is gone: stop the engine, then hear the workers and the engine. */
+	uint64_t one = 1;
+	(void)!write(x->cancel_fd, &one, sizeof(one));
+	if (streams_wait_restore(&x->streams) < 0 ||
+	    (engine_thread_join(&x->et) < 0 && !strstr(err_msg(), "cancelled")))
+		snprintf(buf, size, "%s", err_msg());
+	else
+		snprintf(buf, size, "%s", criu_err);
+}
+
+static int run_restore(struct restore *x)
+{
+	char images_dir[PATH_MAX];
+	bool plain = x->lay.streams == 0;
+	if (plain) {
+		const char *p = x->o->path;
+		snprintf(images_dir, sizeof(images_dir), "%s", strncmp(p, "file://", 7) ? p : p + 7);
+		if (store_is_remote(x->o->path))
+			return err_set("a plain image directory must be local");
+		if (verify_plain(x, images_dir) < 0)
+			return -1;
+	} else {
+		snprintf(images_dir, sizeof(images_dir), "%s", x->privdir);
+		if (start_streams(x) < 0)
+			return -1;
+	}
+	if (hook_server_start(&x->hook, x->privdir, x->o->self, on_hook, x) < 0)
+		return -1;
+	char criu_err[ERR_MAX];
+	int rc = run_criu(x, images_dir);
+	err_copy(criu_err, sizeof(criu_err));
+	hook_server_stop(&x->hook);
+	if (rc == 0 && !plain && !x->hook_done)
+		rc = err_set("CRIU finished without running the post-restore hook");
+	if (rc < 0) {
+		char why[ERR_MAX];
+		if (plain)
+			return err_set("%s", criu_err);
+		pick_reason(x, criu_err, why, sizeof(why));
+		return err_set("%s", why);
+	}
+	if (!plain && engine_thread_join(&x->et) < 0)
+		warnx_("after the restore: %s", err_msg());
+	x->r->peak_buffered = x->eres.peak_buffered;
+	x->r->spilled = x->eres.spilled;
+	if (!plain)
+		x->r->image_bytes = x->eres.file_bytes;
+	return read_pid(x->pid_path, &x->r->pid);
+}
+
+static int prepare(struct restore *x)
+{
+	if (store_open(x->o->path, x->o->store_opt, &x->store) < 0)
+		return -1;
+	if (layout_detect(x->store, x->o->path, &x->lay) < 0)
+		return err_prefix("%s", x->o->path);
+	x->r->streams = x->lay.streams;
+	snprintf(x->r->compression, sizeof(x->r->compression), "%s", x->lay.codec->name);
+	snprintf(x->r->layout, sizeof(x->r->layout), "%s", x->lay.kind);
+	x->r->stored_bytes = x->lay.stored_bytes;
+	if (session_mkdir(x->privdir, sizeof(x->privdir)) < 0)
+		return -1;
+	snprintf(x->log_path, sizeof(x->log_path), "%s/criu-restore.log", x->privdir);
+	if (x->o->pid_file)
+		snprintf(x->pid_path, sizeof(x->pid_path), "%s", x->o->pid_file);
+	else
+		snprintf(x->pid_path, sizeof(x->pid_path), "%s/restored.pid", x->privdir);
+	x->cancel_fd = eventfd(0, EFD_CLOEXEC);
+	if (x->cancel_fd < 0)
+		return err_sys("eventfd");
+	return strmap_init(&x->files);
+}
+
+/* Keep the log of a failed restore where the user can read it, and say
+ * where in the message. */
+static void keep_log(struct restore *x)
+{
+	char kept[PATH_MAX + 64], saved[ERR_MAX];
+	const char *tmp = getenv("TMPDIR");
+	snprintf(kept, sizeof(kept), "%s/crstream-restore-%d.log", tmp && *tmp ? tmp : "/tmp",
+		 (int)getpid());
+	err_copy(saved, sizeof(saved));
+	if (rename(x->log_path, kept) == 0 && !strstr(saved, "(log: "))
+		err_set("%s (CRIU log: %s)", saved, kept);
+	else
+		err_set("%s", saved);
+}
+
+static void cleanup(struct restore *x)
+{
+	uint64_t one = 1;
+	if (x->cancel_fd >= 0)
+		(void)!write(x->cancel_fd, &one, sizeof(one));
+	streams_abort(&x->streams);
+	engine_thread_join(&x->et);
+	streams_free(&x->streams);
+	free((void *)x->eo.shard_fds);
+	free((void *)x->eo.shard_labels);
+	free(x->stats);
+	if (x->cancel_fd >= 0)
+		close(x->cancel_fd);
+	if (x->privdir[0])
+		session_rmdir(x->privdir);
+	if (x->files.buckets)
+		strmap_free(&x->files);
+	layout_free(&x->lay);
+	store_close(x->store);
+	pthread_mutex_destroy(&x->mu);
+	pthread_cond_destroy(&x->loaded_cv);
+}
+
+int checkpoint_restore(const struct restore_opts *o, struct restore_result *r)
+{
+	struct restore *x = calloc(1, sizeof(*x));
+	if (!x)
+		return err_set("out of memory");
+	memset(r, 0, sizeof(*r));
+	x->o = o;
+	x->r = r;
+	x->cancel_fd = -1;
+	x->t0 = now_ms();
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->loaded_cv, NULL);
+	int rc = prepare(x);
+	if (rc == 0)
+		rc = run_restore(x);
+	if (rc < 0 && x->privdir[0] && access(x->log_path, R_OK) == 0)
+		keep_log(x);
+	char saved[ERR_MAX];
+	err_copy(saved, sizeof(saved));
+	cleanup(x);
+	err_set("%s", saved);
+	r->restore_ms = now_ms() - x->t0;
+	free(x);
+	return rc;
+}

@@ -1,0 +1,46 @@
+/* `crstream restore`: bring a checkpoint back, streams read, checked and
+ * decompressed in parallel while CRIU restores, and nothing resumed until
+ * every stream checked out. */
+#ifndef CRSTREAM_CHECKPOINT_RESTORE_H
+#define CRSTREAM_CHECKPOINT_RESTORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store/store.h"
+
+struct restore_opts {
+	const char *path;		/* the checkpoint: DIR/NAME, s3://.../NAME */
+	const char *pid_file;		/* CRIU --pidfile, or NULL */
+	int shell_job;			/* -1: as recorded (auto) */
+	bool tcp_established;
+	bool tcp_close;
+	bool leave_stopped;
+	bool detach;			/* --restore-detached (the default) */
+	uint64_t memory_limit;
+	char *const *criu_opts;
+	int ncriu_opts;
+	const char *criu;
+	const char *self;
+	const struct store_options *store_opt;
+	bool progress;
+};
+
+struct restore_result {
+	pid_t pid;			/* the restored tree's root */
+	int streams;
+	char compression[16];
+	char layout[32];		/* "crstream", "criu-image-streamer", "cedana", "plain" */
+	uint64_t image_bytes;
+	uint64_t stored_bytes;
+	uint64_t restore_ms;
+	uint64_t criu_ms;
+	uint64_t peak_buffered;
+	uint64_t spilled;
+};
+
+/* Signals must be blocked as for checkpoint_dump(). */
+int checkpoint_restore(const struct restore_opts *o, struct restore_result *r);
+
+#endif

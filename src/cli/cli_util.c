@@ -1,0 +1,46 @@
+#include "checkpoint/dump.h"
+#include "cli/cli.h"
+#include "util/err.h"
+#include "util/fmt.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+int self_path(char *buf, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+	if (n < 0)
+		return err_sys("cannot find the crstream binary (/proc/self/exe)");
+	buf[n] = '\0';
+	return 0;
+}
+
+void json_print_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+void print_dump_summary(const struct dump_result *r)
+{
+	char img[32], stored[32];
+	format_bytes(r->image_bytes, img, sizeof(img));
+	format_bytes(r->stored_bytes, stored, sizeof(stored));
+	printf("checkpoint %s\n", r->location);
+	if (r->streams)
+		printf("  %s of image in %d %s stream%s: %s stored (ratio %.2f)\n", img, r->streams,
+		       r->compression, r->streams == 1 ? "" : "s", stored,
+		       r->stored_bytes ? (double)r->image_bytes / (double)r->stored_bytes : 1.0);
+	else
+		printf("  %s of image, plain CRIU image directory\n", img);
+	printf("  frozen %.0f ms, CRIU %llu ms, total %llu ms\n", (double)r->frozen_us / 1000.0,
+	       (unsigned long long)r->criu_ms, (unsigned long long)r->dump_ms);
+}

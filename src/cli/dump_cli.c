@@ -1,0 +1,226 @@
+/* `crstream dump <pid>` */
+#include "checkpoint/dump.h"
+#include "checkpoint/session.h"
+#include "cli/cli.h"
+#include "cli/config.h"
+#include "util/err.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char dump_usage[] =
+	"Usage: crstream dump <pid> [options]\n"
+	"\n"
+	"Checkpoints the process tree rooted at <pid> through N parallel compressed\n"
+	"streams into DIR/NAME: img-0 .. img-(N-1) (with the codec's extension),\n"
+	"manifest.json and criu-dump.log. The checkpoint is complete and durable\n"
+	"before CRIU kills the tree; if anything fails first, the tree keeps running\n"
+	"and the checkpoint is left marked incomplete.\n"
+	"\n"
+	"Options (defaults from the config file and CRSTREAM_* variables; see\n"
+	"`crstream config show`):\n"
+	"  -n, --streams N         parallel streams, 1-64; 0 = plain CRIU image\n"
+	"                          directory, no streaming     [checkpoint.streams]\n"
+	"  -d, --dir DIR           a directory, s3://bucket/prefix or gs://bucket/prefix\n"
+	"                                                      [checkpoint.dir]\n"
+	"      --name NAME         checkpoint name (default dump-<pid>-<UTC time>)\n"
+	"  -c, --compression C     none, lz4, zstd, gzip or zlib [checkpoint.compression]\n"
+	"  -l, --level L           compression level           [checkpoint.level]\n"
+	"  -R, --leave-running     keep the tree running after the dump\n"
+	"                                                      [criu.leave_running]\n"
+	"      --shell-job         the tree is not a session leader (automatic)\n"
+	"      --tcp-established   checkpoint established TCP connections\n"
+	"      --file-locks        checkpoint file locks\n"
+	"      --ext-unix-sk       allow external UNIX sockets\n"
+	"      --external RES      CRIU --external (repeatable)\n"
+	"      --criu-opt OPT      pass OPT to `criu dump` (repeatable)\n"
+	"      --json              print the result as JSON on stdout\n"
+	"      --no-progress       no progress line on the terminal\n"
+	"  -h, --help              this help\n"
+	"\n"
+	"Example: crstream dump 1234 --streams 4 --compression zstd --dir /var/ckpt\n"
+	"Exit status: 0 when the checkpoint is complete, 1 on failure, 2 on misuse.\n";
+
+enum {
+	O_NAME = 1000, O_SHELL, O_TCP, O_LOCKS, O_EXTUNIX, O_EXTERNAL, O_CRIUOPT, O_JSON,
+	O_NOPROGRESS
+};
+
+static const struct option opts[] = {
+	{"streams", required_argument, NULL, 'n'},
+	{"dir", required_argument, NULL, 'd'},
+	{"name", required_argument, NULL, O_NAME},
+	{"compression", required_argument, NULL, 'c'},
+	{"level", required_argument, NULL, 'l'},
+	{"leave-running", no_argument, NULL, 'R'},
+	{"shell-job", no_argument, NULL, O_SHELL},
+	{"tcp-established", no_argument, NULL, O_TCP},
+	{"file-locks", no_argument, NULL, O_LOCKS},
+	{"ext-unix-sk", no_argument, NULL, O_EXTUNIX},
+	{"external", required_argument, NULL, O_EXTERNAL},
+	{"criu-opt", required_argument, NULL, O_CRIUOPT},
+	{"json", no_argument, NULL, O_JSON},
+	{"no-progress", no_argument, NULL, O_NOPROGRESS},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+struct dump_args {
+	struct dump_opts o;
+	char *external[64];
+	char *criu_opts[64];
+	bool json;
+	bool no_progress;
+};
+
+static int add_list(char **list, int *n, const char *v, const char *what)
+{
+	if (*n >= 64)
+		return usage_error("crstream dump", "too many %s options", what);
+	list[(*n)++] = (char *)v;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a, bool *help)
+{
+	int c, rc = 0;
+	optind = 1;
+	while (rc == 0 && (c = getopt_long(argc, argv, "n:d:c:l:Rh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (config_set_flag(cfg, "checkpoint.streams", optarg) < 0)
+				rc = usage_error("crstream dump", "--streams: \"%s\" is not a number", optarg);
+			break;
+		case 'd': rc = config_set_flag(cfg, "checkpoint.dir", optarg); break;
+		case 'c':
+			if (config_set_flag(cfg, "checkpoint.compression", optarg) < 0)
+				rc = usage_error("crstream dump", "unknown compression \"%s\" (use %s)",
+						 optarg, codec_names());
+			break;
+		case 'l':
+			if (config_set_flag(cfg, "checkpoint.level", optarg) < 0)
+				rc = usage_error("crstream dump", "--level: \"%s\" is not a number", optarg);
+			break;
+		case 'R': rc = config_set_flag(cfg, "criu.leave_running", "true"); break;
+		case O_NAME: a->o.name = optarg; break;
+		case O_SHELL: a->o.shell_job = 1; break;
+		case O_TCP: a->o.tcp_established = true; break;
+		case O_LOCKS: a->o.file_locks = true; break;
+		case O_EXTUNIX: a->o.ext_unix_sk = true; break;
+		case O_EXTERNAL: rc = add_list(a->external, &a->o.nexternal, optarg, "--external"); break;
+		case O_CRIUOPT: rc = add_list(a->criu_opts, &a->o.ncriu_opts, optarg, "--criu-opt"); break;
+		case O_JSON: a->json = true; break;
+		case O_NOPROGRESS: a->no_progress = true; break;
+		case 'h': *help = true; return 0;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (rc < 0)
+		return usage_error("crstream dump", "%s", err_msg());
+	if (rc)
+		return rc;
+	if (optind + 2 != argc)	/* argv[1] is "dump" */
+		return usage_error("crstream dump", optind + 2 > argc ? "missing <pid>" :
+				   "unexpected argument \"%s\"", argv[optind + 2 > argc ? 0 : optind + 2]);
+	const char *pid = argv[optind + 1];
+	char *end;
+	long v = strtol(pid, &end, 10);
+	if (!*pid || *end || v <= 0 || v > 4194304)
+		return usage_error("crstream dump", "\"%s\" is not a process id", pid);
+	a->o.pid = (pid_t)v;
+	return 0;
+}
+
+/* Turn the effective configuration into dump options. */
+static int resolve(struct config *cfg, struct dump_args *a, char *criu, size_t size)
+{
+	uint64_t streams = config_uint(cfg, "checkpoint.streams");
+	if (streams > 64)
+		return usage_error("crstream dump", "--streams %llu: at most 64 streams",
+				   (unsigned long long)streams);
+	a->o.streams = (int)streams;
+	a->o.dir = config_get(cfg, "checkpoint.dir");
+	a->o.codec = codec_by_name(config_get(cfg, "checkpoint.compression"));
+	a->o.level = config_is_set(cfg, "checkpoint.level") ? (int)config_int(cfg, "checkpoint.level")
+							     : a->o.codec->default_level;
+	if (a->o.streams && (a->o.level < a->o.codec->min_level || a->o.level > a->o.codec->max_level))
+		return usage_error("crstream dump", "--level %d: %s takes %d to %d", a->o.level,
+				   a->o.codec->name, a->o.codec->min_level, a->o.codec->max_level);
+	a->o.leave_running = config_bool(cfg, "criu.leave_running");
+	if (resolve_program(config_get(cfg, "criu.path"), criu, size) < 0)
+		return -1;
+	a->o.criu = criu;
+	return 0;
+}
+
+static void print_json(const struct dump_result *r, int rc)
+{
+	if (rc < 0) {
+		printf("{\"status\":\"error\",\"error\":");
+		json_print_string(stdout, err_msg());
+		printf(",\"checkpoint\":");
+		json_print_string(stdout, r->location);
+		printf(",\"process_running\":%s}\n", r->process_running ? "true" : "false");
+		return;
+	}
+	printf("{\"status\":\"ok\",\"checkpoint\":");
+	json_print_string(stdout, r->location);
+	printf(",\"name\":");
+	json_print_string(stdout, r->name);
+	printf(",\"streams\":%d,\"compression\":\"%s\",\"image_bytes\":%llu,\"stored_bytes\":%llu,"
+	       "\"compression_ratio\":%.3f,\"frozen_ms\":%.1f,\"criu_ms\":%llu,\"dump_ms\":%llu}\n",
+	       r->streams, r->compression, (unsigned long long)r->image_bytes,
+	       (unsigned long long)r->stored_bytes,
+	       r->stored_bytes ? (double)r->image_bytes / (double)r->stored_bytes : 1.0,
+	       (double)r->frozen_us / 1000.0, (unsigned long long)r->criu_ms,
+	       (unsigned long long)r->dump_ms);
+}
+
+int cmd_dump(int argc, char **argv)
+{
+	struct dump_args a = {.o.shell_job = -1};
+	struct config *cfg = NULL;
+	char criu[4096], self[4096];
+	bool help = false;
+	if (config_load(&cfg) < 0) {
+		err_print(NULL);
+		return 1;
+	}
+	int rc = parse(argc, argv, cfg, &a, &help);
+	if (help) {
+		fputs(dump_usage, stdout);
+		config_free(cfg);
+		return 0;
+	}
+	if (rc == 0)
+		rc = resolve(cfg, &a, criu, sizeof(criu));
+	if (rc == 0 && self_path(self, sizeof(self)) < 0)
+		rc = -1;
+	if (rc) {
+		if (rc < 0)
+			err_print(NULL);
+		config_free(cfg);
+		return rc < 0 ? 1 : rc;
+	}
+	a.o.external = a.external;
+	a.o.criu_opts = a.criu_opts;
+	a.o.self = self;
+	struct store_options so = {.config = config_lookup, .ctx = cfg};
+	a.o.store_opt = &so;
+	a.o.progress = !a.json && !a.no_progress && isatty(STDERR_FILENO);
+	struct dump_result r;
+	rc = session_block_signals();
+	if (rc == 0)
+		rc = checkpoint_dump(&a.o, &r);
+	if (a.json)
+		print_json(&r, rc);
+	else if (rc < 0)
+		err_print(NULL);
+	else
+		print_dump_summary(&r);
+	config_free(cfg);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,112 @@
+/* `crstream config show` and `crstream inspect CHECKPOINT`. */
+#include "checkpoint/layout.h"
+#include "checkpoint/manifest.h"
+#include "cli/cli.h"
+#include "cli/config.h"
+#include "util/err.h"
+#include "util/fmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_config(int argc, char **argv)
+{
+	if (argc < 3 || strcmp(argv[2], "show")) {
+		if (argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+			printf("Usage: crstream config show\n\n"
+			       "Prints every configuration key, its effective value and where it\n"
+			       "comes from: default < file (%s, or $CRSTREAM_CONFIG) <\n"
+			       "environment (CRSTREAM_<SECTION>_<KEY>) < command-line flags.\n",
+			       CONFIG_DEFAULT_PATH);
+			return 0;
+		}
+		return usage_error("crstream config", "use `crstream config show`");
+	}
+	struct config *cfg;
+	if (config_load(&cfg) < 0) {
+		err_print(NULL);
+		return 1;
+	}
+	config_show(cfg, stdout);
+	config_free(cfg);
+	return 0;
+}
+
+static void show_manifest(const struct manifest *m)
+{
+	char img[32], stored[32];
+	uint64_t stored_bytes = 0;
+	for (int i = 0; m->stream && i < m->streams; i++)
+		stored_bytes += m->stream[i].stored_bytes;
+	format_bytes(m->image_bytes, img, sizeof(img));
+	format_bytes(stored_bytes, stored, sizeof(stored));
+	printf("status:      %s%s%s\n", m->complete ? "complete" : "INCOMPLETE",
+	       m->error ? ": " : "", m->error ? m->error : "");
+	printf("streams:     %d (%s, level %d)\n", m->streams, m->compression, m->level);
+	printf("image:       %s in %zu files; stored %s\n", img, m->nfiles, stored);
+	printf("process:     pid %d on %s (%s)\n", m->pid, m->hostname ? m->hostname : "?",
+	       m->kernel ? m->kernel : "?");
+	printf("dumped:      %s .. %s, frozen %.1f ms, CRIU %s, crstream %s\n", m->started_at,
+	       m->finished_at[0] ? m->finished_at : "?", (double)m->frozen_us / 1000.0,
+	       m->criu_version ? m->criu_version : "?", m->tool_version ? m->tool_version : "?");
+	for (int i = 0; m->stream && i < m->streams; i++)
+		printf("stream:      %-12s %12llu bytes (raw %llu)  xxh128 %s\n", m->stream[i].file,
+		       (unsigned long long)m->stream[i].stored_bytes,
+		       (unsigned long long)m->stream[i].raw_bytes, m->stream[i].checksum);
+	for (size_t i = 0; i < m->nfiles; i++)
+		printf("file:        %-24s %12llu bytes\n", m->files[i].name,
+		       (unsigned long long)m->files[i].size);
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+	if (argc != 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
+		if (argc == 3) {
+			printf("Usage: crstream inspect CHECKPOINT\n\n"
+			       "Lists a checkpoint's manifest, streams and image files, or for a\n"
+			       "checkpoint without manifest the streams found and their layout.\n");
+			return 0;
+		}
+		return usage_error("crstream inspect", "usage: crstream inspect CHECKPOINT");
+	}
+	struct config *cfg;
+	if (config_load(&cfg) < 0) {
+		err_print(NULL);
+		return 1;
+	}
+	struct store_options so = {.config = config_lookup, .ctx = cfg};
+	struct store *s = NULL;
+	void *json = NULL;
+	size_t len;
+	int rc = store_open(argv[2], &so, &s);
+	if (rc == 0)
+		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
+	printf("checkpoint:  %s\n", argv[2]);
+	if (rc == 0) {
+		struct manifest m;
+		rc = manifest_parse(json, &m);
+		if (rc == 0) {
+			show_manifest(&m);
+			manifest_free(&m);
+		}
+	} else if (rc == 1) {
+		struct layout lay;
+		rc = layout_detect(s, argv[2], &lay);
+		if (rc == 0) {
+			printf("status:      no manifest; %s layout\n", lay.kind);
+			printf("streams:     %d (%s)\n", lay.streams, lay.codec->name);
+			for (int i = 0; i < lay.streams; i++)
+				printf("stream:      %s\n", lay.files[i]);
+			layout_free(&lay);
+		}
+	}
+	free(json);
+	store_close(s);
+	config_free(cfg);
+	if (rc < 0) {
+		err_print(NULL);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,168 @@
+/* `crstream restore --path CHECKPOINT` */
+#include "checkpoint/restore.h"
+#include "checkpoint/session.h"
+#include "cli/cli.h"
+#include "cli/config.h"
+#include "util/err.h"
+#include "util/fmt.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char restore_usage[] =
+	"Usage: crstream restore --path CHECKPOINT [options]\n"
+	"\n"
+	"Restores a checkpoint made by `crstream dump` (or by criu-image-streamer or\n"
+	"Cedana setups: img-N[.lz4|.gz|.zlib|.zst] streams without a manifest). The\n"
+	"stream count and compression are detected. Streams are fetched, checked and\n"
+	"decompressed in parallel while CRIU restores; the restored tree only runs\n"
+	"once every stream has been read to its end and matched its checksum, so a\n"
+	"damaged checkpoint is refused, never half-restored. The tree runs detached.\n"
+	"\n"
+	"Options:\n"
+	"  -p, --path CHECKPOINT   DIR/NAME, s3://bucket/prefix/NAME or gs://...\n"
+	"      --pid-file FILE     write the restored root's pid to FILE\n"
+	"      --shell-job         restore as a shell job (default: as dumped)\n"
+	"      --tcp-established   restore established TCP connections\n"
+	"      --tcp-close         restore established TCP connections closed\n"
+	"      --leave-stopped     leave the restored tasks stopped\n"
+	"      --memory-limit SIZE image data held in memory before spilling to\n"
+	"                          $TMPDIR (e.g. 256M)        [restore.memory_limit]\n"
+	"      --criu-opt OPT      pass OPT to `criu restore` (repeatable)\n"
+	"      --json              print the result as JSON on stdout\n"
+	"  -h, --help              this help\n"
+	"\n"
+	"Exit status: 0 when the tree was restored and resumed, 1 on failure.\n";
+
+enum { O_PIDFILE = 1000, O_SHELL, O_TCP, O_TCPCLOSE, O_STOPPED, O_MEM, O_CRIUOPT, O_JSON };
+
+static const struct option opts[] = {
+	{"path", required_argument, NULL, 'p'},
+	{"pid-file", required_argument, NULL, O_PIDFILE},
+	{"shell-job", no_argument, NULL, O_SHELL},
+	{"tcp-established", no_argument, NULL, O_TCP},
+	{"tcp-close", no_argument, NULL, O_TCPCLOSE},
+	{"leave-stopped", no_argument, NULL, O_STOPPED},
+	{"memory-limit", required_argument, NULL, O_MEM},
+	{"criu-opt", required_argument, NULL, O_CRIUOPT},
+	{"json", no_argument, NULL, O_JSON},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+struct restore_args {
+	struct restore_opts o;
+	char *criu_opts[64];
+	bool json;
+};
+
+static int parse(int argc, char **argv, struct config *cfg, struct restore_args *a, bool *help)
+{
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': a->o.path = optarg; break;
+		case O_PIDFILE: a->o.pid_file = optarg; break;
+		case O_SHELL: a->o.shell_job = 1; break;
+		case O_TCP: a->o.tcp_established = true; break;
+		case O_TCPCLOSE: a->o.tcp_close = true; break;
+		case O_STOPPED: a->o.leave_stopped = true; break;
+		case O_MEM:
+			if (config_set_flag(cfg, "restore.memory_limit", optarg) < 0)
+				return usage_error("crstream restore", "--memory-limit: \"%s\" is not a size "
+						   "like 64M or 1G", optarg);
+			break;
+		case O_CRIUOPT:
+			if (a->o.ncriu_opts >= 64)
+				return usage_error("crstream restore", "too many --criu-opt options");
+			a->criu_opts[a->o.ncriu_opts++] = optarg;
+			break;
+		case O_JSON: a->json = true; break;
+		case 'h': *help = true; return 0;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 < argc)	/* argv[1] is "restore" */
+		return usage_error("crstream restore", "unexpected argument \"%s\"", argv[optind + 1]);
+	if (!a->o.path)
+		return usage_error("crstream restore", "--path CHECKPOINT is required");
+	return 0;
+}
+
+static void print_json(const struct restore_opts *o, const struct restore_result *r, int rc)
+{
+	if (rc < 0) {
+		printf("{\"status\":\"error\",\"error\":");
+		json_print_string(stdout, err_msg());
+		printf(",\"checkpoint\":");
+		json_print_string(stdout, o->path);
+		printf("}\n");
+		return;
+	}
+	printf("{\"status\":\"ok\",\"checkpoint\":");
+	json_print_string(stdout, o->path);
+	printf(",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
+	       "\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
+	       "\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu}\n",
+	       (int)r->pid, r->layout, r->streams, r->compression,
+	       (unsigned long long)r->image_bytes, (unsigned long long)r->stored_bytes,
+	       (unsigned long long)r->criu_ms, (unsigned long long)r->restore_ms,
+	       (unsigned long long)r->peak_buffered, (unsigned long long)r->spilled);
+}
+
+static void print_summary(const struct restore_opts *o, const struct restore_result *r)
+{
+	char img[32];
+	format_bytes(r->image_bytes, img, sizeof(img));
+	printf("restored %s as pid %d\n", o->path, (int)r->pid);
+	printf("  %s of image from %d %s stream%s (%s layout) in %llu ms\n", img, r->streams,
+	       r->compression, r->streams == 1 ? "" : "s", r->layout,
+	       (unsigned long long)r->restore_ms);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	struct restore_args a = {.o.shell_job = -1, .o.detach = true};
+	struct config *cfg = NULL;
+	char criu[4096], self[4096];
+	bool help = false;
+	if (config_load(&cfg) < 0) {
+		err_print(NULL);
+		return 1;
+	}
+	int rc = parse(argc, argv, cfg, &a, &help);
+	if (help || rc) {
+		if (help)
+			fputs(restore_usage, stdout);
+		config_free(cfg);
+		return rc;
+	}
+	if (resolve_program(config_get(cfg, "criu.path"), criu, sizeof(criu)) < 0 ||
+	    self_path(self, sizeof(self)) < 0) {
+		err_print(NULL);
+		config_free(cfg);
+		return 1;
+	}
+	a.o.criu = criu;
+	a.o.self = self;
+	a.o.criu_opts = a.criu_opts;
+	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
+	struct store_options so = {.config = config_lookup, .ctx = cfg};
+	a.o.store_opt = &so;
+	struct restore_result r;
+	rc = session_block_signals();
+	if (rc == 0)
+		rc = checkpoint_restore(&a.o, &r);
+	if (a.json)
+		print_json(&a.o, &r, rc);
+	else if (rc < 0)
+		err_print(NULL);
+	else
+		print_summary(&a.o, &r);
+	config_free(cfg);
+	return rc < 0 ? 1 : 0;
+}
