@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# setup.sh - prepare a Debian 12 machine to build, test and run crstream.
+#
+# Usage: scripts/setup.sh            (as root)
+#
+# Idempotent: packages already installed are left alone, a CRIU already built
+# by an earlier run is reused, and build/env.sh is rewritten with the same
+# content. Steps:
+#   1. install the Debian packages below that are missing (checked with
+#      dpkg-query; `apt-get update` only if an install fails for lack of
+#      package lists);
+#   2. run scripts/provision-criu.sh to find or build a CRIU >= 4.1;
+#   3. write build/env.sh (under the repo root) exporting CRSTREAM_CRIU, for
+#      later scripts to `source`.
+#
+# Environment
+#   EXTRA_PACKAGES   more Debian packages to install, separated by spaces or
+#                    commas (e.g. EXTRA_PACKAGES="gnuplot awscli").
+#   CRSTREAM_CRIU, CRSTREAM_CACHE_DIR, ...
+#                    passed on to provision-criu.sh (see its header).
+#
+# Output: progress on stderr, prefixed "setup:"; a short summary on stdout.
+# Exit: 0 on success, 1 on failure (including not being root).
+
+set -euo pipefail
+
+# Debian packages crstream needs. To add some, append to the right group (or
+# add a group with a comment saying why); for a one-off, use EXTRA_PACKAGES.
+PACKAGES=(
+	# build: compiler and make, pkg-config (the Makefile asks it for flags),
+	# protobuf-c code generator and library for proto/*.proto
+	build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev
+	# codecs: lz4/zstd/gzip compression (zlib, ISA-L for fast gzip) and
+	# xxHash checksums of the image shards
+	liblz4-dev libzstd-dev zlib1g-dev libisal-dev libxxhash-dev
+	# object storage: HTTP client, TLS and request signing, JSON for the
+	# s3:// and gs:// store backends
+	libcurl4-openssl-dev libssl-dev libjson-c-dev curl ca-certificates
+	# tests: reference CLIs that cross-check our codec/checksum output, and
+	# the tools the integration tests use to run and inspect processes
+	lz4 zstd gzip xxhash tar iproute2 python3 procps psmisc
+)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() {
+	log "ERROR: $*"
+	exit 1
+}
+
+if ((EUID != 0)); then
+	die "must be run as root (it installs packages and checks CRIU, which needs root); try: sudo $0"
+fi
+
+# The repo root, from this script's own location, so it works from any cwd.
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+
+# ---- packages -----------------------------------------------------------------
+# Print the packages among "$@" that dpkg does not have installed.
+missing_packages() {
+	local p
+	for p in "$@"; do
+		# shellcheck disable=SC2016 # ${...} is a dpkg-query format, not ours
+		[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] ||
+			printf '%s\n' "$p"
+	done
+}
+
+apt_install() {
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		-o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0 "$@"
+}
+
+# Install whichever of "$@" are missing. `apt-get update` is run only when the
+# install fails in a way that means the package lists are absent or stale (a
+# fresh machine, or an old list pointing at superseded .debs).
+INSTALLED=()
+ensure_packages() {
+	local missing aptlog
+	mapfile -t missing < <(missing_packages "$@")
+	if ((${#missing[@]} == 0)); then
+		log "all ${#} packages already installed"
+		return 0
+	fi
+	log "installing missing packages: ${missing[*]}"
+	aptlog=$(mktemp)
+	if ! apt_install "${missing[@]}" 2>&1 | tee "$aptlog" | sed -u 's/^/setup:   | /' >&2; then
+		if ! grep -qE 'Unable to locate package|has no installation candidate|Failed to fetch|Unable to fetch some archives' "$aptlog"; then
+			rm -f "$aptlog"
+			die "apt-get install ${missing[*]} failed"
+		fi
+		log "package lists look missing or stale; running apt-get update and retrying"
+		apt-get update -q -o DPkg::Lock::Timeout=300 2>&1 | sed -u 's/^/setup:   | /' >&2 ||
+			die "apt-get update failed"
+		apt_install "${missing[@]}" 2>&1 | sed -u 's/^/setup:   | /' >&2 ||
+			die "apt-get install ${missing[*]} failed"
+	fi
+	rm -f "$aptlog"
+	INSTALLED=("${missing[@]}")
+}
+
+# EXTRA_PACKAGES may separate names by spaces, tabs, newlines or commas.
+extra_list=${EXTRA_PACKAGES:-}
+read -r -d '' -a extra <<<"${extra_list//,/ }" || true # read -d '' ends at EOF with status 1
+ensure_packages "${PACKAGES[@]}" "${extra[@]}"
+
+# ---- CRIU ---------------------------------------------------------------------
+log "provisioning CRIU"
+criu=$("$ROOT/scripts/provision-criu.sh") || die "could not provision CRIU (see provision-criu's messages above)"
+[[ -n $criu ]] || die "provision-criu.sh printed no path"
+criu_version=$("$criu" --version 2>/dev/null | sed -n 's/^Version: *//p')
+
+# ---- build/env.sh -------------------------------------------------------------
+# Written to a temp file and renamed, so a concurrent `source` never sees a
+# half-written file.
+envfile=$ROOT/build/env.sh
+mkdir -p "$ROOT/build"
+tmp=$(mktemp "$ROOT/build/.env.sh.XXXXXX")
+{
+	printf '# Generated by scripts/setup.sh; re-run it to refresh. Use: source build/env.sh\n'
+	printf 'export CRSTREAM_CRIU=%q\n' "$criu"
+} >"$tmp"
+chmod 644 "$tmp"
+mv -f -- "$tmp" "$envfile"
+
+# ---- summary (stdout) -----------------------------------------------------------
+echo "crstream setup complete"
+if ((${#INSTALLED[@]} > 0)); then
+	echo "  packages installed: ${INSTALLED[*]}"
+else
+	echo "  packages installed: none (all present)"
+fi
+echo "  CRIU:               $criu (version ${criu_version:-unknown})"
+echo "  environment:        $envfile (source it to get CRSTREAM_CRIU)"
