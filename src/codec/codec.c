@@ -7,7 +7,7 @@
 #include <string.h>
 
 const struct codec *const codecs[] = {
-	&codec_none, &codec_lz4, &codec_zstd, NULL,
+	&codec_none, &codec_lz4, &codec_zstd, &codec_gzip, &codec_zlib, NULL,
 };
 
 const struct codec *codec_by_name(const char *name)
