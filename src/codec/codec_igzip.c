@@ -204,7 +204,8 @@ static int igzip_next_frame(struct igzip_decoder *z, const unsigned char *rest, 
 	unsigned char next[sizeof(z->carry)];
 	for (size_t i = 0; i < extra; i++) /* the bit buffer fills from the low end */
 		next[i] = (unsigned char)(z->st.read_in >> (8 * i));
-	memcpy(next + extra, rest, rest_len);
+	if (rest_len)
+		memcpy(next + extra, rest, rest_len);
 	memcpy(z->carry, next, extra + rest_len);
 	z->carry_pos = 0;
 	z->carry_len = extra + rest_len;
