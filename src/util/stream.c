@@ -26,6 +26,8 @@ struct membuf_writer {
 static int mbw_write(struct writer *w, const void *buf, size_t len)
 {
 	struct membuf *mb = ((struct membuf_writer *)w)->mb;
+	if (len == 0)
+		return 0; /* mb->data may still be NULL: no memcpy on it */
 	if (mb->len + len > mb->cap) {
 		size_t cap = mb->cap ? mb->cap : 4096;
 		while (cap < mb->len + len)
@@ -86,6 +88,8 @@ static ssize_t mr_read(struct reader *r, void *buf, size_t cap)
 		n = cap;
 	if (m->chunk && n > m->chunk)
 		n = m->chunk;
+	if (n == 0)
+		return 0; /* data may be NULL for an empty reader */
 	memcpy(buf, m->data + m->pos, n);
 	m->pos += n;
 	return (ssize_t)n;
