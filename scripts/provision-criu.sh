@@ -12,7 +12,7 @@
 # A CRIU "qualifies" when all of these hold (checked in this order, and the
 # first one that fails is named in the error):
 #   1. it is an executable file;
-#   2. `criu --version` reports a version >= 4.1;
+#   2. `criu --version` reports a version >= $CRIU_MIN_VERSION (4.2, below);
 #   3. `criu --help` lists --stream (crstream talks to CRIU over its
 #      image-streamer protocol);
 #   4. `criu check` exits 0. Its verdict is taken from the exit status only:
@@ -25,7 +25,7 @@
 #      not qualify the script fails; it never silently substitutes another.
 #   b. `criu` found in PATH, if it qualifies. It often does not: Debian 12
 #      ships CRIU 3.17, which predates the kernel's [vvar_vclock] mapping, so
-#      `criu check` fails on current kernels (and 3.17 is below 4.1 anyway).
+#      `criu check` fails on current kernels (and 3.17 is far too old anyway).
 #   c. The pinned CRIU below, built from Debian's upstream ("orig") tarball
 #      into ${CRSTREAM_CACHE_DIR:-/var/cache/crstream}/criu-<version>/criu,
 #      next to a stamp file recording version and sha256. Later runs reuse it
@@ -57,12 +57,15 @@ set -euo pipefail
 # upstream tarball as published in Debian's pool, and the Debian source
 # package version (in the suite below) that carries the same tarball, used by
 # the apt-get source fallback.
-CRIU_VERSION=4.1.1
-CRIU_SHA256=f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe
-CRIU_DEBIAN_VERSION=4.1.1-1
-CRIU_DEBIAN_SUITE=trixie
-# Oldest CRIU accepted from $CRSTREAM_CRIU or PATH.
-CRIU_MIN_VERSION=4.1
+# 4.2.1 rather than trixie's 4.1.1: CRIU 4.1.x cannot dump any TCP socket on
+# Linux 6.16 and later (it asks for SO_PASSCRED/SO_PASSSEC, which the kernel
+# now refuses on non-UNIX sockets), and the tests checkpoint listeners.
+CRIU_VERSION=4.2.1
+CRIU_SHA256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
+CRIU_DEBIAN_VERSION=4.2.1-1
+CRIU_DEBIAN_SUITE=sid
+# Oldest CRIU accepted from $CRSTREAM_CRIU or PATH (see above for why not 4.1).
+CRIU_MIN_VERSION=4.2
 
 # Packages needed to build CRIU from source (Debian 12 names). iproute2 is a
 # runtime need of CRIU (it calls `ip` for network namespaces); curl and

@@ -9,7 +9,7 @@
 #   1. install the Debian packages below that are missing (checked with
 #      dpkg-query; `apt-get update` only if an install fails for lack of
 #      package lists);
-#   2. run scripts/provision-criu.sh to find or build a CRIU >= 4.1;
+#   2. run scripts/provision-criu.sh to find or build a CRIU >= 4.2 (see provision-criu.sh);
 #   3. write build/env.sh (under the repo root) exporting CRSTREAM_CRIU, for
 #      later scripts to `source`.
 #

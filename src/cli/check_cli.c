@@ -76,9 +76,12 @@ static bool check_criu(struct checks *c, struct config *cfg, char *criu, size_t 
 	int major = 0, minor = 0;
 	sscanf(version, "%d.%d", &major, &minor);
 	bool new_enough = major > 4 || (major == 4 && minor >= 1);
-	report(c, new_enough ? "ok" : "FAIL", "CRIU %s, version %s%s", criu, version,
-	       new_enough ? "" : " (4.1 or later needed: older CRIU fails on kernels with the "
-				 "[vvar_vclock] mapping)");
+	bool tcp_ok = major > 4 || (major == 4 && minor >= 2);
+	report(c, !new_enough ? "FAIL" : tcp_ok ? "ok" : "warn", "CRIU %s, version %s%s", criu,
+	       version,
+	       !new_enough ? " (4.1 or later needed: older CRIU fails on kernels with the "
+			     "[vvar_vclock] mapping)"
+	       : !tcp_ok ? " (4.1 cannot dump TCP sockets on Linux 6.16 and later; use 4.2)" : "");
 	bool stream = criu_has_stream(criu);
 	report(c, stream ? "ok" : "FAIL", "CRIU --stream support: %s", stream ? "yes" : "no");
 	return new_enough && stream;
