@@ -43,7 +43,9 @@ port_of() {
 install_packages() {
 	local missing=()
 	local pkg
-	for pkg in swift-proxy swift-account swift-container swift-object python3-lxml memcached; do
+	# awscli is not needed by the server: test_s3_live uses it to check
+	# that objects cross between it and crstream both ways.
+	for pkg in swift-proxy swift-account swift-container swift-object python3-lxml memcached awscli; do
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' ||
 			missing+=("$pkg")
 	done
