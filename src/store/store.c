@@ -4,9 +4,13 @@
 #include <string.h>
 
 extern const struct store_ops local_store_ops;
+extern const struct store_ops s3_store_ops;
+extern const struct store_ops gs_store_ops;
 
 /* Order matters: the local backend takes whatever the others do not. */
 const struct store_ops *const store_backends[] = {
+	&s3_store_ops,
+	&gs_store_ops,
 	&local_store_ops,
 	NULL,
 };
