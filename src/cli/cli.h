@@ -35,6 +35,9 @@ int self_path(char *buf, size_t size);
 /* s as a JSON string literal. */
 void json_print_string(FILE *out, const char *s);
 
+/* ",\"peak_rss_bytes\":N,\"cpu_seconds\":S" for this process (CRIU not counted). */
+void print_self_usage_json(FILE *out);
+
 struct dump_result;
 void print_dump_summary(const struct dump_result *r);
 

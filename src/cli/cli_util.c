@@ -4,6 +4,7 @@
 #include "util/fmt.h"
 
 #include <stdio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 int self_path(char *buf, size_t size)
@@ -43,4 +44,16 @@ void print_dump_summary(const struct dump_result *r)
 		printf("  %s of image, plain CRIU image directory\n", img);
 	printf("  frozen %.0f ms, CRIU %llu ms, total %llu ms\n", (double)r->frozen_us / 1000.0,
 	       (unsigned long long)r->criu_ms, (unsigned long long)r->dump_ms);
+}
+
+void print_self_usage_json(FILE *out)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return;
+	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	/* crstream's own cost, CRIU (a child) excluded. */
+	fprintf(out, ",\"peak_rss_bytes\":%lld,\"cpu_seconds\":%.3f", (long long)ru.ru_maxrss * 1024,
+		cpu);
 }

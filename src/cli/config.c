@@ -39,10 +39,12 @@ static const struct config_key keys[] = {
 	{"s3.addressing", T_STRING, NULL, false, "path or virtual"},
 	{"s3.part_size", T_SIZE, NULL, false, "first multipart part size (grows for large streams)"},
 	{"s3.parts_in_flight", T_UINT, NULL, false, "parts uploaded at once per stream"},
-	{"s3.timeout_seconds", T_UINT, NULL, false, "per-request timeout"},
+	{"s3.timeout_seconds", T_UINT, NULL, false, "a request stalled this long is retried"},
+	{"s3.connect_timeout_seconds", T_UINT, NULL, false, "connection timeout"},
 	{"s3.retries", T_UINT, NULL, false, "retries of a failed request"},
 	{"gcs.hmac_access_id", T_STRING, NULL, false, "GCS HMAC key (after GCS_HMAC_ACCESS_ID)"},
 	{"gcs.hmac_secret", T_STRING, NULL, true, "GCS HMAC secret"},
+	{"gcs.endpoint", T_STRING, NULL, false, "GCS XML API endpoint (default storage.googleapis.com)"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -171,12 +171,14 @@ static void print_json(const struct dump_result *r, int rc)
 	printf(",\"name\":");
 	json_print_string(stdout, r->name);
 	printf(",\"streams\":%d,\"compression\":\"%s\",\"image_bytes\":%llu,\"stored_bytes\":%llu,"
-	       "\"compression_ratio\":%.3f,\"frozen_ms\":%.1f,\"criu_ms\":%llu,\"dump_ms\":%llu}\n",
+	       "\"compression_ratio\":%.3f,\"frozen_ms\":%.1f,\"criu_ms\":%llu,\"dump_ms\":%llu",
 	       r->streams, r->compression, (unsigned long long)r->image_bytes,
 	       (unsigned long long)r->stored_bytes,
 	       r->stored_bytes ? (double)r->image_bytes / (double)r->stored_bytes : 1.0,
 	       (double)r->frozen_us / 1000.0, (unsigned long long)r->criu_ms,
 	       (unsigned long long)r->dump_ms);
+	print_self_usage_json(stdout);
+	printf("}\n");
 }
 
 int cmd_dump(int argc, char **argv)

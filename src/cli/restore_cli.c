@@ -107,11 +107,13 @@ static void print_json(const struct restore_opts *o, const struct restore_result
 	json_print_string(stdout, o->path);
 	printf(",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
 	       "\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
-	       "\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu}\n",
+	       "\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
 	       (int)r->pid, r->layout, r->streams, r->compression,
 	       (unsigned long long)r->image_bytes, (unsigned long long)r->stored_bytes,
 	       (unsigned long long)r->criu_ms, (unsigned long long)r->restore_ms,
 	       (unsigned long long)r->peak_buffered, (unsigned long long)r->spilled);
+	print_self_usage_json(stdout);
+	printf("}\n");
 }
 
 static void print_summary(const struct restore_opts *o, const struct restore_result *r)

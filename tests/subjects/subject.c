@@ -1293,9 +1293,15 @@ static bool check_data_file(struct subject *s)
 	return true;
 }
 
-/* Connects to our own listening socket and expects our own pong back. */
+/* Connects to our own listening socket and expects our own pong back. The
+ * port is read back from the socket first: a restore may have remapped it
+ * (criu-image-streamer's --tcp-listen-remap). */
 static bool check_listener(struct subject *s)
 {
+	struct sockaddr_in bound;
+	socklen_t bound_len = sizeof(bound);
+	if (getsockname(files.listen_fd, (struct sockaddr *)&bound, &bound_len) == 0)
+		files.port = ntohs(bound.sin_port);
 	int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (client < 0) {
 		set_detail(s, "socket: %s", strerror(errno));

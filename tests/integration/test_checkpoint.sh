@@ -1,0 +1,369 @@
+#!/bin/bash
+# crstream dump / restore with the real CRIU: every stream count and codec,
+# the layouts of other streamers, and every failure the dump/restore issue
+# lists (full disk, damaged or incomplete checkpoints, kills, Ctrl-C).
+source "$(dirname "$0")/../lib/harness.sh"
+
+CK=""	# set per test: $T/ck
+
+# dump_ok NAME PID ARGS...: crstream dump into $T/ck/NAME; prints its JSON.
+dump_ok() {
+	local name=$1 pid=$2
+	shift 2
+	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name "$name" --json "$@" >"$T/$name.dump.json" ||
+		{ fail "dump $name: $(cat "$T/$name.dump.json")"; return 1; }
+	wait_gone "$pid"
+}
+
+restore_ok() {
+	local name=$1
+	shift
+	"$CRSTREAM" restore --path "$T/ck/$name" --json "$@" >"$T/$name.restore.json" ||
+		{ fail "restore $name: $(cat "$T/$name.restore.json")"; return 1; }
+}
+
+json_get() {	# json_get FILE KEY (flat objects only)
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+# cycle NAME SUBJECT-ARGS -- DUMP-ARGS: start, dump, restore, verify, kill.
+cycle() {
+	local name=$1
+	shift
+	local sargs=() dargs=()
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do sargs+=("$1"); shift; done
+	shift
+	dargs=("$@")
+	local pid counter
+	pid=$(start_subject "$name" "${sargs[@]}")
+	counter=$(status_get "$T/$name.status" counter)
+	dump_ok "$name" "$pid" "${dargs[@]}"
+	check_modes "$T/ck/$name"
+	restore_ok "$name"
+	verify_subject "$name" "$counter"
+	[ "$(json_get "$T/$name.restore.json" pid)" = "$pid" ] || fail "restored under another pid"
+	kill -9 "$pid"
+	wait_gone "$pid"
+}
+
+subject_args() {	# the four kinds of test process, by index
+	case $(($1 % 4)) in
+	0) echo "mem --mib 48" ;;
+	1) echo "threads --threads 3 --mib 24" ;;
+	2) echo "tree --children 2" ;;
+	3) echo "files --data $T/data-$1 --port 0" ;;
+	esac
+}
+
+test_every_stream_count_and_codec_with_every_process_kind() {
+	local n c k=0 kind
+	for n in 1 2 4 8; do
+		for c in none lz4 zstd gzip zlib; do
+			for kind in 0 1 2 3; do
+				k=$((k + 1))
+				echo "x" >"$T/data-$kind"
+				# shellcheck disable=SC2046
+				cycle "s$n-$c-$kind" $(subject_args $kind) -- --streams "$n" --compression "$c"
+				[ -e "$T/ck/s$n-$c-$kind/img-$((n - 1))$(ext_of "$c")" ] ||
+					fail "no img-$((n - 1)) for $c"
+			done
+		done
+	done
+	log "$k dump/restore cycles"
+}
+
+ext_of() {
+	case $1 in none) ;; lz4) echo .lz4 ;; zstd) echo .zst ;; gzip) echo .gz ;; zlib) echo .zlib ;; esac
+}
+
+test_streams_0_is_a_plain_criu_image_directory() {
+	local kind
+	for kind in 0 1 2 3; do
+		echo "x" >"$T/data-$kind"
+		# shellcheck disable=SC2046
+		cycle "plain-$kind" $(subject_args $kind) -- --streams 0
+	done
+	[ -s "$T/ck/plain-0/inventory.img" ] && [ -s "$T/ck/plain-0/pages-1.img" ]
+	grep -q '"streams":0' <(tr -d ' \n' <"$T/ck/plain-0/manifest.json")
+}
+
+# Each compressed stream is the codec's standard format: the usual tool
+# gives back the raw shard, which `crstream extract` turns into images.
+test_streams_decompress_with_standard_tools() {
+	local c i pid
+	for c in none lz4 zstd gzip zlib; do
+		pid=$(start_subject "m-$c" mem --mib 16)
+		dump_ok "$c" "$pid" --streams 2 --compression "$c" -R
+		kill -9 "$pid"
+		local ext
+		ext=$(ext_of "$c")
+		for i in 0 1; do
+			local f=$T/ck/$c/img-$i$ext
+			case $c in
+			none) cp "$f" "$T/raw-$i" ;;
+			lz4) lz4 -dc "$f" >"$T/raw-$i" ;;
+			zstd) zstd -q -dc "$f" >"$T/raw-$i" ;;
+			gzip) gzip -dc "$f" >"$T/raw-$i" ;;
+			zlib) python3 -c 'import sys,zlib; sys.stdout.buffer.write(zlib.decompress(open(sys.argv[1],"rb").read()))' "$f" >"$T/raw-$i" ;;
+			esac
+			local want
+			want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stream_files"][int(sys.argv[2])]["raw_bytes"])' "$T/ck/$c/manifest.json" $i)
+			[ "$(stat -c %s "$T/raw-$i")" = "$want" ] || fail "$c img-$i: raw size differs from the manifest"
+			# The checksum in the manifest is what xxh128sum says.
+			grep -q "$(xxh128sum "$f" | cut -d' ' -f1)" "$T/ck/$c/manifest.json" ||
+				fail "$c img-$i: xxh128sum disagrees with the manifest"
+		done
+		rm -rf "$T/x"
+		"$CRSTREAM" extract -D "$T/x" -s 10,11 10<"$T/raw-0" 11<"$T/raw-1" 2>/dev/null
+		[ -s "$T/x/inventory.img" ] && [ -s "$T/x/pages-1.img" ] || fail "$c: extract gave no image"
+	done
+}
+
+# criu-image-streamer setups: capture's shards compressed by the usual
+# tools into img-N.lz4 / .gz / .zlib or left raw, no manifest.
+test_restore_criu_image_streamer_layout() {
+	local c pid counter
+	for c in none lz4 gzip zlib; do
+		pid=$(start_subject "r-$c" mem --mib 32)
+		counter=$(status_get "$T/r-$c.status" counter)
+		mkdir -p "$T/img-$c" "$T/ck/ref-$c"
+		"$CRSTREAM" capture -D "$T/img-$c" -s 10,11,12 -p 3 3>"$T/p-$c" 10>"$T/s0" 11>"$T/s1" 12>"$T/s2" &
+		local cap=$!
+		until grep -q socket-init "$T/p-$c" 2>/dev/null; do sleep 0.05; done
+		"$CRIU" dump --stream -D "$T/img-$c" -t "$pid" -o dump.log
+		wait "$cap"
+		wait_gone "$pid"
+		for i in 0 1 2; do
+			case $c in
+			none) cp "$T/s$i" "$T/ck/ref-$c/img-$i" ;;
+			lz4) lz4 -q -c "$T/s$i" >"$T/ck/ref-$c/img-$i.lz4" ;;
+			gzip) gzip -c "$T/s$i" >"$T/ck/ref-$c/img-$i.gz" ;;
+			zlib) python3 -c 'import sys,zlib; sys.stdout.buffer.write(zlib.compress(open(sys.argv[1],"rb").read()))' "$T/s$i" >"$T/ck/ref-$c/img-$i.zlib" ;;
+			esac
+		done
+		restore_ok "ref-$c"
+		[ "$(json_get "$T/ref-$c.restore.json" layout)" = criu-image-streamer ]
+		[ "$(json_get "$T/ref-$c.restore.json" streams)" = 3 ]
+		verify_subject "r-$c" "$counter"
+		kill -9 "$pid"
+		wait_gone "$pid"
+	done
+}
+
+# Cedana's layout: small files and metadata.json in shard 0 under their own
+# seq numbering, everything else in shards 1.. under another; lz4 files.
+test_restore_cedana_layout() {
+	local pid counter
+	pid=$(start_subject ced mem --mib 32)
+	counter=$(status_get "$T/ced.status" counter)
+	mkdir -p "$T/img"
+	"$CRIU" dump -D "$T/img" -t "$pid" -o dump.log
+	wait_gone "$pid"
+	rm -f "$T/img/dump.log" "$T/img/stats-dump"
+	mkdir -p "$T/ck/cedana"
+	python3 "$ROOT/tests/tools/mkcedana.py" "$T/img" "$T/ck/cedana" 3
+	for f in "$T"/ck/cedana/img-*; do lz4 -q --rm "$f" "$f.lz4"; done
+	restore_ok cedana
+	[ "$(json_get "$T/cedana.restore.json" streams)" = 3 ]
+	verify_subject ced "$counter"
+}
+
+test_bad_arguments_are_refused() {
+	local pid
+	pid=$(start_subject m mem --mib 8)
+	expect_fail "--streams: \"-1\" is not a number" "$CRSTREAM" dump "$pid" --streams -1 --dir "$T/ck"
+	expect_fail "--streams: \"two\" is not a number" "$CRSTREAM" dump "$pid" --streams two --dir "$T/ck"
+	expect_fail "--streams 65: at most 64 streams" "$CRSTREAM" dump "$pid" --streams 65 --dir "$T/ck"
+	expect_fail "unknown compression \"brotli\" (use none, lz4, zstd, gzip, zlib)" \
+		"$CRSTREAM" dump "$pid" --compression brotli --dir "$T/ck"
+	expect_fail "no process with pid 4000000" "$CRSTREAM" dump 4000000 --dir "$T/ck"
+	expect_fail "missing <pid>" "$CRSTREAM" dump --dir "$T/ck"
+	expect_fail "\"12x\" is not a process id" "$CRSTREAM" dump 12x
+	expect_fail "--path CHECKPOINT is required" "$CRSTREAM" restore
+	expect_fail "is not a checkpoint: no manifest.json and no img-N streams" \
+		"$CRSTREAM" restore --path "$T"
+	alive "$pid" || fail "the subject died"
+	[ ! -e "$T/ck" ] || [ -z "$(ls -A "$T/ck")" ] || fail "a refused dump left files: $(ls "$T/ck")"
+}
+
+# One good checkpoint, damaged in every way the issue lists: each restore
+# is refused with a one-line reason and no restored process survives.
+test_damaged_checkpoints_are_refused() {
+	local pid
+	pid=$(start_subject d mem --mib 64)
+	dump_ok good "$pid" --streams 2 --compression lz4
+	local ck=$T/ck
+	damaged() {	# damaged NAME: a fresh copy of the good checkpoint
+		rm -rf "$ck/$1"
+		cp -a "$ck/good" "$ck/$1"
+	}
+	damaged deleted
+	rm "$ck/deleted/img-1.lz4"
+	expect_fail "stream img-1.lz4 is missing" "$CRSTREAM" restore --path "$ck/deleted"
+	damaged truncated
+	truncate -s -1000 "$ck/truncated/img-0.lz4"
+	expect_fail "the manifest says" "$CRSTREAM" restore --path "$ck/truncated"
+	[[ "$LAST_ERROR" == *"(truncated)"* ]] || fail "not called truncated: $LAST_ERROR"
+	damaged extra
+	cp "$ck/extra/img-1.lz4" "$ck/extra/img-2.lz4"
+	expect_fail "stream count mismatch: the manifest lists 2 streams" "$CRSTREAM" restore --path "$ck/extra"
+	local f off
+	for f in img-0.lz4 img-1.lz4; do
+		damaged "flip-$f"
+		off=$(($(stat -c %s "$ck/flip-$f/$f") / 2))
+		python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x40]))' "$ck/flip-$f/$f" "$off"
+		expect_fail "$f" "$CRSTREAM" restore --path "$ck/flip-$f"
+		[ "$(wc -l <<<"$LAST_ERROR")" = 1 ] || fail "more than one line: $LAST_ERROR"
+		! alive "$pid" || fail "a half-restored process survived ($f flipped)"
+	done
+	# The intact checkpoint still restores.
+	restore_ok good
+	verify_subject d
+}
+
+# The checkpoint directory fills up mid-dump: the dump fails with the
+# reason, the process keeps running, the checkpoint is marked incomplete.
+test_full_disk_during_dump_keeps_the_process_running() {
+	mkdir -p "$T/small"
+	mount -t tmpfs -o size=8m tmpfs "$T/small"
+	local pid counter rc=0
+	pid=$(start_subject full mem --mib 128)
+	counter=$(status_get "$T/full.status" counter)
+	"$CRSTREAM" dump "$pid" --dir "$T/small" --name full --streams 2 --compression none \
+		2>"$T/err" || rc=$?
+	[ "$rc" -ne 0 ] || fail "dump succeeded on an 8 MiB filesystem"
+	grep -q "No space left on device" "$T/err" || fail "dump said: $(cat "$T/err")"
+	grep -q "the process was resumed and keeps running" "$T/err" || fail "dump said: $(cat "$T/err")"
+	verify_subject full "$counter"
+	grep -q '"complete":false' <(tr -d ' \n' <"$T/small/full/manifest.json") || fail "not marked incomplete"
+	expect_fail "the checkpoint is incomplete" "$CRSTREAM" restore --path "$T/small/full"
+	umount "$T/small"
+}
+
+# crstream dump killed mid-way: CRIU gets broken pipes (or the hook gets
+# no answer) and resumes the tree; what is left is refused as incomplete.
+test_dump_killed_midway_keeps_the_process_running() {
+	local pid counter
+	pid=$(start_subject k mem --mib 512)
+	counter=$(status_get "$T/k.status" counter)
+	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name killed --streams 2 --compression gzip --level 9 \
+		2>/dev/null &
+	local dump=$!
+	until [ -s "$T/ck/killed/manifest.json" ]; do sleep 0.05; done
+	sleep 1
+	kill -9 "$dump"
+	wait "$dump" 2>/dev/null || true
+	# CRIU notices, backs out and resumes the tree.
+	"$TESTTOOL" wait-status "$T/k.status" "counter>$counter" --timeout 60 >/dev/null ||
+		fail "the process did not resume"
+	verify_subject k
+	expect_fail "the checkpoint is incomplete" "$CRSTREAM" restore --path "$T/ck/killed"
+	"$CRSTREAM" inspect "$T/ck/killed" | grep -q INCOMPLETE
+}
+
+test_sigint_during_dump_resumes_the_process() {
+	local pid counter rc=0
+	pid=$(start_subject i mem --mib 512)
+	counter=$(status_get "$T/i.status" counter)
+	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name int --streams 2 --compression gzip --level 9 \
+		2>"$T/err" &
+	local dump=$!
+	until [ -s "$T/ck/int/manifest.json" ]; do sleep 0.05; done
+	sleep 1
+	kill -INT "$dump"
+	wait "$dump" || rc=$?
+	[ "$rc" -ne 0 ] || fail "an interrupted dump exited 0"
+	grep -q interrupted "$T/err" || fail "dump said: $(cat "$T/err")"
+	verify_subject i "$counter"
+	grep -q '"complete":false' <(tr -d ' \n' <"$T/ck/int/manifest.json")
+	! ls "$T/ck/int"/img-* >/dev/null 2>&1 || fail "stream files left behind: $(ls "$T/ck/int")"
+}
+
+test_sigint_during_restore_leaves_no_process() {
+	local pid rc=0
+	pid=$(start_subject ir mem --mib 512)
+	dump_ok big "$pid" --streams 2 --compression gzip --level 6
+	"$CRSTREAM" restore --path "$T/ck/big" 2>"$T/err" &
+	local rst=$!
+	sleep 0.3
+	kill -INT "$rst"
+	wait "$rst" || rc=$?
+	[ "$rc" -ne 0 ] || fail "an interrupted restore exited 0"
+	grep -q interrupted "$T/err" || fail "restore said: $(cat "$T/err")"
+	sleep 0.5
+	! alive "$pid" || fail "a restored process survived the interrupted restore"
+}
+
+# A restore holds at most --memory-limit of image data in memory (the rest
+# spills to $TMPDIR): measured on the unsanitized binary (ASan's shadow
+# memory would hide what crstream itself uses).
+test_restore_memory_stays_under_the_limit() {
+	local pid
+	pid=$(start_subject ml mem --mib 256)
+	dump_ok big "$pid" --streams 2 --compression lz4
+	CRSTREAM=$CRSTREAM_PLAIN restore_ok big --memory-limit 16M
+	local image buffered rss
+	image=$(json_get "$T/big.restore.json" image_bytes)
+	buffered=$(json_get "$T/big.restore.json" peak_buffered_bytes)
+	rss=$(json_get "$T/big.restore.json" peak_rss_bytes)
+	log "image $image bytes, peak buffered $buffered, peak RSS $rss"
+	[ "$image" -gt $((4 * 16 * 1048576)) ] || fail "image too small for the test: $image"
+	[ "$buffered" -le $((16 * 1048576)) ] || fail "buffered $buffered > 16 MiB"
+	[ "$rss" -le $((16 * 1048576 + 32 * 1048576)) ] || fail "peak RSS $rss > limit + 32 MiB"
+	verify_subject ml
+}
+
+test_config_precedence_default_file_env_flag() {
+	local show
+	show=$("$CRSTREAM" config show)
+	grep -Eq '^checkpoint.compression +lz4 +default$' <<<"$show" || fail "default: $show"
+	printf '{"checkpoint": {"compression": "zstd", "streams": 3}}\n' >"$CRSTREAM_CONFIG"
+	show=$("$CRSTREAM" config show)
+	grep -Eq "^checkpoint.compression +zstd +file $CRSTREAM_CONFIG$" <<<"$show" || fail "file: $show"
+	show=$(CRSTREAM_CHECKPOINT_COMPRESSION=gzip "$CRSTREAM" config show)
+	grep -Eq '^checkpoint.compression +gzip +env CRSTREAM_CHECKPOINT_COMPRESSION$' <<<"$show" ||
+		fail "env: $show"
+	# The flag wins over all three, and the file's streams=3 still applies.
+	local pid
+	pid=$(start_subject c mem --mib 8)
+	CRSTREAM_CHECKPOINT_COMPRESSION=gzip "$CRSTREAM" dump "$pid" --dir "$T/ck" --name prec \
+		--compression zlib --json >"$T/prec.json"
+	[ "$(json_get "$T/prec.json" compression)" = zlib ] && [ "$(json_get "$T/prec.json" streams)" = 3 ] ||
+		fail "$(cat "$T/prec.json")"
+	ls "$T/ck/prec/img-2.zlib" >/dev/null
+	# Errors name the key.
+	printf '{"checkpoint": {"stream": 2}}\n' >"$CRSTREAM_CONFIG"
+	expect_fail "unknown key \"checkpoint.stream\"" "$CRSTREAM" config show
+	printf '{"checkpoint": {"streams": "four"}}\n' >"$CRSTREAM_CONFIG"
+	expect_fail "checkpoint.streams must be a non-negative integer" "$CRSTREAM" config show
+	printf '{"checkpoint": {"compression": "brotli"}}\n' >"$CRSTREAM_CONFIG"
+	expect_fail "checkpoint.compression must be one of none, lz4, zstd, gzip, zlib, got \"brotli\"" \
+		"$CRSTREAM" config show
+	printf '{}\n' >"$CRSTREAM_CONFIG"
+	expect_fail "environment variable CRSTREAM_RESTORE_MEMORY_LIMIT: restore.memory_limit must be a size" \
+		env CRSTREAM_RESTORE_MEMORY_LIMIT=lots "$CRSTREAM" config show
+	printf '{"checkpoint": [1]}\n' >"$CRSTREAM_CONFIG"
+	expect_fail "\"checkpoint\" must be an object of keys" "$CRSTREAM" config show
+	printf 'not json\n' >"$CRSTREAM_CONFIG"
+	expect_fail "not valid JSON" "$CRSTREAM" config show
+}
+
+test_files_are_private_whatever_the_umask() {
+	local pid
+	pid=$(start_subject u mem --mib 8)
+	(umask 000 && "$CRSTREAM" dump "$pid" --dir "$T/ck" --name open --streams 2 >/dev/null)
+	check_modes "$T/ck/open"
+	(umask 000 && "$CRSTREAM" dump 1 --dir "$T/ck" --name nope 2>/dev/null) || true
+	[ "$(stat -c %a "$T/ck")" = 700 ] || fail "$T/ck is $(stat -c %a "$T/ck")"
+}
+
+test_inspect_lists_manifest_and_files() {
+	local pid out
+	pid=$(start_subject ins mem --mib 8)
+	dump_ok ins "$pid" --streams 2 --compression zstd
+	out=$("$CRSTREAM" inspect "$T/ck/ins")
+	grep -q '^status: *complete' <<<"$out" && grep -q '^streams: *2 (zstd' <<<"$out" &&
+		grep -q 'img-1.zst' <<<"$out" && grep -q 'pages-1.img' <<<"$out" || fail "$out"
+}
+
+run_tests "$@"
