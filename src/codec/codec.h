@@ -5,7 +5,21 @@
  * A codec is a vtable of two constructors: an encoder is a writer filter,
  * a decoder a reader filter (see util/stream.h). Adding a codec means one
  * new file and one line in codec.c's table; nothing above this layer
- * changes. */
+ * changes.
+ *
+ * Levels (min..max, default; the encoder constructor rejects others):
+ *   none  0..0, 0   ignored
+ *   lz4   1..12, 1  as the lz4 CLI: 1-2 fast, 3..12 LZ4HC; 64 KiB
+ *                   independent blocks, content checksum (codec_lz4.c)
+ *   zstd  1..19, 1  as the zstd CLI; frame checksum on (codec_zstd.c)
+ *   gzip  1..9, 1   gzip's scale mapped onto ISA-L igzip: 1 -> 1, 2 -> 2,
+ *   zlib  1..9, 1   3..9 -> 3, ISA-L's strongest (codec_igzip.c)
+ * Measured speeds and ratios, and why ISA-L: bench/CODECS.md.
+ *
+ * Decoding: concatenated frames (gzip members, zstd/lz4 frames, zlib
+ * streams) read as one stream, as the CLIs do. A compressed stream with
+ * no frame at all (0 bytes) is reported as truncated: an encoder always
+ * writes at least one frame, even for empty input. */
 #ifndef CRSTREAM_CODEC_H
 #define CRSTREAM_CODEC_H
 
