@@ -404,9 +404,24 @@ static void pick_reason(struct dump *d, char *buf, size_t size)
 		snprintf(buf, size, "%s", err_msg());
 }
 
+/* CRIU writes stats-dump after our hook, with its own umask: bring every
+ * file of a plain image directory back to 0600. */
+static void privatize_files(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	while (dp && (de = readdir(dp)))
+		if (de->d_type == DT_REG && fchmodat(dirfd(dp), de->d_name, 0600, 0) < 0)
+			warnx_("cannot make %s/%s private: %s", dir, de->d_name, strerror(errno));
+	if (dp)
+		closedir(dp);
+}
+
 static int finish_success(struct dump *d, const char *images_dir)
 {
 	struct criu_dump_stats st;
+	if (d->o->streams == 0)
+		privatize_files(images_dir);
 	if (criu_read_dump_stats(images_dir, &st) == 0) {
 		d->r->frozen_us = st.frozen_us;
 		d->m.frozen_us = st.frozen_us;

@@ -101,6 +101,9 @@ static int check_files(struct restore *x)
 
 static int verify(struct restore *x)
 {
+	/* A plain image directory was verified before CRIU started. */
+	if (x->lay.streams == 0)
+		return atomic_load(&x->interrupted) ? err_set("interrupted") : 0;
 	/* Every stream to its end: decode errors and checksums. */
 	if (streams_wait_restore(&x->streams) < 0)
 		return -1;
