@@ -99,19 +99,53 @@ static int check_files(struct restore *x)
 	return 0;
 }
 
+/* Stops the engine, then the workers (in that order: the engine reads the
+ * pipes the workers write, and their fds must not close under it). */
+static void stop_all(struct restore *x)
+{
+	uint64_t one = 1;
+	(void)!write(x->cancel_fd, &one, sizeof(one));
+	engine_thread_join(&x->et);
+	streams_abort(&x->streams);
+}
+
+/* Sets the message explaining a failed restore: a worker's error (decode,
+ * checksum, read) explains the engine's (a shard that ended early), which
+ * explains CRIU's (fallback). Returns -1. */
+static int failure_reason(struct restore *x, const char *fallback)
+{
+	for (int i = 0; i < x->streams.n; i++)
+		if (x->streams.s[i].rc < 0)
+			return err_set("%s", x->streams.s[i].err);
+	if (x->et.done && x->et.rc < 0 && !strstr(x->et.err, "cancelled"))
+		return err_set("%s", x->et.err);
+	return err_set("%s", fallback);
+}
+
 static int verify(struct restore *x)
 {
 	/* A plain image directory was verified before CRIU started. */
 	if (x->lay.streams == 0)
 		return atomic_load(&x->interrupted) ? err_set("interrupted") : 0;
-	/* Every stream to its end: decode errors and checksums. */
-	if (streams_wait_restore(&x->streams) < 0)
-		return -1;
 	pthread_mutex_lock(&x->mu);
 	while (!x->loaded)
 		pthread_cond_wait(&x->loaded_cv, &x->mu);
-	int rc = x->loaded_rc < 0 ? err_set("%s", x->loaded_err) : 0;
-	if (rc == 0 && x->lay.have_manifest)
+	int loaded_rc = x->loaded_rc;
+	char loaded_err[ERR_MAX];
+	snprintf(loaded_err, sizeof(loaded_err), "%s", x->loaded_err);
+	pthread_mutex_unlock(&x->mu);
+	if (loaded_rc < 0) {
+		/* Workers may be blocked on pipes the engine stopped reading. */
+		stop_all(x);
+		return failure_reason(x, loaded_err);
+	}
+	/* Every shard was read to its end, so every worker has finished:
+	 * collect decode errors and checksum verdicts. */
+	if (streams_wait_restore(&x->streams) < 0)
+		return -1;
+	int rc = 0;
+	pthread_mutex_lock(&x->mu);
+	if (x->lay.have_manifest)
 		rc = check_files(x);
 	pthread_mutex_unlock(&x->mu);
 	if (rc == 0 && atomic_load(&x->interrupted))
@@ -278,22 +312,15 @@ static int start_streams(struct restore *x)
  * stream explains CRIU's failure, not the other way round). */
 static void pick_reason(struct restore *x, const char *criu_err, char *buf, size_t size)
 {
-	if (atomic_load(&x->interrupted)) {
+	if (atomic_load(&x->interrupted))
 		snprintf(buf, size, "interrupted");
-		return;
-	}
-	if (x->hook_done && x->hook_rc < 0) {
+	else if (x->hook_done && x->hook_rc < 0)
 		snprintf(buf, size, "%s", x->hook_err);
-		return;
-	}
-	/* CRIU is gone: stop the engine, then hear the workers and the engine. */
-	uint64_t one = 1;
-	(void)!write(x->cancel_fd, &one, sizeof(one));
-	if (streams_wait_restore(&x->streams) < 0 ||
-	    (engine_thread_join(&x->et) < 0 && !strstr(err_msg(), "cancelled")))
+	else {
+		stop_all(x);
+		failure_reason(x, criu_err);
 		snprintf(buf, size, "%s", err_msg());
-	else
-		snprintf(buf, size, "%s", criu_err);
+	}
 }
 
 static int run_restore(struct restore *x)
@@ -376,11 +403,8 @@ static void keep_log(struct restore *x)
 
 static void cleanup(struct restore *x)
 {
-	uint64_t one = 1;
 	if (x->cancel_fd >= 0)
-		(void)!write(x->cancel_fd, &one, sizeof(one));
-	streams_abort(&x->streams);
-	engine_thread_join(&x->et);
+		stop_all(x);
 	streams_free(&x->streams);
 	free((void *)x->eo.shard_fds);
 	free((void *)x->eo.shard_labels);

@@ -28,6 +28,8 @@ int cmd_restore(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 /* The running crstream binary's absolute path (for CRIU's action script). */
 int self_path(char *buf, size_t size);

@@ -16,6 +16,8 @@ static const char main_usage[] =
 	"  dump <pid>  checkpoint a process tree through N compressed streams\n"
 	"  restore     restore a checkpoint (--path DIR/NAME or s3://.../NAME)\n"
 	"  inspect     show a checkpoint's manifest, streams and files\n"
+	"  ls          list the checkpoints under a directory or s3:// / gs:// prefix\n"
+	"  rm          delete a checkpoint\n"
 	"  check       can this machine checkpoint and restore? (CRIU, kernel, pipes,\n"
 	"              storage)\n"
 	"  config show the effective configuration and where each value comes from\n"
@@ -70,6 +72,10 @@ int main(int argc, char **argv)
 		return cmd_config(argc, argv);
 	if (!strcmp(cmd, "inspect"))
 		return cmd_inspect(argc, argv);
+	if (!strcmp(cmd, "ls"))
+		return cmd_ls(argc, argv);
+	if (!strcmp(cmd, "rm"))
+		return cmd_rm(argc, argv);
 	/* Run by CRIU as its action script (see checkpoint/hook.h). */
 	if (!strcmp(cmd, "hook") && argc == 3)
 		return hook_client(argv[2]);

@@ -280,8 +280,11 @@ int s3_list_uploads(struct store *s, const char *key_prefix,
 int s3_abort_upload(struct s3_store *st, const char *full_key, const char *upload_id)
 {
 	struct sigv4_param q[] = {{"uploadId", upload_id}};
+	/* An upload left behind costs storage until someone finds it: keep
+	 * trying through an outage longer than the data requests do (8 tries
+	 * back off over about half a minute). */
 	struct s3_req rq = {.method = "DELETE", .key = full_key, .query = q, .nquery = 1,
-			    .what = "abort multipart upload", .ok_status = {404}};
+			    .what = "abort multipart upload", .ok_status = {404}, .min_retries = 8};
 	struct s3_resp resp = {0};
 	int rc = s3_perform(st, NULL, &rq, &resp);
 	s3_resp_free(&resp);

@@ -102,6 +102,8 @@ struct s3_req {
 	const atomic_bool *cancel;
 	/* Status codes that are answers, not errors (e.g. 404 for get). */
 	long ok_status[2];
+	/* Retry at least this often whatever s3.retries says (cleanup). */
+	unsigned min_retries;
 };
 
 struct s3_resp {

@@ -439,10 +439,11 @@ int s3_perform(struct s3_store *st, CURL *h, struct s3_req *rq, struct s3_resp *
 	if (own && !(h = s3_handle_get(st)))
 		return err_prefix("%s: %s", where, rq->what);
 	unsigned attempt = 0;
+	unsigned retries = st->conf.retries > rq->min_retries ? st->conf.retries : rq->min_retries;
 	enum verdict v;
 	for (;;) {
 		v = one_attempt(st, h, rq, resp, payload_hash, why, sizeof(why));
-		if (v != RETRY || attempt >= st->conf.retries ||
+		if (v != RETRY || attempt >= retries ||
 		    (rq->cancel && atomic_load(rq->cancel)))
 			break;
 		backoff(attempt++, rq->cancel);

@@ -1,0 +1,194 @@
+/* `crstream ls LOCATION` and `crstream rm CHECKPOINT`. */
+#include "checkpoint/layout.h"
+#include "checkpoint/manifest.h"
+#include "cli/cli.h"
+#include "cli/config.h"
+#include "util/err.h"
+#include "util/fmt.h"
+#include "util/strmap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What ls knows about one checkpoint (one first-level "directory"). */
+struct entry {
+	uint64_t bytes;
+	int64_t mtime;
+	bool has_manifest;
+	int streams;		/* img-N objects seen */
+};
+
+static int open_location(const char *location, struct config **cfg, struct store **s)
+{
+	if (config_load(cfg) < 0)
+		return -1;
+	static struct store_options so;
+	so.config = config_lookup;
+	so.ctx = *cfg;
+	return store_open(location, &so, s);
+}
+
+static int group(const struct store_entry *e, void *arg)
+{
+	struct strmap *m = arg;
+	const char *slash = strchr(e->key, '/');
+	if (!slash)
+		return 0;	/* loose objects at the top are not checkpoints */
+	char name[1024];
+	snprintf(name, sizeof(name), "%.*s", (int)(slash - e->key), e->key);
+	struct strmap_entry *me = strmap_get(m, name);
+	if (!me) {
+		struct entry *n = calloc(1, sizeof(*n));
+		if (!n || !(me = strmap_add(m, name, n))) {
+			free(n);
+			return err_set("out of memory");
+		}
+	}
+	struct entry *c = me->value;
+	const char *file = slash + 1;
+	c->bytes += e->size;
+	if (e->mtime > c->mtime)
+		c->mtime = e->mtime;
+	c->has_manifest |= !strcmp(file, MANIFEST_NAME);
+	c->streams += !strncmp(file, "img-", 4) && !strchr(file, '/');
+	return 0;
+}
+
+struct ls_ctx {
+	struct store *s;
+	int shown;
+};
+
+static int show(struct strmap_entry *me, void *arg)
+{
+	struct ls_ctx *l = arg;
+	struct entry *c = me->value;
+	if (!c->has_manifest && !c->streams)
+		return 0;
+	char size[32], key[1100];
+	format_bytes(c->bytes, size, sizeof(size));
+	struct manifest m = {0};
+	void *json = NULL;
+	size_t len;
+	const char *status = "no manifest";
+	char when[32] = "-", comp[16] = "?";
+	int streams = c->streams;
+	snprintf(key, sizeof(key), "%s/%s", me->key, MANIFEST_NAME);
+	if (c->has_manifest && l->s->ops->get(l->s, key, &json, &len) == 0 &&
+	    manifest_parse(json, &m) == 0) {
+		status = m.complete ? "complete" : "INCOMPLETE";
+		snprintf(when, sizeof(when), "%s", m.started_at);
+		snprintf(comp, sizeof(comp), "%s", m.compression);
+		streams = m.streams;
+	} else if (c->has_manifest) {
+		status = "bad manifest";
+	}
+	printf("%-40s %-20s %10s %7d  %-11s %s\n", me->key, when, size, streams, comp, status);
+	manifest_free(&m);
+	free(json);
+	l->shown++;
+	return 0;
+}
+
+static int free_entry(struct strmap_entry *me, void *arg)
+{
+	(void)arg;
+	free(me->value);
+	return 0;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+	if (argc != 3 || !strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")) {
+		if (argc == 3) {
+			printf("Usage: crstream ls LOCATION\n\nLists the checkpoints under a directory, "
+			       "s3://bucket/prefix or gs://bucket/prefix:\nname, start time, size, "
+			       "streams, compression, and whether the dump completed.\n");
+			return 0;
+		}
+		return usage_error("crstream ls", "usage: crstream ls LOCATION");
+	}
+	struct config *cfg = NULL;
+	struct store *s = NULL;
+	struct strmap m = {0};
+	int rc = open_location(argv[2], &cfg, &s);
+	if (rc == 0)
+		rc = strmap_init(&m);
+	if (rc == 0)
+		rc = s->ops->list(s, "", group, &m);
+	if (rc == 0) {
+		struct ls_ctx l = {.s = s};
+		printf("%-40s %-20s %10s %7s  %-11s %s\n", "NAME", "STARTED", "SIZE", "STREAMS",
+		       "COMPRESSION", "STATUS");
+		strmap_each(&m, show, &l);
+	}
+	if (m.buckets) {
+		strmap_each(&m, free_entry, NULL);
+		strmap_free(&m);
+	}
+	store_close(s);
+	config_free(cfg);
+	if (rc < 0) {
+		err_print(NULL);
+		return 1;
+	}
+	return 0;
+}
+
+static int collect_key(const struct store_entry *e, void *arg)
+{
+	struct strmap *keys = arg;
+	return strmap_add(keys, e->key, NULL) ? 0 : -1;
+}
+
+/* The manifest goes last: a checkpoint half-removed by a failure still
+ * says what it was, and restore refuses it for its missing streams. */
+static int remove_data(struct strmap_entry *me, void *arg)
+{
+	struct store *s = arg;
+	return strcmp(me->key, MANIFEST_NAME) ? s->ops->remove(s, me->key) : 0;
+}
+
+int cmd_rm(int argc, char **argv)
+{
+	if (argc != 3 || !strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")) {
+		if (argc == 3) {
+			printf("Usage: crstream rm CHECKPOINT\n\nDeletes a checkpoint (its streams, "
+			       "manifest and log), complete or not.\nRefuses a location that is not "
+			       "a checkpoint.\n");
+			return 0;
+		}
+		return usage_error("crstream rm", "usage: crstream rm CHECKPOINT");
+	}
+	struct config *cfg = NULL;
+	struct store *s = NULL;
+	struct strmap keys = {0};
+	int rc = open_location(argv[2], &cfg, &s);
+	if (rc == 0)
+		rc = strmap_init(&keys);
+	if (rc == 0)
+		rc = s->ops->list(s, "", collect_key, &keys);
+	bool is_checkpoint = false;
+	for (size_t b = 0; rc == 0 && b < keys.nbuckets; b++)
+		for (struct strmap_entry *e = keys.buckets[b]; e; e = e->next)
+			is_checkpoint |= !strcmp(e->key, MANIFEST_NAME) || !strncmp(e->key, "img-", 4);
+	if (rc == 0 && !is_checkpoint)
+		rc = err_set("%s is not a checkpoint (no %s, no img-N streams): nothing removed",
+			     argv[2], MANIFEST_NAME);
+	if (rc == 0)
+		rc = strmap_each(&keys, remove_data, s);
+	if (rc == 0)
+		rc = s->ops->remove(s, MANIFEST_NAME);
+	if (rc == 0)
+		printf("removed %s (%zu objects)\n", argv[2], keys.count);
+	if (keys.buckets)
+		strmap_free(&keys);
+	store_close(s);
+	config_free(cfg);
+	if (rc < 0) {
+		err_print(NULL);
+		return 1;
+	}
+	return 0;
+}
