@@ -17,7 +17,6 @@
 #include "cli/cli.h"
 #include "criu/criu_exec.h"
 #include "util/fdio.h"
-#include "util/fmt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,8 +54,8 @@ struct dump {
 	int hook_rc;
 	char hook_err[ERR_MAX];
 	uint64_t t0;
-	uint64_t last_tick_bytes;
-	uint64_t last_tick_ms;
+	struct progress progress;
+	char progress_what[64];
 };
 
 /* ---- setup ---- */
@@ -263,26 +262,7 @@ static void on_signal(void *arg, int sig)
 
 static void on_tick(void *arg)
 {
-	struct dump *d = arg;
-	if (!d->o->progress)
-		return;
-	uint64_t bytes = __atomic_load_n(&d->eres.file_bytes, __ATOMIC_RELAXED);
-	uint64_t t = now_ms();
-	double rate = t > d->last_tick_ms ? (double)(bytes - d->last_tick_bytes) * 1000.0 /
-						      (double)(t - d->last_tick_ms) : 0;
-	d->last_tick_bytes = bytes;
-	d->last_tick_ms = t;
-	char b[32], rb[32];
-	format_bytes(bytes, b, sizeof(b));
-	format_bytes((uint64_t)rate, rb, sizeof(rb));
-	fprintf(stderr, "\rcrstream: dumping pid %d: %s, %s/s, %d stream%s   ", (int)d->o->pid, b, rb,
-		d->o->streams, d->o->streams == 1 ? "" : "s");
-}
-
-static void end_progress(struct dump *d)
-{
-	if (d->o->progress)
-		fprintf(stderr, "\r\033[K");
+	progress_tick(&((struct dump *)arg)->progress);
 }
 
 /* ---- running the streamed dump ---- */
@@ -328,7 +308,7 @@ static int run_criu(struct dump *d, const char *images_dir)
 	struct criu_watch w = {.pid = pid, .log_path = d->log_path, .on_signal = on_signal,
 			       .on_tick = on_tick, .arg = d};
 	rc = criu_watch_wait(&w);
-	end_progress(d);
+	progress_end(&d->progress);
 	d->r->criu_ms = now_ms() - t;
 	return rc;
 }
@@ -575,7 +555,9 @@ int checkpoint_dump(const struct dump_opts *o, struct dump_result *r)
 	d->r = r;
 	d->cancel_fd = d->finish_fd = -1;
 	d->t0 = now_ms();
-	d->last_tick_ms = d->t0;
+	snprintf(d->progress_what, sizeof(d->progress_what), "dumping pid %d", (int)o->pid);
+	d->progress = (struct progress){.enabled = o->progress, .what = d->progress_what,
+					.streams = o->streams, .bytes = &d->eres.file_bytes};
 	pthread_mutex_init(&d->mu, NULL);
 	r->streams = o->streams;
 	snprintf(r->compression, sizeof(r->compression), "%s", o->streams ? o->codec->name : "none");

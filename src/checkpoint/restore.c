@@ -53,6 +53,7 @@ struct restore {
 	char hook_err[ERR_MAX];
 	atomic_bool interrupted;
 	uint64_t t0;
+	struct progress progress;
 };
 
 /* ---- engine callbacks ---- */
@@ -212,6 +213,11 @@ static int build_argv(struct restore *x, const char *images_dir, struct argv *a)
 	return rc ? -1 : 0;
 }
 
+static void on_tick(void *arg)
+{
+	progress_tick(&((struct restore *)arg)->progress);
+}
+
 static int run_criu(struct restore *x, const char *images_dir)
 {
 	struct argv a = {0};
@@ -226,8 +232,11 @@ static int run_criu(struct restore *x, const char *images_dir)
 	if (rc < 0)
 		return -1;
 	struct criu_watch w = {.pid = pid, .log_path = x->log_path, .on_signal = on_signal,
-			       .arg = x};
+			       .on_tick = on_tick, .arg = x};
+	x->progress = (struct progress){.enabled = x->o->progress, .what = "restoring",
+					.streams = x->lay.streams, .bytes = &x->eres.file_bytes};
 	rc = criu_watch_wait(&w);
+	progress_end(&x->progress);
 	x->r->criu_ms = now_ms() - t;
 	return rc;
 }

@@ -1,6 +1,7 @@
 #include "checkpoint/session.h"
 #include "criu/criu_exec.h"
 #include "util/fdio.h"
+#include "util/fmt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -226,4 +227,28 @@ int resolve_program(const char *name, char *buf, size_t size)
 	}
 	free(copy);
 	return err_set("%s: not found in PATH", name);
+}
+
+void progress_tick(struct progress *p)
+{
+	if (!p->enabled)
+		return;
+	uint64_t bytes = __atomic_load_n(p->bytes, __ATOMIC_RELAXED);
+	uint64_t t = now_ms();
+	double rate = p->last_ms && t > p->last_ms
+			      ? (double)(bytes - p->last_bytes) * 1000.0 / (double)(t - p->last_ms)
+			      : 0;
+	p->last_bytes = bytes;
+	p->last_ms = t;
+	char b[32], rb[32];
+	format_bytes(bytes, b, sizeof(b));
+	format_bytes((uint64_t)rate, rb, sizeof(rb));
+	fprintf(stderr, "\rcrstream: %s: %s, %s/s, %d stream%s\033[K", p->what, b, rb, p->streams,
+		p->streams == 1 ? "" : "s");
+}
+
+void progress_end(struct progress *p)
+{
+	if (p->enabled && p->last_ms)
+		fprintf(stderr, "\r\033[K");
 }

@@ -70,6 +70,21 @@ bool process_alive(pid_t pid);
 /* Wait (up to timeout_ms) until pid has exited; true if it did. */
 bool wait_process_exit(pid_t pid, int timeout_ms);
 
+/* The live progress line on a terminal: "dumping pid 12: 1.2 GiB,
+ * 850 MiB/s, 4 streams". */
+struct progress {
+	bool enabled;
+	const char *what;	/* "dumping pid 12", "restoring NAME" */
+	int streams;
+	const uint64_t *bytes;	/* counter updated by another thread */
+	uint64_t last_bytes;
+	uint64_t last_ms;
+};
+
+void progress_tick(struct progress *p);
+/* Erase the line. */
+void progress_end(struct progress *p);
+
 /* Absolute path of a program: itself if it contains '/', else from $PATH. */
 int resolve_program(const char *name, char *buf, size_t size);
 

@@ -155,6 +155,7 @@ int cmd_restore(int argc, char **argv)
 	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
+	a.o.progress = !a.json && isatty(STDERR_FILENO);
 	struct restore_result r;
 	rc = session_block_signals();
 	if (rc == 0)

@@ -220,7 +220,7 @@ test_extracted_image_matches_plain_criu_dump() {
 	wait "$cap"
 	"$CRSTREAM" extract -D "$T/extracted" -s 10,11,12,13 10<"$T/shard-0" 11<"$T/shard-1" 12<"$T/shard-2" 13<"$T/shard-3"
 	rm -f "$T/plain/dump.log" "$T/extracted/dump.log"
-	"$IMGCMP" "$T/plain" "$T/extracted" || fail "images differ"
+	"$IMGCMP" "$T/plain" "$T/extracted" >&2 || fail "images differ"
 	# imgcmp can fail: a changed byte in a page is caught.
 	printf 'X' | dd of="$T/extracted/pages-1.img" bs=1 seek=4096 conv=notrunc 2>/dev/null
 	! "$IMGCMP" "$T/plain" "$T/extracted" >/dev/null 2>&1 || fail "imgcmp missed a changed page"
