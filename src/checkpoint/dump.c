@@ -286,6 +286,9 @@ static int start_engine(struct dump *d)
 	d->eo.nshards = o->streams;
 	d->eo.cancel_fd = d->cancel_fd;
 	d->eo.finish_fd = d->finish_fd;
+	/* Safe here: the post-dump hook ends the capture before CRIU lets the
+	 * tree run again or die. */
+	d->eo.defer_pages = true;
 	d->eo.on_file = on_file;
 	d->eo.arg = d;
 	d->eres.shards = d->stats;

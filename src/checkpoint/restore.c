@@ -44,6 +44,7 @@ struct restore {
 	struct hook_server hook;
 	pthread_mutex_t mu;	/* guards files, loaded* */
 	struct strmap files;	/* name -> size (as uintptr_t) of every file read */
+	struct strmap manifest_files;	/* the names the manifest lists */
 	bool loaded;
 	int loaded_rc;
 	char loaded_err[ERR_MAX];
@@ -76,6 +77,14 @@ static void on_loaded(void *arg, int rc, const char *msg)
 	snprintf(x->loaded_err, sizeof(x->loaded_err), "%s", msg);
 	pthread_cond_broadcast(&x->loaded_cv);
 	pthread_mutex_unlock(&x->mu);
+}
+
+/* The manifest knows every file of the image: CRIU's probes for optional
+ * images need not wait for the whole image to be read. */
+static bool in_image(void *arg, const char *name)
+{
+	struct restore *x = arg;
+	return strmap_get(&x->manifest_files, name) != NULL;
 }
 
 /* ---- the post-restore hook: verify before anything resumes ---- */
@@ -312,6 +321,8 @@ static int start_streams(struct restore *x)
 	x->eo.allow_cedana = !lay->have_manifest;
 	x->eo.on_file = on_file;
 	x->eo.on_loaded = on_loaded;
+	if (lay->have_manifest)
+		x->eo.in_image = in_image;
 	x->eo.arg = x;
 	x->eres.shards = x->stats;
 	return engine_thread_start(&x->et, engine_serve, &x->eo, &x->eres);
@@ -392,7 +403,12 @@ static int prepare(struct restore *x)
 	x->cancel_fd = eventfd(0, EFD_CLOEXEC);
 	if (x->cancel_fd < 0)
 		return err_sys("eventfd");
-	return strmap_init(&x->files);
+	if (strmap_init(&x->files) < 0 || strmap_init(&x->manifest_files) < 0)
+		return -1;
+	for (size_t i = 0; i < x->lay.m.nfiles; i++)
+		if (!strmap_add(&x->manifest_files, x->lay.m.files[i].name, NULL))
+			return err_prefix("%s", MANIFEST_NAME);
+	return 0;
 }
 
 /* Keep the log of a failed restore where the user can read it, and say
@@ -424,6 +440,8 @@ static void cleanup(struct restore *x)
 		session_rmdir(x->privdir);
 	if (x->files.buckets)
 		strmap_free(&x->files);
+	if (x->manifest_files.buckets)
+		strmap_free(&x->manifest_files);
 	layout_free(&x->lay);
 	store_close(x->store);
 	pthread_mutex_destroy(&x->mu);

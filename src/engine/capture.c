@@ -3,6 +3,7 @@
  * never passes through our memory. */
 #include "engine/engine.h"
 #include "engine/engine_util.h"
+#include "engine/park.h"
 #include "criu/criu_socket.h"
 #include "shard/shard_writer.h"
 #include "util/err.h"
@@ -29,6 +30,16 @@ struct input {
 	int fd;			/* owned, except the cancel and finish fds */
 	const char *name;	/* IN_FILE: key in the names map */
 	uint64_t size;		/* IN_FILE: bytes received */
+	struct deferred *deferred;	/* IN_FILE: parked until the end, or NULL */
+};
+
+/* A file whose data is parked (see park.h) and written after all others. */
+struct deferred {
+	struct deferred *next;
+	const char *name;
+	struct park_chain chain;
+	uint64_t size;
+	bool complete;		/* CRIU closed its pipe */
 };
 
 struct capture {
@@ -39,6 +50,7 @@ struct capture {
 	struct input *inputs;
 	int live;		/* inputs registered (connection, files, cancel) */
 	bool started;		/* checkpoint-start announced */
+	struct deferred *deferred, **deferred_tail;	/* in CRIU's order */
 	uint64_t start_ms;
 	struct engine_result *res;
 };
@@ -91,6 +103,57 @@ static struct input *new_file_input(struct capture *c, const char *name, int fd)
 	return in;
 }
 
+/* pages-<id>.img: the bulk of an image, and what restore needs last. */
+static bool is_page_data(const char *name)
+{
+	size_t n = strlen(name);
+	return !strncmp(name, "pages-", 6) && n > 10 && !strcmp(name + n - 4, ".img");
+}
+
+static int defer(struct capture *c, struct input *in)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+	if (!d)
+		return err_set("out of memory");
+	d->name = in->name;
+	*c->deferred_tail = d;
+	c->deferred_tail = &d->next;
+	in->deferred = d;
+	return 0;
+}
+
+/* Writes a deferred file out now: its parked data, then its end if CRIU
+ * has closed it. Used at the end, and early when parking fails. */
+static int flush_deferred(struct capture *c, struct deferred *d)
+{
+	if (park_drain(&d->chain, &c->w, d->name) < 0)
+		return -1;
+	if (!d->complete)
+		return 0;
+	if (shard_writer_file_eof(&c->w, d->name) < 0)
+		return -1;
+	c->res->files++;
+	if (c->o->on_file)
+		c->o->on_file(c->o->arg, d->name, d->size);
+	return 0;
+}
+
+/* Parks what is queued in a deferred file's pipe. If parking fails (out of
+ * fds), the file is written out as far as it goes and streams on
+ * directly: its own order is kept, only its place at the end is lost. */
+static int park_queued(struct capture *c, struct input *in, size_t queued)
+{
+	size_t taken;
+	if (park_take(&in->deferred->chain, in->fd, queued, &taken) == 0)
+		return 0;
+	warnx_("%s: %s; writing it directly from here on", in->name, err_msg());
+	if (flush_deferred(c, in->deferred) < 0)
+		return -1;
+	in->deferred->name = NULL;	/* written through: nothing left to do at the end */
+	in->deferred = NULL;
+	return shard_writer_move(&c->w, in->name, in->fd, queued - taken);
+}
+
 static void announce_start(struct capture *c, const char *name)
 {
 	/* cpuinfo.img comes before CRIU freezes anything; any other file means
@@ -128,6 +191,11 @@ static int on_request(struct capture *c, struct input *conn)
 		close(fd);
 		return err_prefix("CRIU");
 	}
+	if (c->o->defer_pages && is_page_data(name) && defer(c, in) < 0) {
+		close(fd);
+		free(in);
+		return -1;
+	}
 	if (watch(c, in) < 0) {
 		close(fd);
 		free(in);
@@ -144,7 +212,9 @@ static int on_file(struct capture *c, struct input *in, uint32_t events)
 	if (queued < 0)
 		return err_sys("%s: FIONREAD", in->name);
 	if (queued > 0) {
-		if (shard_writer_move(&c->w, in->name, in->fd, (size_t)queued) < 0)
+		int rc = in->deferred ? park_queued(c, in, (size_t)queued)
+				      : shard_writer_move(&c->w, in->name, in->fd, (size_t)queued);
+		if (rc < 0)
 			return -1;
 		c->res->file_bytes += (uint64_t)queued;
 		in->size += (uint64_t)queued;
@@ -152,6 +222,12 @@ static int on_file(struct capture *c, struct input *in, uint32_t events)
 	}
 	if (!(events & (EPOLLHUP | EPOLLERR)))
 		return 0;	/* spurious wake-up */
+	if (in->deferred) {
+		in->deferred->complete = true;
+		in->deferred->size = in->size;
+		unwatch(c, in);
+		return 0;
+	}
 	if (shard_writer_file_eof(&c->w, in->name) < 0)
 		return -1;
 	c->res->files++;
@@ -306,6 +382,9 @@ static void drop_inputs(struct capture *c)
 int engine_capture(const struct engine_opts *o, struct engine_result *res)
 {
 	struct capture c = {.o = o, .res = res, .epfd = -1};
+	c.deferred_tail = &c.deferred;
+	if (o->defer_pages)
+		park_raise_fd_limit();
 	struct criu_listener l = {.fd = -1};
 	int conn = -1, rc = -1;
 
@@ -334,6 +413,9 @@ int engine_capture(const struct engine_opts *o, struct engine_result *res)
 	conn = -1;	/* owned by the epoll set now */
 	if (rc == 0)
 		rc = run_loop(&c);
+	for (struct deferred *d = c.deferred; rc == 0 && d; d = d->next)
+		if (d->name)
+			rc = flush_deferred(&c, d);
 	for (int i = 0; rc == 0 && i < o->next; i++) {
 		struct stat st;
 		if (fstat(o->ext[i].fd, &st) == 0 && S_ISREG(st.st_mode))
@@ -351,6 +433,12 @@ int engine_capture(const struct engine_opts *o, struct engine_result *res)
 	}
 out:
 	drop_inputs(&c);
+	while (c.deferred) {
+		struct deferred *d = c.deferred;
+		c.deferred = d->next;
+		park_free(&d->chain);
+		free(d);
+	}
 	if (conn >= 0)
 		close(conn);
 	if (c.epfd >= 0)

@@ -33,6 +33,13 @@ struct engine_opts {
 	int progress_fd;	/* -1: no progress messages */
 	int cancel_fd;		/* -1, or an fd that becomes readable to abort */
 
+	/* capture: hold page data (pages-*.img) by reference until CRIU has
+	 * sent every other file, and write it last, so that a restore can
+	 * start before the pages arrive. Only when the capture ends before
+	 * CRIU resumes or kills the tree (the post-dump hook, finish_fd):
+	 * parked pages are the live process's memory. */
+	bool defer_pages;
+
 	/* serve only */
 	const struct port_remap *remaps;
 	int nremaps;
@@ -44,6 +51,10 @@ struct engine_opts {
 	bool load_before_listen;
 	/* Accept Cedana's split shard-0 layout (stored checkpoints only). */
 	bool allow_cedana;
+	/* serve: whether a file is in the image at all (from a manifest), so
+	 * that CRIU's probes for absent files are answered at once instead of
+	 * after the whole image has been read. NULL: wait for the image. */
+	bool (*in_image)(void *arg, const char *name);
 
 	/* capture: an fd that becomes readable once CRIU has sent its last
 	 * file (its post-dump hook runs before it closes the socket): take

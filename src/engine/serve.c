@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -100,6 +102,27 @@ struct serve {
 	char pending[CRIU_NAME_MAX + 1];
 	struct sfile *active;	/* files being pumped into CRIU's pipes */
 };
+
+/* CRSTREAM_TRACE=1: a timeline of CRIU's requests and the ingest, for
+ * finding where a restore waits. */
+static void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void trace(const char *fmt, ...)
+{
+	static int on = -1;
+	static uint64_t t0;
+	if (on < 0) {
+		on = getenv("CRSTREAM_TRACE") != NULL;
+		t0 = now_ms();
+	}
+	if (!on)
+		return;
+	va_list ap;
+	fprintf(stderr, "[serve %6.3f] ", (double)(now_ms() - t0) / 1000.0);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
 
 static void wake(int fd)
 {
@@ -281,6 +304,7 @@ static int ingest_eof(void *ctx, void *file)
 	f->complete = true;
 	uint64_t size = f->size;
 	pthread_mutex_unlock(&s->mu);
+	trace("ingested %s (%llu bytes)", f->name, (unsigned long long)size);
 	if (s->o->on_file)
 		s->o->on_file(s->o->arg, f->name, size);
 	wake(s->wake_fd);
@@ -355,6 +379,7 @@ static int pump(struct serve *s, struct sfile *f)
 		pthread_mutex_unlock(&s->mu);
 		if (!e) {
 			if (complete) {
+				trace("served %s", f->name);
 				finish_transfer(s, f);
 				return 0;
 			}
@@ -485,7 +510,10 @@ static int answer_pending(struct serve *s)
 	struct sfile *f = e ? e->value : NULL;
 	bool done = s->ingest_done;
 	bool twice = f && f->requested;
-	bool wait = f ? (f->hold && !f->complete) : !done;
+	/* Unseen so far: absent for sure once the image has been read, or
+	 * right away if the manifest says the image has no such file. */
+	bool absent = !f && (done || (s->o->in_image && !s->o->in_image(s->o->arg, s->pending)));
+	bool wait = f ? (f->hold && !f->complete) : !absent;
 	if (f && !twice && !wait)
 		f->requested = true;
 	pthread_mutex_unlock(&s->mu);
@@ -494,6 +522,7 @@ static int answer_pending(struct serve *s)
 		return err_set("CRIU requested %s twice", s->pending);
 	if (wait)
 		return 0;
+	trace("answer %s: %s", s->pending, f ? "yes" : "no");
 	s->have_pending = false;
 	if (listen_to_criu(s, true) < 0)
 		return -1;
@@ -517,6 +546,7 @@ static int on_request(struct serve *s, uint32_t events)
 		return 0;
 	}
 	s->have_pending = true;
+	trace("request %s", s->pending);
 	if (listen_to_criu(s, false) < 0)
 		return -1;
 	return answer_pending(s);
