@@ -188,14 +188,28 @@ static void on_file(void *arg, const char *name, uint64_t size)
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* The first stream worker's error: the root cause when the capture failed
+ * writing into that stream (a full disk, a failed upload). */
+static int worker_error(struct dump *d)
+{
+	for (int i = 0; i < d->streams.n; i++)
+		if (d->streams.s[i].rc < 0)
+			return err_set("%s", d->streams.s[i].err);
+	return 0;
+}
+
 static int finish_streams(struct dump *d)
 {
 	uint64_t one = 1;
 	/* CRIU has sent its last image: let the capture end the image. */
 	if (write(d->finish_fd, &one, sizeof(one)) != sizeof(one))
 		return err_sys("signalling the capture");
-	if (engine_thread_join(&d->et) < 0)
-		return -1;
+	if (engine_thread_join(&d->et) < 0) {
+		char engine_err[ERR_MAX];
+		err_copy(engine_err, sizeof(engine_err));
+		streams_abort(&d->streams);
+		return worker_error(d) < 0 ? -1 : err_set("%s", engine_err);
+	}
 	if (streams_finish_dump(&d->streams) < 0)
 		return -1;
 	d->m.stream = calloc((size_t)d->streams.n, sizeof(*d->m.stream));
@@ -254,7 +268,9 @@ static void on_signal(void *arg, int sig)
 	(void)sig;
 	atomic_store(&d->interrupted, true);
 	/* Failing the capture makes CRIU's writes fail: it backs out and
-	 * resumes the tasks. The hook, if it runs, says no as well. */
+	 * resumes the tasks. The hook, if it runs, says no as well; workers
+	 * still compressing stop at once. */
+	streams_cancel(&d->streams);
 	uint64_t one = 1;
 	if (d->cancel_fd >= 0)
 		(void)!write(d->cancel_fd, &one, sizeof(one));
@@ -348,6 +364,10 @@ static void fail_checkpoint(struct dump *d, const char *why)
 		(void)!write(d->cancel_fd, &one, sizeof(one));
 	engine_thread_join(&d->et);
 	streams_abort(&d->streams);
+	/* Streams that made it into the store before the failure go too. */
+	for (int i = 0; i < d->streams.n; i++)
+		if (d->streams.s[i].committed && d->store->ops->remove(d->store, d->streams.s[i].key) < 0)
+			warnx_("could not remove %s: %s", d->streams.s[i].key, err_msg());
 	d->m.complete = false;
 	free(d->m.error);
 	d->m.error = strdup(why);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* One pipe's worth: the engine's writes arrive in chunks of a quarter of
@@ -36,6 +38,10 @@ static void *dump_worker(void *arg)
 		goto failed;
 	}
 	for (;;) {
+		if (atomic_load(&s->aborting)) {
+			err_set("interrupted");
+			goto failed;
+		}
 		ssize_t n = read(s->worker_fd, buf, WORKER_BUF);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -60,6 +66,7 @@ static void *dump_worker(void *arg)
 	}
 	if (writer_close(w) < 0)
 		goto failed;
+	s->committed = true;
 	free(buf);
 	return NULL;
 failed:
@@ -167,21 +174,50 @@ int streams_finish_dump(struct stream_set *set)
 
 /* ---- restore ---- */
 
+/* Puts len bytes into the engine's pipe by reference (vmsplice): the
+ * engine's read() is then the only copy between decoder and engine. */
+static int lend(int fd, const unsigned char *buf, size_t len)
+{
+	while (len > 0) {
+		struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+		ssize_t n = vmsplice(fd, &iov, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Two buffers, each at least as large as the pipe: once a full buffer has
+ * gone into the pipe, whatever was in it before has been read, so the
+ * other buffer is free again. They are mapped, not malloc'd, so that the
+ * last one, possibly still in the pipe when the worker ends, is never
+ * handed to anyone else: unmapped pages live on until the pipe lets go. */
 static void *restore_worker(void *arg)
 {
 	struct stream *s = arg;
-	unsigned char *buf = malloc(WORKER_BUF);
-	if (!buf) {
-		err_set("out of memory");
+	unsigned char *bufs = mmap(NULL, 2 * WORKER_BUF, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int cap = fcntl(s->worker_fd, F_GETPIPE_SZ);
+	bool by_reference = cap > 0 && (size_t)cap <= WORKER_BUF;
+	if (bufs == MAP_FAILED) {
+		bufs = NULL;
+		err_sys("mmap");
 		goto failed;
 	}
-	for (;;) {
-		ssize_t n = reader_read(s->in, buf, WORKER_BUF);
+	for (int cur = 0;; cur ^= 1) {
+		unsigned char *buf = bufs + (size_t)cur * WORKER_BUF;
+		ssize_t n = reader_read_full(s->in, buf, WORKER_BUF);
 		if (n < 0)
 			goto failed;
 		if (n == 0)
 			break;
-		if (write_full(s->worker_fd, buf, (size_t)n) < 0) {
+		int rc = by_reference ? lend(s->worker_fd, buf, (size_t)n)
+				      : write_full(s->worker_fd, buf, (size_t)n);
+		if (rc < 0) {
 			/* The engine stopped reading: it has failed or been
 			 * told to stop; its error is the one to report. */
 			if (errno == EPIPE)
@@ -201,15 +237,16 @@ static void *restore_worker(void *arg)
 			s->sum.hex, s->expect_checksum);
 		goto failed;
 	}
-	free(buf);
 	close(s->worker_fd);
 	s->worker_fd = -1;
+	munmap(bufs, 2 * WORKER_BUF);
 	return NULL;
 failed:
 	fail(s);
-	free(buf);
 	close(s->worker_fd);
 	s->worker_fd = -1;
+	if (bufs)
+		munmap(bufs, 2 * WORKER_BUF);
 	return NULL;
 }
 
@@ -255,6 +292,12 @@ int streams_start_restore(struct stream_set *set, int n, struct store *store, co
 int streams_wait_restore(struct stream_set *set)
 {
 	return join_all(set);
+}
+
+void streams_cancel(struct stream_set *set)
+{
+	for (int i = 0; i < set->n; i++)
+		atomic_store(&set->s[i].aborting, true);
 }
 
 void streams_abort(struct stream_set *set)

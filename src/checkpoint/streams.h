@@ -30,7 +30,8 @@ struct stream {
 	const char *expect_checksum;	/* restore: from the manifest, or NULL */
 	pthread_t thread;
 	bool started;
-	atomic_bool aborting;	/* dump: discard the object at the end */
+	atomic_bool aborting;	/* dump: stop and discard the object */
+	bool committed;		/* dump: the object is complete in the store */
 	int rc;
 	char err[ERR_MAX];
 };
@@ -61,6 +62,10 @@ int streams_start_restore(struct stream_set *set, int n, struct store *store, co
 /* Restore: wait for every worker to reach the end of its stream; returns
  * the first error (a decode error, a checksum mismatch, a read error). */
 int streams_wait_restore(struct stream_set *set);
+
+/* Ask dump workers to stop and discard their objects as soon as they can
+ * (callable from any thread, e.g. on SIGINT). */
+void streams_cancel(struct stream_set *set);
 
 /* Stop everything (error paths): workers are told to stop, dump objects
  * are aborted (deleted / multipart aborted). Safe to call twice. */

@@ -27,7 +27,7 @@ static const struct config_key keys[] = {
 	{"checkpoint.level", T_INT, NULL, false, "compression level (default: the codec's)"},
 	{"checkpoint.dir", T_STRING, "/var/lib/crstream/checkpoints", false,
 	 "where dumps go: a directory, s3://bucket/prefix or gs://bucket/prefix"},
-	{"restore.memory_limit", T_SIZE, "256M", false,
+	{"restore.memory_limit", T_SIZE, "64M", false,
 	 "image data a restore holds in memory before spilling to $TMPDIR"},
 	{"criu.path", T_STRING, "criu", false, "the CRIU binary (also $CRSTREAM_CRIU)"},
 	{"criu.leave_running", T_BOOL, "false", false, "keep dumped processes running"},

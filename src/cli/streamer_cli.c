@@ -32,7 +32,7 @@ static const char streamer_usage[] =
 	"      --tcp-listen-remap OLD:NEW[,OLD:NEW...]\n"
 	"                              serve: restore listening TCP sockets on new ports\n"
 	"      --memory-limit SIZE     serve: file data held in memory before spilling\n"
-	"                              to $TMPDIR (default 256M)\n"
+	"                              to $TMPDIR (default 64M)\n"
 	"      --version               print the version and exit\n"
 	"  -h, --help                  print this help and exit\n"
 	"\n"

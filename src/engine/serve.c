@@ -13,6 +13,7 @@
  * budget and the spill file are what keep that from costing the image's
  * size in memory. */
 #include "engine/engine.h"
+#include "engine/bufpool.h"
 #include "engine/engine_util.h"
 #include "criu/criu_socket.h"
 #include "criu/files_patch.h"
@@ -28,21 +29,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_MEMORY_LIMIT (256u << 20)
+#define DEFAULT_MEMORY_LIMIT (64u << 20)
 #define CRIU_PIPE_WANT (1 << 20)
+/* How long the ingest waits for CRIU to free memory before spilling. */
+#define SPILL_AFTER_MS 200
+
+enum extent_kind {
+	EXT_POOL,	/* bytes in a pool buffer (given to CRIU by reference) */
+	EXT_HEAP,	/* bytes in a malloc'd buffer (files.img being patched) */
+	EXT_FILE,	/* bytes in a file: the spill file or a regular shard */
+};
 
 struct extent {
 	struct extent *next;
+	enum extent_kind kind;
 	size_t len;
 	size_t pos;	/* bytes already given to CRIU */
-	int fd;		/* -1: data[] holds the bytes; else they are in fd at off */
+	char *buf;	/* EXT_POOL, EXT_HEAP */
+	int fd;		/* EXT_FILE: the bytes are in fd at off */
 	loff_t off;
-	char data[];
+	uint64_t end;	/* in flight: where it ends in the pipe's byte stream */
 };
 
 /* The ingest sink hands out two kinds of handles. */
@@ -63,6 +76,11 @@ struct sfile {
 	/* main thread only */
 	int pipe;		/* CRIU's pipe while serving, else -1 */
 	bool starved;		/* waiting for ingest, EPOLLOUT disarmed */
+	bool draining;		/* all sent, waiting for CRIU to read what we lent it */
+	uint64_t sent;		/* bytes put into the pipe */
+	/* Pool buffers vmspliced into the pipe: CRIU reads them in place, so
+	 * they go back to the pool only once it has read past them. */
+	struct extent *inflight, *inflight_tail;
 	struct sfile *next_active;
 };
 
@@ -83,7 +101,7 @@ struct serve {
 	bool ingest_done;
 	int ingest_rc;
 	char ingest_err[ERR_MAX];
-	uint64_t mem_used;
+	struct bufpool pool;	/* the memory budget, in reusable buffers */
 	uint64_t mem_limit;
 
 	/* ingest thread only */
@@ -132,17 +150,29 @@ static void wake(int fd)
 	(void)!write(fd, &one, sizeof(one));
 }
 
-/* Caller holds mu. */
-static void free_extents(struct serve *s, struct sfile *f)
+static void release_extent(struct serve *s, struct extent *e)
 {
-	struct extent *e = f->head;
+	if (e->kind == EXT_POOL)
+		bufpool_put(&s->pool, e->buf);
+	else if (e->kind == EXT_HEAP)
+		free(e->buf);
+	free(e);
+}
+
+static void release_list(struct serve *s, struct extent *e)
+{
 	while (e) {
 		struct extent *next = e->next;
-		if (e->fd < 0)
-			s->mem_used -= e->len;
-		free(e);
+		release_extent(s, e);
 		e = next;
 	}
+}
+
+/* Caller holds mu. In-flight extents are not touched: they may still be in
+ * a pipe. */
+static void free_extents(struct serve *s, struct sfile *f)
+{
+	release_list(s, f->head);
 	f->head = f->tail = NULL;
 }
 
@@ -199,53 +229,71 @@ static void *ingest_open(void *ctx, const char *name)
 	return f;
 }
 
-/* Where the next len bytes of f should live; reads them from the shard. */
+/* A pool buffer for f's data. When the budget is spent and CRIU is
+ * reading f, it will soon give buffers back: waiting a little beats
+ * copying to the spill file. Spill only if that does not happen (CRIU may
+ * be waiting for data further down the streams). */
+static char *get_buffer(struct serve *s, struct sfile *f)
+{
+	char *buf = bufpool_get(&s->pool);
+	if (buf)
+		return buf;
+	pthread_mutex_lock(&s->mu);
+	bool being_read = f->requested && !f->dropped;
+	pthread_mutex_unlock(&s->mu);
+	return being_read ? bufpool_get_wait(&s->pool, SPILL_AFTER_MS) : NULL;
+}
+
+/* Takes the next bytes of f's payload (at most len) from the shard into a
+ * new extent: a pool buffer while the budget lasts, else a reference into
+ * the shard itself when it is a regular file (no copy at all), else the
+ * spill file. files.img is kept whole in memory when it is to be patched. */
 static struct extent *take_payload(struct serve *s, struct sfile *f, struct shard_in *in,
 				   uint32_t len)
 {
-	pthread_mutex_lock(&s->mu);
-	bool in_memory = f->hold || s->mem_used + len <= s->mem_limit;
-	if (in_memory)
-		s->mem_used += len;	/* reserve before reading, release on failure */
-	pthread_mutex_unlock(&s->mu);
-
-	struct extent *e = malloc(sizeof(*e) + (in_memory ? len : 0));
+	struct extent *e = calloc(1, sizeof(*e));
 	if (!e) {
 		err_set("out of memory");
-		goto fail;
+		return NULL;
 	}
-	e->next = NULL;
-	e->len = len;
-	e->pos = 0;
 	e->fd = -1;
-	e->off = 0;
-	if (in_memory) {
-		if (shard_in_read(in, e->data, len) < 0)
-			goto fail;
+	e->len = len;
+	if (f->hold) {
+		e->kind = EXT_HEAP;
+		if (!(e->buf = malloc(len ? len : 1))) {
+			free(e);
+			err_set("out of memory");
+			return NULL;
+		}
+	} else if ((e->buf = get_buffer(s, f))) {
+		e->kind = EXT_POOL;
+		if (e->len > BUFPOOL_CHUNK)
+			e->len = BUFPOOL_CHUNK;
+	} else {
+		e->kind = EXT_FILE;
+	}
+	int rc;
+	if (e->kind != EXT_FILE) {
+		rc = shard_in_read(in, e->buf, e->len);
 	} else if (in->is_regular) {
 		/* The bytes already sit in a file: point at them. */
 		e->fd = in->fd;
 		e->off = (loff_t)in->offset;
-		if (shard_in_skip(in, len) < 0)
-			goto fail;
+		rc = shard_in_skip(in, len);
 	} else {
-		if (s->spill_fd < 0 && open_spill(s) < 0)
-			goto fail;
-		e->fd = s->spill_fd;
-		e->off = s->spill_end;
-		if (shard_in_splice(in, s->spill_fd, &s->spill_end, len) < 0)
-			goto fail;
-		s->res->spilled += len;
+		rc = s->spill_fd < 0 ? open_spill(s) : 0;
+		if (rc == 0) {
+			e->fd = s->spill_fd;
+			e->off = s->spill_end;
+			rc = shard_in_splice(in, s->spill_fd, &s->spill_end, len);
+			s->res->spilled += len;
+		}
+	}
+	if (rc < 0) {
+		release_extent(s, e);
+		return NULL;
 	}
 	return e;
-fail:
-	free(e);
-	if (in_memory) {
-		pthread_mutex_lock(&s->mu);
-		s->mem_used -= len;
-		pthread_mutex_unlock(&s->mu);
-	}
-	return NULL;
 }
 
 static int ingest_data(void *ctx, void *file, struct shard_in *in, uint32_t len)
@@ -256,33 +304,32 @@ static int ingest_data(void *ctx, void *file, struct shard_in *in, uint32_t len)
 		return shard_in_splice(in, ((struct xfile *)file)->fd, NULL, len);
 	}
 	struct sfile *f = file;
-	pthread_mutex_lock(&s->mu);
-	bool dropped = f->dropped;
-	pthread_mutex_unlock(&s->mu);
-	if (dropped)	/* CRIU did not want the rest of it */
-		return shard_in_skip(in, len);
-
-	struct extent *e = take_payload(s, f, in, len);
-	if (!e)
-		return -1;
-	pthread_mutex_lock(&s->mu);
-	if (f->dropped) {
-		if (e->fd < 0)
-			s->mem_used -= len;
-		free(e);
-	} else {
+	while (len > 0) {
+		pthread_mutex_lock(&s->mu);
+		bool dropped = f->dropped;
+		pthread_mutex_unlock(&s->mu);
+		if (dropped)	/* CRIU did not want the rest of it */
+			return shard_in_skip(in, len);
+		struct extent *e = take_payload(s, f, in, len);
+		if (!e)
+			return -1;
+		len -= (uint32_t)e->len;
+		s->res->file_bytes += e->len;
+		pthread_mutex_lock(&s->mu);
+		f->size += e->len;
+		if (f->dropped) {
+			pthread_mutex_unlock(&s->mu);
+			release_extent(s, e);
+			continue;
+		}
 		if (f->tail)
 			f->tail->next = e;
 		else
 			f->head = e;
 		f->tail = e;
+		pthread_mutex_unlock(&s->mu);
+		wake(s->wake_fd);
 	}
-	f->size += len;
-	if (s->mem_used > s->res->peak_buffered)
-		s->res->peak_buffered = s->mem_used;
-	pthread_mutex_unlock(&s->mu);
-	s->res->file_bytes += len;
-	wake(s->wake_fd);
 	return 0;
 }
 
@@ -355,11 +402,41 @@ static int arm(struct serve *s, struct sfile *f, bool writable)
 	return 0;
 }
 
-static void finish_transfer(struct serve *s, struct sfile *f)
+/* Gives back the pool buffers CRIU has read past: what went into the pipe
+ * minus what still waits in it. */
+static void reclaim(struct serve *s, struct sfile *f)
+{
+	if (!f->inflight || f->pipe < 0)
+		return;
+	int queued = pipe_queued(f->pipe);
+	if (queued < 0)
+		return;		/* cannot tell: keep them lent */
+	uint64_t consumed = f->sent - (uint64_t)queued;
+	while (f->inflight && f->inflight->end <= consumed) {
+		struct extent *e = f->inflight;
+		f->inflight = e->next;
+		release_extent(s, e);
+	}
+	if (!f->inflight)
+		f->inflight_tail = NULL;
+}
+
+/* True once CRIU has closed its end: nothing lent can be read any more. */
+static bool reader_gone(int pipe)
+{
+	struct pollfd p = {.fd = pipe, .events = POLLOUT};
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+static void close_transfer(struct serve *s, struct sfile *f)
 {
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, f->pipe, NULL);
 	close(f->pipe);
 	f->pipe = -1;
+	/* With our end closed the pipe's pages are no one's to read. */
+	release_list(s, f->inflight);
+	f->inflight = f->inflight_tail = NULL;
+	f->draining = false;
 	struct sfile **pp = &s->active;
 	while (*pp && *pp != f)
 		pp = &(*pp)->next_active;
@@ -367,28 +444,74 @@ static void finish_transfer(struct serve *s, struct sfile *f)
 		*pp = f->next_active;
 }
 
-/* Gives CRIU as much of f as its pipe takes without blocking. */
+/* Everything of f is in the pipe. Closing it now would be wrong while CRIU
+ * has not read the buffers we lent it (vmsplice): they would go back to
+ * the pool and be overwritten under CRIU's feet. So wait until it has. */
+static int finish_transfer(struct serve *s, struct sfile *f)
+{
+	reclaim(s, f);
+	if (!f->inflight || reader_gone(f->pipe)) {
+		if (!f->draining)
+			trace("served %s", f->name);
+		close_transfer(s, f);
+		return 0;
+	}
+	if (!f->draining) {
+		f->draining = true;
+		return f->starved ? 0 : arm(s, f, false);
+	}
+	return 0;
+}
+
+static void sent(struct serve *s, struct sfile *f, struct extent *e, size_t n)
+{
+	e->pos += n;
+	f->sent += n;
+	if (e->pos < e->len)
+		return;
+	pthread_mutex_lock(&s->mu);
+	f->head = e->next;
+	if (!f->head)
+		f->tail = NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (e->kind != EXT_POOL) {
+		release_extent(s, e);
+		return;
+	}
+	e->next = NULL;
+	e->end = f->sent;
+	if (f->inflight_tail)
+		f->inflight_tail->next = e;
+	else
+		f->inflight = e;
+	f->inflight_tail = e;
+}
+
+/* Gives CRIU as much of f as its pipe takes without blocking. Pool buffers
+ * go in by reference (vmsplice): CRIU's read() copies them straight into
+ * the restored process, the only copy on the way. */
 static int pump(struct serve *s, struct sfile *f)
 {
-	if (f->pipe < 0)	/* finished earlier in the same epoll batch */
+	if (f->pipe < 0 || f->draining)	/* finished earlier in the same epoll batch */
 		return 0;
+	reclaim(s, f);
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
 		struct extent *e = f->head;
 		bool complete = f->complete;
 		pthread_mutex_unlock(&s->mu);
 		if (!e) {
-			if (complete) {
-				trace("served %s", f->name);
-				finish_transfer(s, f);
-				return 0;
-			}
+			if (complete)
+				return finish_transfer(s, f);
 			return f->starved ? 0 : arm(s, f, false);
 		}
 		ssize_t n;
 		size_t want = e->len - e->pos;
-		if (e->fd < 0) {
-			n = write(f->pipe, e->data + e->pos, want);
+		if (e->kind == EXT_POOL) {
+			struct iovec iov = {.iov_base = e->buf + e->pos, .iov_len = want};
+			n = vmsplice(f->pipe, &iov, 1, SPLICE_F_NONBLOCK);
+		} else if (e->kind == EXT_HEAP) {
+			n = write(f->pipe, e->buf + e->pos, want);
 		} else {
 			loff_t off = e->off + (loff_t)e->pos;
 			n = splice(e->fd, &off, f->pipe, NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
@@ -404,7 +527,7 @@ static int pump(struct serve *s, struct sfile *f)
 			f->dropped = true;
 			free_extents(s, f);
 			pthread_mutex_unlock(&s->mu);
-			finish_transfer(s, f);
+			close_transfer(s, f);
 			return 0;
 		}
 		if (n < 0)
@@ -412,17 +535,7 @@ static int pump(struct serve *s, struct sfile *f)
 		if (n == 0)
 			return err_set("%s: the extent at offset %lld ended early", f->name,
 				       (long long)e->off);
-		e->pos += (size_t)n;
-		if (e->pos == e->len) {
-			pthread_mutex_lock(&s->mu);
-			f->head = e->next;
-			if (!f->head)
-				f->tail = NULL;
-			if (e->fd < 0)
-				s->mem_used -= e->len;
-			pthread_mutex_unlock(&s->mu);
-			free(e);
-		}
+		sent(s, f, e, (size_t)n);
 	}
 }
 
@@ -434,7 +547,7 @@ static int patch_files_img(struct serve *s, struct sfile *f)
 		return err_set("out of memory");
 	size_t at = 0;
 	for (struct extent *e = f->head; e; e = e->next) {
-		memcpy(buf + at, e->data, e->len);
+		memcpy(buf + at, e->buf, e->len);
 		at += e->len;
 	}
 	uint8_t *out;
@@ -443,18 +556,15 @@ static int patch_files_img(struct serve *s, struct sfile *f)
 	free(buf);
 	if (rc < 0)
 		return -1;
-	struct extent *e = malloc(sizeof(*e) + out_len);
+	struct extent *e = calloc(1, sizeof(*e));
 	if (!e) {
 		free(out);
 		return err_set("out of memory");
 	}
-	*e = (struct extent){.len = out_len, .fd = -1};
-	memcpy(e->data, out, out_len);
-	free(out);
+	*e = (struct extent){.kind = EXT_HEAP, .len = out_len, .buf = (char *)out, .fd = -1};
 	pthread_mutex_lock(&s->mu);
 	free_extents(s, f);
 	f->head = f->tail = e;
-	s->mem_used += out_len;
 	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
@@ -599,7 +709,16 @@ static int serve_loop(struct serve *s)
 		return -1;
 	while (!finished(s)) {
 		struct epoll_event evs[16];
-		int n = epoll_wait(s->epfd, evs, 16, -1);
+		/* No event says when CRIU has read what it borrowed: while some
+		 * file waits for that, look again every millisecond. */
+		bool draining = false;
+		for (struct sfile *f = s->active, *next; f; f = next) {
+			next = f->next_active;
+			if (f->draining && finish_transfer(s, f) < 0)
+				return -1;
+			draining |= f->pipe >= 0 && f->draining;
+		}
+		int n = epoll_wait(s->epfd, evs, 16, draining ? 1 : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -630,6 +749,7 @@ static int free_sfile(struct strmap_entry *e, void *arg)
 	free_extents(arg, f);
 	if (f->pipe >= 0)
 		close(f->pipe);
+	release_list(arg, f->inflight);	/* after the close: no reader left */
 	free(f);
 	return 0;
 }
@@ -714,6 +834,7 @@ int engine_serve(const struct engine_opts *o, struct engine_result *res)
 		.conn = -1,
 		.mem_limit = o->memory_limit ? o->memory_limit : DEFAULT_MEMORY_LIMIT,
 	};
+	bufpool_init(&s.pool, s.mem_limit);
 	int rc = -1;
 	if (mkdir_p(o->images_dir, 0700) < 0)
 		return -1;
@@ -734,6 +855,8 @@ int engine_serve(const struct engine_opts *o, struct engine_result *res)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(s.ext_used);
+	res->peak_buffered = s.pool.peak * BUFPOOL_CHUNK;
+	bufpool_destroy(&s.pool);
 	pthread_mutex_destroy(&s.mu);
 	return rc;
 }

@@ -146,6 +146,8 @@ run_tests() {
 		for s in "$T"/*.status; do
 			[ -e "$s" ] && kill -9 "$(status_get "$s" pid)" 2>/dev/null
 		done
+		# A test that failed half-way may leave a mount behind.
+		awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | xargs -r umount -l
 		rm -rf "$T"
 	done
 	printf '  %d run, %d failed%s\n' "$TESTS_RUN" "$TESTS_FAILED" \
