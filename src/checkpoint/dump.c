@@ -50,9 +50,6 @@ struct dump {
 	int finish_fd;
 	struct hook_server hook;
 	atomic_bool interrupted;
-	bool hook_done;			/* post-dump answered */
-	int hook_rc;
-	char hook_err[ERR_MAX];
 	uint64_t t0;
 	struct progress progress;
 	char progress_what[64];
@@ -149,17 +146,9 @@ static int build_criu_argv(struct dump *d, const char *images_dir, struct argv *
 	int shell_job = o->shell_job >= 0 ? o->shell_job : getsid(o->pid) != o->pid;
 	d->m.shell_job = shell_job;
 	d->m.tcp_established = o->tcp_established;
-	int rc = 0;
-	rc |= argv_add(a, o->criu);
-	rc |= argv_add(a, "dump");
-	if (o->streams > 0)
-		rc |= argv_add(a, "--stream");
-	rc |= argv_add(a, "-D");
-	rc |= argv_add(a, images_dir);
+	int rc = criu_argv_start(a, o->criu, "dump", o->streams > 0, images_dir, d->log_path,
+				 d->hook.script_path);
 	rc |= argv_addf(a, "--tree=%d", (int)o->pid);
-	rc |= argv_addf(a, "--log-file=%s", d->log_path);
-	rc |= argv_add(a, "-v4");
-	rc |= argv_addf(a, "--action-script=%s", d->hook.script_path);
 	if (o->leave_running)
 		rc |= argv_add(a, "--leave-running");
 	if (shell_job)
@@ -245,19 +234,11 @@ static int make_durable(struct dump *d)
 
 static int dump_plain_seal(struct dump *d);
 
-static int on_hook(void *arg, const char *action, char *reason, size_t size)
+/* CRIU's post-dump: may it kill (or resume) the tree now? */
+static int on_post_dump(void *arg)
 {
 	struct dump *d = arg;
-	if (strcmp(action, "post-dump"))
-		return 0;
-	int rc = d->o->streams > 0 ? make_durable(d) : dump_plain_seal(d);
-	d->hook_done = true;
-	d->hook_rc = rc;
-	if (rc < 0) {
-		err_copy(d->hook_err, sizeof(d->hook_err));
-		snprintf(reason, size, "%s", d->hook_err);
-	}
-	return rc;
+	return d->o->streams > 0 ? make_durable(d) : dump_plain_seal(d);
 }
 
 /* ---- while CRIU runs ---- */
@@ -314,22 +295,13 @@ static int start_engine(struct dump *d)
 static int run_criu(struct dump *d, const char *images_dir)
 {
 	struct argv a = {0};
-	pid_t pid;
-	int rc = build_criu_argv(d, images_dir, &a);
-	char out_path[PATH_MAX + 16];
-	snprintf(out_path, sizeof(out_path), "%s/criu-output.txt", d->privdir);
-	uint64_t t = now_ms();
-	if (rc == 0)
-		rc = criu_spawn(&a, NULL, out_path, &pid);
-	argv_free(&a);
-	if (rc < 0)
+	if (build_criu_argv(d, images_dir, &a) < 0) {
+		argv_free(&a);
 		return -1;
-	struct criu_watch w = {.pid = pid, .log_path = d->log_path, .on_signal = on_signal,
-			       .on_tick = on_tick, .arg = d};
-	rc = criu_watch_wait(&w);
-	progress_end(&d->progress);
-	d->r->criu_ms = now_ms() - t;
-	return rc;
+	}
+	struct criu_watch w = {.log_path = d->log_path, .on_signal = on_signal, .on_tick = on_tick,
+			       .arg = d};
+	return session_run_criu(d->privdir, &a, &w, &d->progress, &d->r->criu_ms);
 }
 
 /* Best effort: the log is for diagnosis, a failure to keep it is not a
@@ -388,8 +360,8 @@ static void pick_reason(struct dump *d, char *buf, size_t size)
 		snprintf(buf, size, "interrupted");
 		return;
 	}
-	if (d->hook_done && d->hook_rc < 0) {
-		snprintf(buf, size, "%s", d->hook_err);
+	if (d->hook.answered && d->hook.rc < 0) {
+		snprintf(buf, size, "%s", d->hook.err);
 		return;
 	}
 	for (int i = 0; i < d->streams.n; i++) {
@@ -452,15 +424,15 @@ static int run_dump(struct dump *d)
 	} else if (dump_plain_start(d, images_dir, sizeof(images_dir)) < 0) {
 		return -1;
 	}
-	if (hook_server_start(&d->hook, d->privdir, d->o->self, on_hook, d) < 0)
+	if (hook_server_start(&d->hook, d->privdir, d->o->self, "post-dump", on_post_dump, d) < 0)
 		return -1;
 	int rc = run_criu(d, images_dir);
 	hook_server_stop(&d->hook);
-	if (rc == 0 && d->hook_done && d->hook_rc == 0)
+	if (rc == 0 && d->hook.answered && d->hook.rc == 0)
 		return finish_success(d, images_dir);
 	char why[ERR_MAX];
 	pick_reason(d, why, sizeof(why));
-	if (rc == 0 && !d->hook_done)
+	if (rc == 0 && !d->hook.answered)
 		snprintf(why, sizeof(why), "CRIU finished without running the post-dump hook");
 	fail_checkpoint(d, why);
 	d->r->process_running = process_alive(d->o->pid);

@@ -26,10 +26,16 @@ static void serve_connection(struct hook_server *h, int c)
 		return;
 	action[n] = '\0';
 	action[strcspn(action, "\n")] = '\0';
-	char reason[512] = "";
-	int rc = h->handler(h->arg, action, reason, sizeof(reason));
-	char reply[600];
-	int len = snprintf(reply, sizeof(reply), rc == 0 ? "ok\n" : "fail %s\n", reason);
+	int rc = 0;
+	if (!strcmp(action, h->action)) {
+		rc = h->handler(h->arg);
+		if (rc < 0)
+			err_copy(h->err, sizeof(h->err));
+		h->rc = rc;
+		h->answered = true;
+	}
+	char reply[ERR_MAX + 16];
+	int len = snprintf(reply, sizeof(reply), rc == 0 ? "ok\n" : "fail %s\n", h->err);
 	if (len > 0)
 		(void)!write_full(c, reply, (size_t)len < sizeof(reply) ? (size_t)len : sizeof(reply) - 1);
 }
@@ -78,11 +84,12 @@ static int write_script(struct hook_server *h, const char *dir, const char *self
 }
 
 int hook_server_start(struct hook_server *h, const char *dir, const char *self,
-		      hook_handler handler, void *arg)
+		      const char *action, hook_handler handler, void *arg)
 {
 	memset(h, 0, sizeof(*h));
 	h->fd = -1;
 	h->stop_fd = -1;
+	h->action = action;
 	h->handler = handler;
 	h->arg = arg;
 	int n = snprintf(h->sock_path, sizeof(h->sock_path), "%s/hook.sock", dir);

@@ -8,12 +8,15 @@
 #define CRSTREAM_CHECKPOINT_HOOK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/un.h>
 
-/* Decides an action ("post-dump", ...). Returns 0 to let CRIU go on, -1 to
- * make it back out (reason says why, one line). */
-typedef int (*hook_handler)(void *arg, const char *action, char *reason, size_t size);
+#include "util/err.h"
+
+/* Decides whether CRIU may go on past the action: 0 yes, -1 no (with the
+ * reason as the error message). */
+typedef int (*hook_handler)(void *arg);
 
 struct hook_server {
 	int fd;
@@ -21,15 +24,21 @@ struct hook_server {
 	char script_path[4096];
 	pthread_t thread;
 	int stop_fd;
+	const char *action;	/* the one action decided: "post-dump", "post-restore" */
 	hook_handler handler;
 	void *arg;
 	int running;
+	/* The verdict, once CRIU has asked (read after CRIU has exited). */
+	bool answered;
+	int rc;
+	char err[ERR_MAX];
 };
 
 /* Creates dir/hook.sock and the executable dir/action-script, and starts
- * answering. self is the crstream binary to run. */
+ * answering: `action` goes to the handler, every other action passes.
+ * self is the crstream binary to run. */
 int hook_server_start(struct hook_server *h, const char *dir, const char *self,
-		      hook_handler handler, void *arg);
+		      const char *action, hook_handler handler, void *arg);
 void hook_server_stop(struct hook_server *h);
 
 /* `crstream hook SOCKET`, run by CRIU with CRTOOLS_SCRIPT_ACTION set.

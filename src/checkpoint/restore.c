@@ -49,9 +49,6 @@ struct restore {
 	int loaded_rc;
 	char loaded_err[ERR_MAX];
 	pthread_cond_t loaded_cv;
-	bool hook_done;
-	int hook_rc;
-	char hook_err[ERR_MAX];
 	atomic_bool interrupted;
 	uint64_t t0;
 	struct progress progress;
@@ -163,19 +160,10 @@ static int verify(struct restore *x)
 	return rc;
 }
 
-static int on_hook(void *arg, const char *action, char *reason, size_t size)
+/* CRIU's post-restore: may the restored tree run? */
+static int on_post_restore(void *arg)
 {
-	struct restore *x = arg;
-	if (strcmp(action, "post-restore"))
-		return 0;
-	int rc = verify(x);
-	x->hook_done = true;
-	x->hook_rc = rc;
-	if (rc < 0) {
-		err_copy(x->hook_err, sizeof(x->hook_err));
-		snprintf(reason, size, "%s", x->hook_err);
-	}
-	return rc;
+	return verify(arg);
 }
 
 /* ---- running CRIU ---- */
@@ -195,16 +183,8 @@ static void on_signal(void *arg, int sig)
 static int build_argv(struct restore *x, const char *images_dir, struct argv *a)
 {
 	const struct restore_opts *o = x->o;
-	int rc = 0;
-	rc |= argv_add(a, o->criu);
-	rc |= argv_add(a, "restore");
-	if (x->lay.streams > 0)
-		rc |= argv_add(a, "--stream");
-	rc |= argv_add(a, "-D");
-	rc |= argv_add(a, images_dir);
-	rc |= argv_addf(a, "--log-file=%s", x->log_path);
-	rc |= argv_add(a, "-v4");
-	rc |= argv_addf(a, "--action-script=%s", x->hook.script_path);
+	int rc = criu_argv_start(a, o->criu, "restore", x->lay.streams > 0, images_dir, x->log_path,
+				 x->hook.script_path);
 	rc |= argv_addf(a, "--pidfile=%s", x->pid_path);
 	if (o->detach)
 		rc |= argv_add(a, "--restore-detached");
@@ -230,24 +210,15 @@ static void on_tick(void *arg)
 static int run_criu(struct restore *x, const char *images_dir)
 {
 	struct argv a = {0};
-	pid_t pid;
-	char out_path[PATH_MAX + 32];
-	snprintf(out_path, sizeof(out_path), "%s/criu-output.txt", x->privdir);
-	int rc = build_argv(x, images_dir, &a);
-	uint64_t t = now_ms();
-	if (rc == 0)
-		rc = criu_spawn(&a, NULL, out_path, &pid);
-	argv_free(&a);
-	if (rc < 0)
+	if (build_argv(x, images_dir, &a) < 0) {
+		argv_free(&a);
 		return -1;
-	struct criu_watch w = {.pid = pid, .log_path = x->log_path, .on_signal = on_signal,
-			       .on_tick = on_tick, .arg = x};
+	}
+	struct criu_watch w = {.log_path = x->log_path, .on_signal = on_signal, .on_tick = on_tick,
+			       .arg = x};
 	x->progress = (struct progress){.enabled = x->o->progress, .what = "restoring",
 					.streams = x->lay.streams, .bytes = &x->eres.file_bytes};
-	rc = criu_watch_wait(&w);
-	progress_end(&x->progress);
-	x->r->criu_ms = now_ms() - t;
-	return rc;
+	return session_run_criu(x->privdir, &a, &w, &x->progress, &x->r->criu_ms);
 }
 
 static int read_pid(const char *path, pid_t *pid)
@@ -334,8 +305,8 @@ static void pick_reason(struct restore *x, const char *criu_err, char *buf, size
 {
 	if (atomic_load(&x->interrupted))
 		snprintf(buf, size, "interrupted");
-	else if (x->hook_done && x->hook_rc < 0)
-		snprintf(buf, size, "%s", x->hook_err);
+	else if (x->hook.answered && x->hook.rc < 0)
+		snprintf(buf, size, "%s", x->hook.err);
 	else {
 		stop_all(x);
 		failure_reason(x, criu_err);
@@ -359,13 +330,13 @@ static int run_restore(struct restore *x)
 		if (start_streams(x) < 0)
 			return -1;
 	}
-	if (hook_server_start(&x->hook, x->privdir, x->o->self, on_hook, x) < 0)
+	if (hook_server_start(&x->hook, x->privdir, x->o->self, "post-restore", on_post_restore, x) < 0)
 		return -1;
 	char criu_err[ERR_MAX];
 	int rc = run_criu(x, images_dir);
 	err_copy(criu_err, sizeof(criu_err));
 	hook_server_stop(&x->hook);
-	if (rc == 0 && !plain && !x->hook_done)
+	if (rc == 0 && !plain && !x->hook.answered)
 		rc = err_set("CRIU finished without running the post-restore hook");
 	if (rc < 0) {
 		char why[ERR_MAX];

@@ -252,3 +252,38 @@ void progress_end(struct progress *p)
 	if (p->enabled && p->last_ms)
 		fprintf(stderr, "\r\033[K");
 }
+
+int criu_argv_start(struct argv *a, const char *criu, const char *action, bool stream,
+		    const char *images_dir, const char *log_path, const char *script)
+{
+	int rc = 0;
+	rc |= argv_add(a, criu);
+	rc |= argv_add(a, action);
+	if (stream)
+		rc |= argv_add(a, "--stream");
+	rc |= argv_add(a, "-D");
+	rc |= argv_add(a, images_dir);
+	rc |= argv_addf(a, "--log-file=%s", log_path);
+	rc |= argv_add(a, "-v4");
+	rc |= argv_addf(a, "--action-script=%s", script);
+	return rc ? -1 : 0;
+}
+
+int session_run_criu(const char *privdir, struct argv *a, struct criu_watch *w,
+		     struct progress *p, uint64_t *ms)
+{
+	char out_path[PATH_MAX];
+	if (snprintf(out_path, sizeof(out_path), "%s/criu-output.txt", privdir) >= (int)sizeof(out_path)) {
+		argv_free(a);
+		return err_set("path too long: %s", privdir);
+	}
+	uint64_t t = now_ms();
+	int rc = criu_spawn(a, NULL, out_path, &w->pid);
+	argv_free(a);
+	if (rc < 0)
+		return -1;
+	rc = criu_watch_wait(w);
+	progress_end(p);
+	*ms = now_ms() - t;
+	return rc;
+}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "criu/criu_exec.h"
 #include "engine/engine.h"
 #include "util/err.h"
 
@@ -64,6 +65,19 @@ struct criu_watch {
 
 /* Wait for CRIU to exit; 0 if it succeeded, else -1 with its error. */
 int criu_watch_wait(struct criu_watch *w);
+
+struct progress;
+
+/* The start of every CRIU command line we run: `criu ACTION [--stream] -D
+ * DIR`, its log, full verbosity, and our action script. */
+int criu_argv_start(struct argv *a, const char *criu, const char *action, bool stream,
+		    const char *images_dir, const char *log_path, const char *script);
+
+/* Runs CRIU (argv is consumed) with its output in privdir/criu-output.txt,
+ * watching it with w (w->pid is set here) and drawing p; *ms gets its run
+ * time. 0 if CRIU succeeded, else -1 with its error. */
+int session_run_criu(const char *privdir, struct argv *a, struct criu_watch *w,
+		     struct progress *p, uint64_t *ms);
 
 /* True if the process exists and is not a zombie. */
 bool process_alive(pid_t pid);

@@ -40,6 +40,11 @@ void json_print_string(FILE *out, const char *s);
 /* ",\"peak_rss_bytes\":N,\"cpu_seconds\":S" for this process (CRIU not counted). */
 void print_self_usage_json(FILE *out);
 
+struct config;
+struct store;
+/* Load the configuration and open a store at location with it. */
+int open_location(const char *location, struct config **cfg, struct store **s);
+
 struct dump_result;
 void print_dump_summary(const struct dump_result *r);
 

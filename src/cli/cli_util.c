@@ -1,5 +1,7 @@
 #include "checkpoint/dump.h"
 #include "cli/cli.h"
+#include "cli/config.h"
+#include "store/store.h"
 #include "util/err.h"
 #include "util/fmt.h"
 
@@ -56,4 +58,17 @@ void print_self_usage_json(FILE *out)
 	/* crstream's own cost, CRIU (a child) excluded. */
 	fprintf(out, ",\"peak_rss_bytes\":%lld,\"cpu_seconds\":%.3f", (long long)ru.ru_maxrss * 1024,
 		cpu);
+}
+
+int open_location(const char *location, struct config **cfg, struct store **s)
+{
+	*s = NULL;
+	if (config_load(cfg) < 0)
+		return -1;
+	/* Static: the store keeps the pointer for its whole life, which ends
+	 * with the command. */
+	static struct store_options so;
+	so.config = config_lookup;
+	so.ctx = *cfg;
+	return store_open(location, &so, s);
 }

@@ -19,16 +19,6 @@ struct entry {
 	int streams;		/* img-N objects seen */
 };
 
-static int open_location(const char *location, struct config **cfg, struct store **s)
-{
-	if (config_load(cfg) < 0)
-		return -1;
-	static struct store_options so;
-	so.config = config_lookup;
-	so.ctx = *cfg;
-	return store_open(location, &so, s);
-}
-
 static int group(const struct store_entry *e, void *arg)
 {
 	struct strmap *m = arg;

@@ -70,16 +70,11 @@ int cmd_inspect(int argc, char **argv)
 		}
 		return usage_error("crstream inspect", "usage: crstream inspect CHECKPOINT");
 	}
-	struct config *cfg;
-	if (config_load(&cfg) < 0) {
-		err_print(NULL);
-		return 1;
-	}
-	struct store_options so = {.config = config_lookup, .ctx = cfg};
+	struct config *cfg = NULL;
 	struct store *s = NULL;
 	void *json = NULL;
 	size_t len;
-	int rc = store_open(argv[2], &so, &s);
+	int rc = open_location(argv[2], &cfg, &s);
 	if (rc == 0)
 		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
 	printf("checkpoint:  %s\n", argv[2]);
