@@ -151,6 +151,18 @@ static size_t on_read(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* libcurl replays a request whose kept-alive connection turns out to be
+ * dead (reset before any answer), which needs the body from the start:
+ * without this it fails with CURLE_SEND_FAIL_REWIND, not retried. */
+static int on_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct attempt *a = arg;
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > a->rq->body_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	a->body_off = (size_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	(void)dt, (void)dn, (void)ut, (void)un;
@@ -299,6 +311,8 @@ static CURLcode set_options(CURL *h, const struct s3_store *st, struct attempt *
 		SET(CURLOPT_UPLOAD, 1L);
 		SET(CURLOPT_READFUNCTION, on_read);
 		SET(CURLOPT_READDATA, a);
+		SET(CURLOPT_SEEKFUNCTION, on_seek);
+		SET(CURLOPT_SEEKDATA, a);
 		SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
 	} else if (strcmp(rq->method, "POST") == 0) {
 		SET(CURLOPT_POST, 1L);

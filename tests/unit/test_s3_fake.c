@@ -1,8 +1,9 @@
 /* The S3 backend against a scripted in-process HTTP server, for what a
  * real server will not do on demand: 503 SlowDown then success, a 403
  * that must not be retried, CompleteMultipartUpload answering 200 with an
- * <Error> body, opaque (non-MD5) part ETags, GCS signing scope. Also
- * checks that over plain http x-amz-content-sha256 is the body's hash. */
+ * <Error> body, opaque (non-MD5) part ETags, GCS signing scope, a kept-alive
+ * connection reset under a PUT. Also checks that over plain http
+ * x-amz-content-sha256 is the body's hash. */
 #include "store/s3.h"
 #include "util/err.h"
 #include "unit.h"
@@ -23,6 +24,10 @@ static struct {
 	bool complete_fatal;	/* Complete answers 200+InvalidPart */
 	bool aborted;
 	bool hash_mismatch;
+	/* The second request on each connection gets no answer, the connection
+	 * is reset (a server that died while the client kept the connection
+	 * alive); fresh connections are served. */
+	bool reset_reused;
 	char complete_body[4096];
 	char last_auth[512];
 	char last_target[1024];
@@ -120,10 +125,14 @@ static void *conn_main(void *arg)
 	const size_t cap = 8 << 20;	/* a 5 MiB part and its headers */
 	char *buf = malloc(cap);
 	size_t have = 0;
+	int nth = 0;	/* requests on this connection */
 	if (!buf)
 		goto out;
 	for (;;) {
 		char *end = NULL;
+		pthread_mutex_lock(&srv.mu);
+		bool reset_now = srv.reset_reused && ++nth == 2;
+		pthread_mutex_unlock(&srv.mu);
 		while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
 			ssize_t n = read(fd, buf + have, cap - have - 1);
 			if (n <= 0)
@@ -145,6 +154,15 @@ static void *conn_main(void *arg)
 			have += (size_t)n;
 		}
 		r.body = buf + hlen;
+		if (reset_now) {
+			/* The whole request read, no answer: close with a RST. */
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			pthread_mutex_lock(&srv.mu);
+			srv.requests++;
+			pthread_mutex_unlock(&srv.mu);
+			goto out;
+		}
 		handle(fd, &r);
 		memmove(buf, buf + hlen + r.len, have - hlen - r.len);
 		have -= hlen + r.len;
@@ -223,6 +241,7 @@ static void reset(enum mode m)
 	srv.complete_transient = 0;
 	srv.complete_fatal = false;
 	srv.complete_body[0] = '\0';
+	srv.reset_reused = false;
 	pthread_mutex_unlock(&srv.mu);
 }
 
@@ -320,6 +339,30 @@ static void test_connection_refused(void)
 	store_close(s);
 }
 
+/* A PUT on a kept-alive connection the server has reset: libcurl replays
+ * the request on a new connection, which needs the body rewound. The PUT
+ * must succeed (not fail at once with "Recv failure: Connection reset by
+ * peer" as if retries were exhausted). */
+static void test_put_on_reset_connection(void)
+{
+	reset(FLAKY);
+	srv.requests = 10;	/* past FLAKY's 503s */
+	srv.reset_reused = true;
+	struct store *s = open_at("s3://bkt/pre", "0");
+	CHECK(s && s->ops->put(s, "k1", "first", 5) == 0);
+	CHECK(s && s->ops->put(s, "k2", "second", 6) == 0);
+	CHECK(srv.requests == 13 && !srv.hash_mismatch);
+	/* Parts of a multipart upload, each worker on its kept-alive handle. */
+	reset(MPU);
+	srv.reset_reused = true;
+	struct writer *w = s ? s->ops->create(s, "obj") : NULL;
+	CHECK(w && write_n(w, 16 << 20) == 0);
+	CHECK(w && writer_close(w) == 0);
+	CHECK(strstr(srv.complete_body, "<PartNumber>4</PartNumber>") && !srv.aborted);
+	CHECK(!srv.hash_mismatch);
+	store_close(s);
+}
+
 int main(void)
 {
 	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
@@ -340,5 +383,6 @@ int main(void)
 	RUN(test_complete_200_error);
 	RUN(test_gcs_scope);
 	RUN(test_connection_refused);
+	RUN(test_put_on_reset_connection);
 	return unit_done();
 }
