@@ -399,9 +399,12 @@ static bool status_ok(const struct s3_req *rq, long st)
 
 enum verdict { DONE, FAIL, RETRY };
 
+/* Sets *maybe_done when the attempt failed after the request may have
+ * reached the server (anything but a failure to connect), or the server
+ * answered 5xx. */
 static enum verdict one_attempt(struct s3_store *st, CURL *h, struct s3_req *rq,
 				struct s3_resp *resp, const char *payload_hash, char *why,
-				size_t why_size)
+				size_t why_size, bool *maybe_done)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct signed_req sr;
@@ -421,6 +424,9 @@ static enum verdict one_attempt(struct s3_store *st, CURL *h, struct s3_req *rq,
 	}
 	signed_req_free(&sr);
 	if (e != CURLE_OK) {
+		if (e != CURLE_COULDNT_RESOLVE_HOST && e != CURLE_COULDNT_CONNECT &&
+		    e != CURLE_SSL_CONNECT_ERROR)
+			*maybe_done = true;
 		if (a.sink_stopped)
 			snprintf(why, why_size, "%s", err_msg());
 		else if (e == CURLE_ABORTED_BY_CALLBACK)
@@ -432,6 +438,8 @@ static enum verdict one_attempt(struct s3_store *st, CURL *h, struct s3_req *rq,
 	}
 	if (status_ok(rq, resp->status))
 		return DONE;
+	if (resp->status >= 500)
+		*maybe_done = true;
 	char code[128];
 	describe_status(resp, a.reason, code, sizeof(code), why, why_size);
 	return retryable_status(resp->status, code) ? RETRY : FAIL;
@@ -455,8 +463,9 @@ int s3_perform(struct s3_store *st, CURL *h, struct s3_req *rq, struct s3_resp *
 	unsigned attempt = 0;
 	unsigned retries = st->conf.retries > rq->min_retries ? st->conf.retries : rq->min_retries;
 	enum verdict v;
+	bool maybe_done = false;
 	for (;;) {
-		v = one_attempt(st, h, rq, resp, payload_hash, why, sizeof(why));
+		v = one_attempt(st, h, rq, resp, payload_hash, why, sizeof(why), &maybe_done);
 		if (v != RETRY || attempt >= retries ||
 		    (rq->cancel && atomic_load(rq->cancel)))
 			break;
@@ -467,6 +476,7 @@ int s3_perform(struct s3_store *st, CURL *h, struct s3_req *rq, struct s3_resp *
 	}
 	if (own)
 		s3_handle_put(st, h);
+	resp->maybe_done = maybe_done;
 	if (v == DONE)
 		return 0;
 	if (attempt)

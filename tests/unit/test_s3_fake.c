@@ -28,6 +28,13 @@ static struct {
 	 * is reset (a server that died while the client kept the connection
 	 * alive); fresh connections are served. */
 	bool reset_reused;
+	/* MPU: this many create multipart uploads make upload "lost", then
+	 * reset the connection instead of answering; list uploads shows it
+	 * (and another key's) until it is aborted. */
+	int create_lost;
+	bool created;
+	bool aborted_lost;
+	bool aborted_other;
 	char complete_body[4096];
 	char last_auth[512];
 	char last_target[1024];
@@ -52,8 +59,10 @@ static void respond(int fd, int status, const char *extra, const char *body)
 
 #define ERRDOC(code, msg) "<?xml version=\"1.0\"?><Error><Code>" code "</Code><Message>" msg "</Message></Error>"
 
-static void handle(int fd, const struct req *r)
+/* Returns true to reset the connection instead of answering. */
+static bool handle(int fd, const struct req *r)
 {
+	bool reset = false;
 	char sha[SIGV4_HEX];
 	pthread_mutex_lock(&srv.mu);
 	int n = ++srv.requests;
@@ -78,7 +87,25 @@ static void handle(int fd, const struct req *r)
 		respond(fd, 503, "", ERRDOC("ServiceUnavailable", "Try later"));
 		break;
 	case MPU:
-		if (strcmp(r->method, "POST") == 0 && uploads) {
+		if (strcmp(r->method, "POST") == 0 && uploads && srv.create_lost > 0) {
+			srv.create_lost--;
+			srv.created = true;
+			reset = true;
+		} else if (strcmp(r->method, "GET") == 0 && strstr(r->target, "uploads=")) {
+			respond(fd, 200, "", srv.created && !srv.aborted_lost
+				? "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+				  "<Upload><Key>pre/objx</Key><UploadId>other</UploadId></Upload>"
+				  "<Upload><Key>pre/obj</Key><UploadId>lost</UploadId></Upload>"
+				  "</ListMultipartUploadsResult>"
+				: "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+				  "</ListMultipartUploadsResult>");
+		} else if (strcmp(r->method, "DELETE") == 0 && strstr(r->target, "uploadId=other")) {
+			srv.aborted_other = true;
+			respond(fd, 204, "", "");
+		} else if (strcmp(r->method, "DELETE") == 0 && strstr(r->target, "uploadId=lost")) {
+			srv.aborted_lost = true;
+			respond(fd, 204, "", "");
+		} else if (strcmp(r->method, "POST") == 0 && uploads) {
 			respond(fd, 200, "", "<InitiateMultipartUploadResult><UploadId>UP/1+=</UploadId>"
 					     "</InitiateMultipartUploadResult>");
 		} else if (strcmp(r->method, "PUT") == 0 && part) {
@@ -106,6 +133,7 @@ static void handle(int fd, const struct req *r)
 		break;
 	}
 	pthread_mutex_unlock(&srv.mu);
+	return reset;
 }
 
 static const char *header(const char *head, const char *name, char *out, size_t size)
@@ -154,6 +182,8 @@ static void *conn_main(void *arg)
 			have += (size_t)n;
 		}
 		r.body = buf + hlen;
+		if (!reset_now)
+			reset_now = handle(fd, &r);
 		if (reset_now) {
 			/* The whole request read, no answer: close with a RST. */
 			struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -163,7 +193,6 @@ static void *conn_main(void *arg)
 			pthread_mutex_unlock(&srv.mu);
 			goto out;
 		}
-		handle(fd, &r);
 		memmove(buf, buf + hlen + r.len, have - hlen - r.len);
 		have -= hlen + r.len;
 	}
@@ -242,6 +271,10 @@ static void reset(enum mode m)
 	srv.complete_fatal = false;
 	srv.complete_body[0] = '\0';
 	srv.reset_reused = false;
+	srv.create_lost = 0;
+	srv.created = false;
+	srv.aborted_lost = false;
+	srv.aborted_other = false;
 	pthread_mutex_unlock(&srv.mu);
 }
 
@@ -363,6 +396,44 @@ static void test_put_on_reset_connection(void)
 	store_close(s);
 }
 
+/* The server makes the multipart upload but its answer is lost: the
+ * writer must find that upload (of exactly its key) and abort it, or it
+ * stays behind, unknown, costing storage; whether the create then fails
+ * (the writer is aborted) or succeeds on a retry (the object completes). */
+static void test_create_answer_lost(void)
+{
+	reset(MPU);
+	srv.create_lost = 1;
+	struct store *s = open_at("s3://bkt/pre", "0");
+	struct writer *w = s ? s->ops->create(s, "obj") : NULL;
+	CHECK(w && write_n(w, 6 << 20) < 0);
+	CHECK_ERR("s3://bkt/pre/obj: create multipart upload: http://127.0.0.1:");
+	writer_abort(w);
+	CHECK(srv.created && srv.aborted_lost && !srv.aborted_other);
+	CHECK_ERR("create multipart upload");	/* still the reason */
+	store_close(s);
+
+	reset(MPU);
+	srv.create_lost = 1;
+	s = open_at("s3://bkt/pre", "1");
+	w = s ? s->ops->create(s, "obj") : NULL;
+	CHECK(w && write_n(w, 11 << 20) == 0);
+	CHECK(w && writer_close(w) == 0);
+	CHECK(srv.created && srv.aborted_lost && !srv.aborted_other && !srv.aborted);
+	CHECK(strstr(srv.complete_body, "<PartNumber>3</PartNumber>") != NULL);
+	store_close(s);
+
+	/* Refused before reaching any server: nothing to look for. */
+	struct kv cfg[] = {{"s3.endpoint", "http://127.0.0.1:1"}, {"s3.retries", "0"}, {NULL, NULL}};
+	struct store_options opt = {kv_config, cfg};
+	CHECK(s3_store_ops.open("s3://bkt", &opt, &s) == 0);
+	w = s ? s->ops->create(s, "obj") : NULL;
+	CHECK(w && write_n(w, 9 << 20) < 0);
+	writer_abort(w);
+	CHECK(s && s3_store_stats(s)->requests == 1);
+	store_close(s);
+}
+
 int main(void)
 {
 	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
@@ -384,5 +455,6 @@ int main(void)
 	RUN(test_gcs_scope);
 	RUN(test_connection_refused);
 	RUN(test_put_on_reset_connection);
+	RUN(test_create_answer_lost);
 	return unit_done();
 }
