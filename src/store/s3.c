@@ -327,7 +327,11 @@ int s3_abort_uploads_of(struct s3_store *st, const char *full_key)
 	return rc < 0 ? -1 : u.n;
 }
 
-/* Reachability and credentials (HEAD bucket), then a write and a delete. */
+/* Reachability, credentials and the bucket (a one-key LIST under the
+ * prefix: unlike HEAD bucket, whose answer has no body, a refusal names
+ * its reason, SignatureDoesNotMatch, InvalidAccessKeyId, AccessDenied or
+ * NoSuchBucket; both need the same permission), then a write and a
+ * delete. */
 static int s3_probe(struct store *s, char *report, size_t size)
 {
 	struct s3_store *st = S(s);
@@ -339,10 +343,15 @@ static int s3_probe(struct store *s, char *report, size_t size)
 	host[sizeof(host) - 1] = '\0';
 	snprintf(key, sizeof(key), ".crstream-probe-%.60s-%ld-%ld", host, (long)getpid(),
 		 (long)time(NULL));
-	struct s3_req rq = {.method = "HEAD", .what = "HEAD bucket"};
+	char *fp = s3_full_key(st, "");
+	if (!fp)
+		return -1;
+	struct sigv4_param q[] = {{"list-type", "2"}, {"max-keys", "1"}, {"prefix", fp}};
+	struct s3_req rq = {.method = "GET", .query = q, .nquery = 3, .what = "LIST"};
 	struct s3_resp resp = {0};
 	int rc = s3_perform(st, NULL, &rq, &resp);
 	s3_resp_free(&resp);
+	free(fp);
 	if (rc < 0)
 		return -1;
 	if (s3_put(s, key, "probe\n", 6) < 0 || s3_remove(s, key) < 0)

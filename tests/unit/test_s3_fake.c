@@ -301,6 +301,21 @@ static void test_no_retry_on_403(void)
 	store_close(s);
 }
 
+/* A refused probe says why, not just "403 Forbidden". */
+static void test_probe_names_the_refusal(void)
+{
+	reset(DENY);
+	struct store *s = open_at("s3://bkt/pre", "5");
+	char report[512];
+	CHECK(s && s->ops->probe(s, report, sizeof(report)) < 0);
+	CHECK_ERR("s3://bkt: LIST: 403 AccessDenied: Access Denied");
+	CHECK(strstr(srv.last_target, "/bkt?") && strstr(srv.last_target, "prefix=pre%2F"));
+	reset(MPU);
+	CHECK(s && s->ops->probe(s, report, sizeof(report)) == 0);
+	CHECK(strstr(report, "write+delete ok") != NULL);
+	store_close(s);
+}
+
 static void test_retries_exhausted(void)
 {
 	reset(DOWN);
@@ -450,6 +465,7 @@ int main(void)
 	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
 	RUN(test_retry_then_ok);
 	RUN(test_no_retry_on_403);
+	RUN(test_probe_names_the_refusal);
 	RUN(test_retries_exhausted);
 	RUN(test_complete_200_error);
 	RUN(test_gcs_scope);
