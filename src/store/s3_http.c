@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -149,6 +150,15 @@ static size_t on_read(char *p, size_t size, size_t n, void *arg)
 		memcpy(p, a->body + a->body_off, len);
 	a->body_off += len;
 	return len;
+}
+
+/* libcurl's sockets are not close-on-exec: CRIU, which crstream starts
+ * while connections are open, would inherit them (and keep them open for
+ * its lifetime). */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	(void)arg, (void)purpose;
+	return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
 /* libcurl replays a request whose kept-alive connection turns out to be
@@ -300,6 +310,7 @@ static CURLcode set_options(CURL *h, const struct s3_store *st, struct attempt *
 	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
 	SET(CURLOPT_LOW_SPEED_TIME, c->timeout_s);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, a);
 	SET(CURLOPT_WRITEFUNCTION, on_data);

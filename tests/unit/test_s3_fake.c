@@ -9,6 +9,7 @@
 #include "unit.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -316,6 +317,23 @@ static void test_probe_names_the_refusal(void)
 	store_close(s);
 }
 
+/* Connections are close-on-exec: the CRIU crstream starts must not
+ * inherit them. */
+static void test_sockets_are_cloexec(void)
+{
+	reset(FLAKY);
+	srv.requests = 10;
+	struct store *s = open_at("s3://bkt/pre", "0");
+	CHECK(s && s->ops->put(s, "k", "data", 4) == 0);
+	struct s3_store *st = (struct s3_store *)s;
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	CHECK(st && st->idle &&
+	      curl_easy_getinfo(st->idle, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+	      fd != CURL_SOCKET_BAD);
+	CHECK(fd != CURL_SOCKET_BAD && (fcntl(fd, F_GETFD) & FD_CLOEXEC));
+	store_close(s);
+}
+
 static void test_retries_exhausted(void)
 {
 	reset(DOWN);
@@ -466,6 +484,7 @@ int main(void)
 	RUN(test_retry_then_ok);
 	RUN(test_no_retry_on_403);
 	RUN(test_probe_names_the_refusal);
+	RUN(test_sockets_are_cloexec);
 	RUN(test_retries_exhausted);
 	RUN(test_complete_200_error);
 	RUN(test_gcs_scope);
