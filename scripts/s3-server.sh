@@ -264,21 +264,33 @@ cmd_start() {
 }
 
 cmd_stop() {
-	local s pid f
+	local s f ports=""
 	for f in "$DIR"/run/proxy-*.pid; do
 		[ -e "$f" ] || continue
 		s=$(basename "$f" .pid)
-		kill_server "$s" TERM
+		kill_server "$s" TERM && ports+=" ${s#proxy-}"
 	done
 	for s in $SERVERS; do
-		kill_server "$s" TERM
+		kill_server "$s" TERM && ports+=" $(port_of "$s")"
 	done
+	# Gone (their ports closed) before we return.
+	local i p open
+	for i in $(seq 1 100); do
+		open=0
+		for p in $ports; do
+			port_open "$p" && open=1
+		done
+		[ $open = 0 ] && return 0
+		sleep 0.1
+	done
+	log "some servers still listen after 10 s:$ports"
 }
 
-# kill_server NAME SIGNAL: signal the server's process group, forget its pid.
+# kill_server NAME SIGNAL: signal the server's process group, forget its
+# pid; false if it has no pid file.
 kill_server() {
 	local pid
-	[ -f "$DIR/run/$1.pid" ] || return 0
+	[ -f "$DIR/run/$1.pid" ] || return 1
 	pid=$(cat "$DIR/run/$1.pid")
 	# setsid made each server its own process group (workers included).
 	kill "-$2" -- "-$pid" 2>/dev/null || true
@@ -300,7 +312,7 @@ cmd_stop_proxy() {
 	name=$(proxy_name "${1:-}")
 	[ -f "$DIR/run/$name.pid" ] || die "$name is not running (no $DIR/run/$name.pid)"
 	pid=$(cat "$DIR/run/$name.pid")
-	kill_server "$name" KILL
+	kill_server "$name" KILL || true
 	# Its listening socket closed before we say so (a zombie, not yet
 	# reaped, holds no sockets).
 	local i
