@@ -8,6 +8,14 @@
 #   scripts/s3-server.sh stop    stop the servers (data is kept)
 #   scripts/s3-server.sh env     print `export` lines for the tests
 #   scripts/s3-server.sh status  exit 0 if the S3 endpoint answers
+#   scripts/s3-server.sh stop-proxy [PORT]   kill a proxy at once (SIGKILL,
+#                        like a crash: open connections are reset)
+#   scripts/s3-server.sh start-proxy [PORT]  start it again, wait until it
+#                        answers
+#     Without PORT these act on the main proxy. With another PORT they run
+#     an extra proxy in front of the same servers (config, pid and log
+#     named proxy-PORT), which fault tests can crash and restart without
+#     disturbing anyone else using the main one; `stop` stops those too.
 #
 # Settings (environment):
 #   CRSTREAM_SWIFT_DIR   state directory (default /tmp/crstream-swift):
@@ -256,14 +264,87 @@ cmd_start() {
 }
 
 cmd_stop() {
-	local s pid
-	for s in $SERVERS; do
-		[ -f "$DIR/run/$s.pid" ] || continue
-		pid=$(cat "$DIR/run/$s.pid")
-		# setsid made each server its own process group (workers included).
-		kill -TERM -- "-$pid" 2>/dev/null || true
-		rm -f "$DIR/run/$s.pid"
+	local s f ports=""
+	for f in "$DIR"/run/proxy-*.pid; do
+		[ -e "$f" ] || continue
+		s=$(basename "$f" .pid)
+		kill_server "$s" TERM && ports+=" ${s#proxy-}"
 	done
+	for s in $SERVERS; do
+		kill_server "$s" TERM && ports+=" $(port_of "$s")"
+	done
+	# Gone (their ports closed) before we return.
+	local i p open
+	for i in $(seq 1 100); do
+		open=0
+		for p in $ports; do
+			port_open "$p" && open=1
+		done
+		[ $open = 0 ] && return 0
+		sleep 0.1
+	done
+	log "some servers still listen after 10 s:$ports"
+}
+
+# kill_server NAME SIGNAL: signal the server's process group, forget its
+# pid; false if it has no pid file.
+kill_server() {
+	local pid
+	[ -f "$DIR/run/$1.pid" ] || return 1
+	pid=$(cat "$DIR/run/$1.pid")
+	# setsid made each server its own process group (workers included).
+	kill "-$2" -- "-$pid" 2>/dev/null || true
+	rm -f "$DIR/run/$1.pid"
+}
+
+# proxy_name [PORT]: "proxy" for the main one, else "proxy-PORT".
+proxy_name() {
+	if [ -z "${1:-}" ] || [ "$1" = "$PORT" ]; then
+		echo proxy
+	else
+		case $1 in *[!0-9]*) die "not a port: $1" ;; esac
+		echo "proxy-$1"
+	fi
+}
+
+cmd_stop_proxy() {
+	local name pid
+	name=$(proxy_name "${1:-}")
+	[ -f "$DIR/run/$name.pid" ] || die "$name is not running (no $DIR/run/$name.pid)"
+	pid=$(cat "$DIR/run/$name.pid")
+	kill_server "$name" KILL || true
+	# Its listening socket closed before we say so (a zombie, not yet
+	# reaped, holds no sockets).
+	local i
+	for i in $(seq 1 100); do
+		port_open "${1:-$PORT}" || return 0
+		sleep 0.05
+	done
+	die "$name (pid $pid) still listens on port ${1:-$PORT}"
+}
+
+cmd_start_proxy() {
+	local port=${1:-$PORT} name
+	name=$(proxy_name "$port")
+	[ -f "$DIR/etc/proxy-server.conf" ] || die "Swift is not set up in $DIR: run $0 start first"
+	if [ "$name" != proxy ]; then
+		sed "s/^bind_port = .*/bind_port = $port/" "$DIR/etc/proxy-server.conf" \
+			>"$DIR/etc/$name-server.conf"
+	fi
+	if ! running "$name"; then
+		setsid /usr/bin/python3 /usr/bin/swift-proxy-server "$DIR/etc/$name-server.conf" \
+			>>"$DIR/log/$name.log" 2>&1 </dev/null &
+		echo $! >"$DIR/run/$name.pid"
+	fi
+	local i code
+	for i in $(seq 1 300); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+			"http://127.0.0.1:$port/healthcheck" || true)
+		[ "$code" = 200 ] && return 0
+		running "$name" || die "$name exited at start; see $DIR/log/$name.log"
+		sleep 0.1
+	done
+	die "$name did not answer on port $port within 30 s; see $DIR/log/$name.log"
 }
 
 cmd_env() {
@@ -282,5 +363,7 @@ start) cmd_start && cmd_env ;;
 stop) cmd_stop ;;
 env) cmd_env ;;
 status) answers ;;
-*) die "usage: $0 start|stop|env|status" ;;
+stop-proxy) cmd_stop_proxy "${2:-}" ;;
+start-proxy) cmd_start_proxy "${2:-}" ;;
+*) die "usage: $0 start|stop|env|status|stop-proxy [PORT]|start-proxy [PORT]" ;;
 esac

@@ -232,13 +232,17 @@ static int s3_list(struct store *s, const char *prefix, store_list_fn fn, void *
 	return rc;
 }
 
-int s3_list_uploads(struct store *s, const char *key_prefix,
-		    int (*fn)(const char *key, const char *upload_id, void *arg), void *arg)
+/* An upload left behind costs storage until someone finds it: cleanup
+ * keeps trying through an outage longer than the data requests do (8 tries
+ * back off over about half a minute). */
+#define CLEANUP_RETRIES 8
+
+/* ListMultipartUploads under a full key prefix. */
+static int list_uploads(struct s3_store *st, const char *fp, unsigned min_retries,
+			int (*fn)(const char *key, const char *upload_id, void *arg), void *arg)
 {
-	struct s3_store *st = S(s);
-	char *fp = s3_full_key(st, key_prefix ? key_prefix : "");
 	char *km = NULL, *um = NULL;
-	int rc = fp ? 0 : -1;
+	int rc = 0;
 	bool more = true;
 	while (rc == 0 && more) {
 		struct sigv4_param q[4] = {{"uploads", NULL}, {"prefix", fp}};
@@ -247,7 +251,8 @@ int s3_list_uploads(struct store *s, const char *key_prefix,
 			q[nq++] = (struct sigv4_param){"key-marker", km};
 		if (um)
 			q[nq++] = (struct sigv4_param){"upload-id-marker", um};
-		struct s3_req rq = {.method = "GET", .query = q, .nquery = nq, .what = "LIST uploads"};
+		struct s3_req rq = {.method = "GET", .query = q, .nquery = nq, .what = "LIST uploads",
+				    .min_retries = min_retries};
 		struct s3_resp resp = {0};
 		rc = s3_perform(st, NULL, &rq, &resp);
 		const char *pos = resp.body.s ? resp.body.s : "", *end = pos + resp.body.len;
@@ -273,6 +278,15 @@ int s3_list_uploads(struct store *s, const char *key_prefix,
 	}
 	free(km);
 	free(um);
+	return rc;
+}
+
+int s3_list_uploads(struct store *s, const char *key_prefix,
+		    int (*fn)(const char *key, const char *upload_id, void *arg), void *arg)
+{
+	struct s3_store *st = S(s);
+	char *fp = s3_full_key(st, key_prefix ? key_prefix : "");
+	int rc = fp ? list_uploads(st, fp, 0, fn, arg) : -1;
 	free(fp);
 	return rc;
 }
@@ -280,18 +294,44 @@ int s3_list_uploads(struct store *s, const char *key_prefix,
 int s3_abort_upload(struct s3_store *st, const char *full_key, const char *upload_id)
 {
 	struct sigv4_param q[] = {{"uploadId", upload_id}};
-	/* An upload left behind costs storage until someone finds it: keep
-	 * trying through an outage longer than the data requests do (8 tries
-	 * back off over about half a minute). */
 	struct s3_req rq = {.method = "DELETE", .key = full_key, .query = q, .nquery = 1,
-			    .what = "abort multipart upload", .ok_status = {404}, .min_retries = 8};
+			    .what = "abort multipart upload", .ok_status = {404},
+			    .min_retries = CLEANUP_RETRIES};
 	struct s3_resp resp = {0};
 	int rc = s3_perform(st, NULL, &rq, &resp);
 	s3_resp_free(&resp);
 	return rc;
 }
 
-/* Reachability and credentials (HEAD bucket), then a write and a delete. */
+struct uploads_of {
+	struct s3_store *st;
+	const char *key;
+	int n;
+};
+
+static int abort_if_ours(const char *key, const char *upload_id, void *arg)
+{
+	struct uploads_of *u = arg;
+	if (strcmp(key, u->key) != 0)	/* "img-1" also lists "img-10" */
+		return 0;
+	if (s3_abort_upload(u->st, key, upload_id) < 0)
+		return -1;
+	u->n++;
+	return 0;
+}
+
+int s3_abort_uploads_of(struct s3_store *st, const char *full_key)
+{
+	struct uploads_of u = {st, full_key, 0};
+	int rc = list_uploads(st, full_key, CLEANUP_RETRIES, abort_if_ours, &u);
+	return rc < 0 ? -1 : u.n;
+}
+
+/* Reachability, credentials and the bucket (a one-key LIST under the
+ * prefix: unlike HEAD bucket, whose answer has no body, a refusal names
+ * its reason, SignatureDoesNotMatch, InvalidAccessKeyId, AccessDenied or
+ * NoSuchBucket; both need the same permission), then a write and a
+ * delete. */
 static int s3_probe(struct store *s, char *report, size_t size)
 {
 	struct s3_store *st = S(s);
@@ -303,10 +343,15 @@ static int s3_probe(struct store *s, char *report, size_t size)
 	host[sizeof(host) - 1] = '\0';
 	snprintf(key, sizeof(key), ".crstream-probe-%.60s-%ld-%ld", host, (long)getpid(),
 		 (long)time(NULL));
-	struct s3_req rq = {.method = "HEAD", .what = "HEAD bucket"};
+	char *fp = s3_full_key(st, "");
+	if (!fp)
+		return -1;
+	struct sigv4_param q[] = {{"list-type", "2"}, {"max-keys", "1"}, {"prefix", fp}};
+	struct s3_req rq = {.method = "GET", .query = q, .nquery = 3, .what = "LIST"};
 	struct s3_resp resp = {0};
 	int rc = s3_perform(st, NULL, &rq, &resp);
 	s3_resp_free(&resp);
+	free(fp);
 	if (rc < 0)
 		return -1;
 	if (s3_put(s, key, "probe\n", 6) < 0 || s3_remove(s, key) < 0)

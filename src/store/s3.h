@@ -113,6 +113,11 @@ struct s3_resp {
 	char content_range[96];
 	uint64_t content_length;
 	bool has_length;
+	/* Set when an attempt failed after it may have reached the server
+	 * (sent and its answer lost, or answered 5xx): a request that failed
+	 * may still have been carried out, one that succeeded may have been
+	 * carried out twice. */
+	bool maybe_done;
 };
 
 /* Performs rq on handle h (NULL: the store's cached one) with retries and
@@ -142,6 +147,10 @@ int s3_list_uploads(struct store *s, const char *key_prefix,
 		    int (*fn)(const char *key, const char *upload_id, void *arg), void *arg);
 /* AbortMultipartUpload by id (full key). */
 int s3_abort_upload(struct s3_store *st, const char *full_key, const char *upload_id);
+/* Aborts every upload in progress for exactly this full key: after a
+ * create multipart upload whose answer was lost, the server may hold one
+ * whose id we never learned. Returns how many, or -1. */
+int s3_abort_uploads_of(struct s3_store *st, const char *full_key);
 const struct s3_stats *s3_store_stats(const struct store *s);
 
 #endif

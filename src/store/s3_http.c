@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -151,6 +152,27 @@ static size_t on_read(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* libcurl's sockets are not close-on-exec: CRIU, which crstream starts
+ * while connections are open, would inherit them (and keep them open for
+ * its lifetime). */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	(void)arg, (void)purpose;
+	return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/* libcurl replays a request whose kept-alive connection turns out to be
+ * dead (reset before any answer), which needs the body from the start:
+ * without this it fails with CURLE_SEND_FAIL_REWIND, not retried. */
+static int on_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct attempt *a = arg;
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > a->rq->body_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	a->body_off = (size_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	(void)dt, (void)dn, (void)ut, (void)un;
@@ -288,6 +310,7 @@ static CURLcode set_options(CURL *h, const struct s3_store *st, struct attempt *
 	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
 	SET(CURLOPT_LOW_SPEED_TIME, c->timeout_s);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, a);
 	SET(CURLOPT_WRITEFUNCTION, on_data);
@@ -299,6 +322,8 @@ static CURLcode set_options(CURL *h, const struct s3_store *st, struct attempt *
 		SET(CURLOPT_UPLOAD, 1L);
 		SET(CURLOPT_READFUNCTION, on_read);
 		SET(CURLOPT_READDATA, a);
+		SET(CURLOPT_SEEKFUNCTION, on_seek);
+		SET(CURLOPT_SEEKDATA, a);
 		SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
 	} else if (strcmp(rq->method, "POST") == 0) {
 		SET(CURLOPT_POST, 1L);
@@ -385,9 +410,12 @@ static bool status_ok(const struct s3_req *rq, long st)
 
 enum verdict { DONE, FAIL, RETRY };
 
+/* Sets *maybe_done when the attempt failed after the request may have
+ * reached the server (anything but a failure to connect), or the server
+ * answered 5xx. */
 static enum verdict one_attempt(struct s3_store *st, CURL *h, struct s3_req *rq,
 				struct s3_resp *resp, const char *payload_hash, char *why,
-				size_t why_size)
+				size_t why_size, bool *maybe_done)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct signed_req sr;
@@ -407,6 +435,9 @@ static enum verdict one_attempt(struct s3_store *st, CURL *h, struct s3_req *rq,
 	}
 	signed_req_free(&sr);
 	if (e != CURLE_OK) {
+		if (e != CURLE_COULDNT_RESOLVE_HOST && e != CURLE_COULDNT_CONNECT &&
+		    e != CURLE_SSL_CONNECT_ERROR)
+			*maybe_done = true;
 		if (a.sink_stopped)
 			snprintf(why, why_size, "%s", err_msg());
 		else if (e == CURLE_ABORTED_BY_CALLBACK)
@@ -418,6 +449,8 @@ static enum verdict one_attempt(struct s3_store *st, CURL *h, struct s3_req *rq,
 	}
 	if (status_ok(rq, resp->status))
 		return DONE;
+	if (resp->status >= 500)
+		*maybe_done = true;
 	char code[128];
 	describe_status(resp, a.reason, code, sizeof(code), why, why_size);
 	return retryable_status(resp->status, code) ? RETRY : FAIL;
@@ -441,8 +474,9 @@ int s3_perform(struct s3_store *st, CURL *h, struct s3_req *rq, struct s3_resp *
 	unsigned attempt = 0;
 	unsigned retries = st->conf.retries > rq->min_retries ? st->conf.retries : rq->min_retries;
 	enum verdict v;
+	bool maybe_done = false;
 	for (;;) {
-		v = one_attempt(st, h, rq, resp, payload_hash, why, sizeof(why));
+		v = one_attempt(st, h, rq, resp, payload_hash, why, sizeof(why), &maybe_done);
 		if (v != RETRY || attempt >= retries ||
 		    (rq->cancel && atomic_load(rq->cancel)))
 			break;
@@ -453,6 +487,7 @@ int s3_perform(struct s3_store *st, CURL *h, struct s3_req *rq, struct s3_resp *
 	}
 	if (own)
 		s3_handle_put(st, h);
+	resp->maybe_done = maybe_done;
 	if (v == DONE)
 		return 0;
 	if (attempt)

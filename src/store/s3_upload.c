@@ -42,6 +42,7 @@ struct s3_writer {
 	unsigned next_number;	/* number of the next part to fill */
 	uint64_t total;
 	char *upload_id;	/* set once the multipart upload exists */
+	bool create_unsure;	/* an attempt to create it may have made another */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -147,6 +148,7 @@ static int start_multipart(struct s3_writer *w)
 			    .what = "create multipart upload"};
 	struct s3_resp resp = {0};
 	int rc = s3_perform(w->st, NULL, &rq, &resp);
+	w->create_unsure = resp.maybe_done;
 	if (rc == 0) {
 		struct xml_span all = {resp.body.s ? resp.body.s : "", resp.body.len};
 		w->upload_id = xml_text(all, "UploadId", NULL);
@@ -293,16 +295,28 @@ static void writer_free(struct s3_writer *w)
 	free(w);
 }
 
-/* Aborts the multipart upload, if any, keeping the current error message
- * (the one that explains why). */
+/* An attempt to create the multipart upload whose answer was lost may
+ * have made one whose id we never learned (CreateMultipartUpload is not
+ * idempotent): once ours is completed or aborted, any upload still in
+ * progress for our key is such a leftover. */
+static void abort_leftovers(struct s3_writer *w)
+{
+	if (w->create_unsure && s3_abort_uploads_of(w->st, w->key) < 0)
+		warnx_("%s (looking for an upload a lost create answer may have left behind)",
+		       err_msg());
+}
+
+/* Aborts the multipart upload, if any, and leftovers, keeping the current
+ * error message (the one that explains why). */
 static void abort_upload(struct s3_writer *w)
 {
-	if (!w->upload_id)
+	if (!w->upload_id && !w->create_unsure)
 		return;
 	char saved[ERR_MAX];
 	err_copy(saved, sizeof(saved));
-	if (s3_abort_upload(w->st, w->key, w->upload_id) < 0)
+	if (w->upload_id && s3_abort_upload(w->st, w->key, w->upload_id) < 0)
 		warnx_("%s (upload id %s left behind)", err_msg(), w->upload_id);
+	abort_leftovers(w);
 	err_set("%s", saved);
 }
 
@@ -402,6 +416,8 @@ static int w_close(struct writer *wr)
 		rc = complete(w);
 	if (rc < 0)
 		abort_upload(w);
+	else
+		abort_leftovers(w);
 	writer_free(w);
 	return rc;
 }

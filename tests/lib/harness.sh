@@ -21,7 +21,8 @@ export CRSTREAM_CRIU
 # Tests never see the machine's configuration: each test gets an empty
 # config file (run_tests) and no inherited CRSTREAM_* settings.
 for v in $(env | sed -n 's/^\(CRSTREAM_[A-Z_]*\)=.*/\1/p'); do
-	case $v in CRSTREAM_CRIU|CRSTREAM_BIN|CRSTREAM_CACHE_DIR) ;; *) unset "$v" ;; esac
+	# CRSTREAM_SWIFT_*: where scripts/s3-server.sh runs its test server.
+	case $v in CRSTREAM_CRIU|CRSTREAM_BIN|CRSTREAM_CACHE_DIR|CRSTREAM_SWIFT_*) ;; *) unset "$v" ;; esac
 done
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -1,13 +1,15 @@
 /* The S3 backend against a scripted in-process HTTP server, for what a
  * real server will not do on demand: 503 SlowDown then success, a 403
  * that must not be retried, CompleteMultipartUpload answering 200 with an
- * <Error> body, opaque (non-MD5) part ETags, GCS signing scope. Also
- * checks that over plain http x-amz-content-sha256 is the body's hash. */
+ * <Error> body, opaque (non-MD5) part ETags, GCS signing scope, a kept-alive
+ * connection reset under a PUT. Also checks that over plain http
+ * x-amz-content-sha256 is the body's hash. */
 #include "store/s3.h"
 #include "util/err.h"
 #include "unit.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -23,6 +25,17 @@ static struct {
 	bool complete_fatal;	/* Complete answers 200+InvalidPart */
 	bool aborted;
 	bool hash_mismatch;
+	/* The second request on each connection gets no answer, the connection
+	 * is reset (a server that died while the client kept the connection
+	 * alive); fresh connections are served. */
+	bool reset_reused;
+	/* MPU: this many create multipart uploads make upload "lost", then
+	 * reset the connection instead of answering; list uploads shows it
+	 * (and another key's) until it is aborted. */
+	int create_lost;
+	bool created;
+	bool aborted_lost;
+	bool aborted_other;
 	char complete_body[4096];
 	char last_auth[512];
 	char last_target[1024];
@@ -47,8 +60,10 @@ static void respond(int fd, int status, const char *extra, const char *body)
 
 #define ERRDOC(code, msg) "<?xml version=\"1.0\"?><Error><Code>" code "</Code><Message>" msg "</Message></Error>"
 
-static void handle(int fd, const struct req *r)
+/* Returns true to reset the connection instead of answering. */
+static bool handle(int fd, const struct req *r)
 {
+	bool reset = false;
 	char sha[SIGV4_HEX];
 	pthread_mutex_lock(&srv.mu);
 	int n = ++srv.requests;
@@ -73,7 +88,25 @@ static void handle(int fd, const struct req *r)
 		respond(fd, 503, "", ERRDOC("ServiceUnavailable", "Try later"));
 		break;
 	case MPU:
-		if (strcmp(r->method, "POST") == 0 && uploads) {
+		if (strcmp(r->method, "POST") == 0 && uploads && srv.create_lost > 0) {
+			srv.create_lost--;
+			srv.created = true;
+			reset = true;
+		} else if (strcmp(r->method, "GET") == 0 && strstr(r->target, "uploads=")) {
+			respond(fd, 200, "", srv.created && !srv.aborted_lost
+				? "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+				  "<Upload><Key>pre/objx</Key><UploadId>other</UploadId></Upload>"
+				  "<Upload><Key>pre/obj</Key><UploadId>lost</UploadId></Upload>"
+				  "</ListMultipartUploadsResult>"
+				: "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+				  "</ListMultipartUploadsResult>");
+		} else if (strcmp(r->method, "DELETE") == 0 && strstr(r->target, "uploadId=other")) {
+			srv.aborted_other = true;
+			respond(fd, 204, "", "");
+		} else if (strcmp(r->method, "DELETE") == 0 && strstr(r->target, "uploadId=lost")) {
+			srv.aborted_lost = true;
+			respond(fd, 204, "", "");
+		} else if (strcmp(r->method, "POST") == 0 && uploads) {
 			respond(fd, 200, "", "<InitiateMultipartUploadResult><UploadId>UP/1+=</UploadId>"
 					     "</InitiateMultipartUploadResult>");
 		} else if (strcmp(r->method, "PUT") == 0 && part) {
@@ -101,6 +134,7 @@ static void handle(int fd, const struct req *r)
 		break;
 	}
 	pthread_mutex_unlock(&srv.mu);
+	return reset;
 }
 
 static const char *header(const char *head, const char *name, char *out, size_t size)
@@ -120,10 +154,14 @@ static void *conn_main(void *arg)
 	const size_t cap = 8 << 20;	/* a 5 MiB part and its headers */
 	char *buf = malloc(cap);
 	size_t have = 0;
+	int nth = 0;	/* requests on this connection */
 	if (!buf)
 		goto out;
 	for (;;) {
 		char *end = NULL;
+		pthread_mutex_lock(&srv.mu);
+		bool reset_now = srv.reset_reused && ++nth == 2;
+		pthread_mutex_unlock(&srv.mu);
 		while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
 			ssize_t n = read(fd, buf + have, cap - have - 1);
 			if (n <= 0)
@@ -145,7 +183,17 @@ static void *conn_main(void *arg)
 			have += (size_t)n;
 		}
 		r.body = buf + hlen;
-		handle(fd, &r);
+		if (!reset_now)
+			reset_now = handle(fd, &r);
+		if (reset_now) {
+			/* The whole request read, no answer: close with a RST. */
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			pthread_mutex_lock(&srv.mu);
+			srv.requests++;
+			pthread_mutex_unlock(&srv.mu);
+			goto out;
+		}
 		memmove(buf, buf + hlen + r.len, have - hlen - r.len);
 		have -= hlen + r.len;
 	}
@@ -223,6 +271,11 @@ static void reset(enum mode m)
 	srv.complete_transient = 0;
 	srv.complete_fatal = false;
 	srv.complete_body[0] = '\0';
+	srv.reset_reused = false;
+	srv.create_lost = 0;
+	srv.created = false;
+	srv.aborted_lost = false;
+	srv.aborted_other = false;
 	pthread_mutex_unlock(&srv.mu);
 }
 
@@ -246,6 +299,38 @@ static void test_no_retry_on_403(void)
 	size_t len;
 	CHECK(s->ops->get(s, "k", &buf, &len) < 0);
 	CHECK_ERR("GET: 403 AccessDenied");
+	store_close(s);
+}
+
+/* A refused probe says why, not just "403 Forbidden". */
+static void test_probe_names_the_refusal(void)
+{
+	reset(DENY);
+	struct store *s = open_at("s3://bkt/pre", "5");
+	char report[512];
+	CHECK(s && s->ops->probe(s, report, sizeof(report)) < 0);
+	CHECK_ERR("s3://bkt: LIST: 403 AccessDenied: Access Denied");
+	CHECK(strstr(srv.last_target, "/bkt?") && strstr(srv.last_target, "prefix=pre%2F"));
+	reset(MPU);
+	CHECK(s && s->ops->probe(s, report, sizeof(report)) == 0);
+	CHECK(strstr(report, "write+delete ok") != NULL);
+	store_close(s);
+}
+
+/* Connections are close-on-exec: the CRIU crstream starts must not
+ * inherit them. */
+static void test_sockets_are_cloexec(void)
+{
+	reset(FLAKY);
+	srv.requests = 10;
+	struct store *s = open_at("s3://bkt/pre", "0");
+	CHECK(s && s->ops->put(s, "k", "data", 4) == 0);
+	struct s3_store *st = (struct s3_store *)s;
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	CHECK(st && st->idle &&
+	      curl_easy_getinfo(st->idle, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK &&
+	      fd != CURL_SOCKET_BAD);
+	CHECK(fd != CURL_SOCKET_BAD && (fcntl(fd, F_GETFD) & FD_CLOEXEC));
 	store_close(s);
 }
 
@@ -320,6 +405,68 @@ static void test_connection_refused(void)
 	store_close(s);
 }
 
+/* A PUT on a kept-alive connection the server has reset: libcurl replays
+ * the request on a new connection, which needs the body rewound. The PUT
+ * must succeed (not fail at once with "Recv failure: Connection reset by
+ * peer" as if retries were exhausted). */
+static void test_put_on_reset_connection(void)
+{
+	reset(FLAKY);
+	srv.requests = 10;	/* past FLAKY's 503s */
+	srv.reset_reused = true;
+	struct store *s = open_at("s3://bkt/pre", "0");
+	CHECK(s && s->ops->put(s, "k1", "first", 5) == 0);
+	CHECK(s && s->ops->put(s, "k2", "second", 6) == 0);
+	CHECK(srv.requests == 13 && !srv.hash_mismatch);
+	/* Parts of a multipart upload, each worker on its kept-alive handle. */
+	reset(MPU);
+	srv.reset_reused = true;
+	struct writer *w = s ? s->ops->create(s, "obj") : NULL;
+	CHECK(w && write_n(w, 16 << 20) == 0);
+	CHECK(w && writer_close(w) == 0);
+	CHECK(strstr(srv.complete_body, "<PartNumber>4</PartNumber>") && !srv.aborted);
+	CHECK(!srv.hash_mismatch);
+	store_close(s);
+}
+
+/* The server makes the multipart upload but its answer is lost: the
+ * writer must find that upload (of exactly its key) and abort it, or it
+ * stays behind, unknown, costing storage; whether the create then fails
+ * (the writer is aborted) or succeeds on a retry (the object completes). */
+static void test_create_answer_lost(void)
+{
+	reset(MPU);
+	srv.create_lost = 1;
+	struct store *s = open_at("s3://bkt/pre", "0");
+	struct writer *w = s ? s->ops->create(s, "obj") : NULL;
+	CHECK(w && write_n(w, 6 << 20) < 0);
+	CHECK_ERR("s3://bkt/pre/obj: create multipart upload: http://127.0.0.1:");
+	writer_abort(w);
+	CHECK(srv.created && srv.aborted_lost && !srv.aborted_other);
+	CHECK_ERR("create multipart upload");	/* still the reason */
+	store_close(s);
+
+	reset(MPU);
+	srv.create_lost = 1;
+	s = open_at("s3://bkt/pre", "1");
+	w = s ? s->ops->create(s, "obj") : NULL;
+	CHECK(w && write_n(w, 11 << 20) == 0);
+	CHECK(w && writer_close(w) == 0);
+	CHECK(srv.created && srv.aborted_lost && !srv.aborted_other && !srv.aborted);
+	CHECK(strstr(srv.complete_body, "<PartNumber>3</PartNumber>") != NULL);
+	store_close(s);
+
+	/* Refused before reaching any server: nothing to look for. */
+	struct kv cfg[] = {{"s3.endpoint", "http://127.0.0.1:1"}, {"s3.retries", "0"}, {NULL, NULL}};
+	struct store_options opt = {kv_config, cfg};
+	CHECK(s3_store_ops.open("s3://bkt", &opt, &s) == 0);
+	w = s ? s->ops->create(s, "obj") : NULL;
+	CHECK(w && write_n(w, 9 << 20) < 0);
+	writer_abort(w);
+	CHECK(s && s3_store_stats(s)->requests == 1);
+	store_close(s);
+}
+
 int main(void)
 {
 	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
@@ -336,9 +483,13 @@ int main(void)
 	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
 	RUN(test_retry_then_ok);
 	RUN(test_no_retry_on_403);
+	RUN(test_probe_names_the_refusal);
+	RUN(test_sockets_are_cloexec);
 	RUN(test_retries_exhausted);
 	RUN(test_complete_200_error);
 	RUN(test_gcs_scope);
 	RUN(test_connection_refused);
+	RUN(test_put_on_reset_connection);
+	RUN(test_create_answer_lost);
 	return unit_done();
 }
