@@ -413,4 +413,13 @@ test_check_probes_the_location() {
 	log "$(grep '^FAIL' <<<"$out")"
 }
 
+# The store layer's own live tests (tests/unit/test_s3_live.c: multipart
+# sizes, aborts, ranged-GET resume through a cutting relay, awscli both
+# ways), here where a real server runs; it skips itself without one.
+test_store_layer_live_tests() {
+	s3_begin
+	CRSTREAM_TEST_S3_ENDPOINT=$AWS_ENDPOINT_URL "$ROOT/build-asan/tests/test_s3_live" >&2 ||
+		fail "test_s3_live failed"
+}
+
 run_tests "$@"
