@@ -43,6 +43,13 @@ TESTTOOL = os.path.join(ROOT, "build", "tools", "testtool")
 GB = 1e9  # CPU seconds per GB: 10^9 bytes of CRIU image
 MB = 1e6
 
+# crstream reports getrusage()'s ru_maxrss as its peak RSS, and Linux carries
+# ru_maxrss over exec() from the process that forked: started straight from
+# this Python process (~15-20 MB), crstream would report Python's size. A
+# small bash in between forks crstream (the command is not bash's last), so
+# the inherited floor is bash's ~4 MB, as when a user runs it from a shell.
+LAUNCH = ["/bin/bash", "-c", '"$@"; exit $?', "launch"]
+
 CODEC_EXT = {"none": "", "lz4": ".lz4", "zstd": ".zst", "gzip": ".gz"}
 CODECS = ["none", "lz4", "zstd", "gzip"]
 STREAMS = [1, 2, 4]
@@ -149,6 +156,19 @@ def criu_dump_stats(images_dir):
     names = {1: "freezing_us", 2: "frozen_us", 3: "memdump_us", 4: "memwrite_us",
              5: "pages_scanned", 7: "pages_written"}
     return {name: dump.get(f, 0) for f, name in names.items()}
+
+
+def cpu_jiffies():
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v) - idle, sum(v)
+
+
+def loadavg1():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
 
 
 def median(values):
@@ -283,6 +303,7 @@ class Bench:
         logs = os.path.join(self.scratch, "logs")
         os.makedirs(logs, exist_ok=True)
         counter = subj.counter()
+        stat0 = cpu_jiffies()
         rec = {"subject": subj.key, "row": row.id, "label": row.label, "kind": row.kind,
                "streams": row.streams, "codec": row.codec or ("lz4" if row.kind == "B" else "none"),
                "target": row.target, "rep": rep, "pid": subj.pid,
@@ -336,11 +357,11 @@ class Bench:
                    "--json", "--no-progress"]
             if row.codec != "none":
                 cmd += ["--level", "1"]
-            p, d_wall, d_cpu = run(cmd, stdout=subprocess.PIPE)
+            p, d_wall, d_cpu = run(LAUNCH + cmd, stdout=subprocess.PIPE)
             dj = json.loads(p.stdout)
             subj.wait_gone()
-            p, r_wall, r_cpu = run([CRSTREAM, "restore", "--path", os.path.join(work, "ck"),
-                                    "--json"], stdout=subprocess.PIPE)
+            p, r_wall, r_cpu = run(LAUNCH + [CRSTREAM, "restore", "--path", os.path.join(work, "ck"),
+                                             "--json"], stdout=subprocess.PIPE)
             rj = json.loads(p.stdout)
             if rj.get("pid") != subj.pid:
                 raise BenchError("restore of %s came back as pid %s, not %d" % (row.id, rj.get("pid"), subj.pid))
@@ -354,6 +375,9 @@ class Bench:
                        restore_spilled_bytes=rj.get("spilled_bytes"),
                        all_cpu_dump_s=d_cpu, all_cpu_restore_s=r_cpu)
         rec["verify_s"] = subj.verify(counter, verify_timeout)
+        stat1 = cpu_jiffies()
+        rec["machine_busy_cores"] = (os.cpu_count() or 1) * (stat1[0] - stat0[0]) / max(1, stat1[1] - stat0[1])
+        rec["loadavg1"] = loadavg1()
         rec["ratio"] = rec["image_bytes"] / rec["stored_bytes"] if rec["stored_bytes"] else None
         shutil.rmtree(work)
         self.records.append(rec)
@@ -398,7 +422,7 @@ def summarize(records):
                     "dump_cpu_s", "restore_cpu_s", "dump_rss_bytes", "restore_rss_bytes",
                     "all_cpu_dump_s", "all_cpu_restore_s", "criu_dump_ms", "criu_restore_ms",
                     "restore_spilled_bytes", "restore_peak_buffered_bytes", "compress_ms", "decompress_ms",
-                    "verify_s"):
+                    "verify_s", "machine_busy_cores", "loadavg1"):
             s[key] = median([r.get(key) for r in rs])
         for key in ("frozen_ms", "dump_ms", "restore_ms"):
             vals = [r[key] for r in rs]
@@ -494,9 +518,10 @@ def targets(summary, main):
             out.append((text, "not measured in this run", None))
             return
         w = max(items, key=lambda s: s[key])
-        allv = ", ".join("%s %s" % (s["row"], fmt(s[key] * scale, "%.2f")) for s in
-                         sorted(items, key=lambda s: s["row"]))
-        out.append((text, "worst %.2f %s (%s); all: %s" % (w[key] * scale, unit, w["row"], allv),
+        b = min(items, key=lambda s: s[key])
+        ok = sum(1 for s in items if s[key] * scale <= limit)
+        out.append((text, "worst %.2f %s (%s), best %.2f (%s); %d of %d rows within"
+                    % (w[key] * scale, unit, w["row"], b[key] * scale, b["row"], ok, len(items)),
                     w[key] * scale <= limit))
 
     worst("crstream CPU ≤ 0.1 s/GB captured, uncompressed", nones, "dump_cpu_s_per_gb", 0.1, "s/GB")
@@ -742,6 +767,13 @@ def report_text(meta, plan, summary, tlist, chart_paths, rel_to, notes_md):
                "Load average at the start: %s.\n" % (
                    m["cores"], m["cpu"], m["virt"], m["mem_gib"], m["kernel"], m["criu"], m["commit"],
                    m["branch"], ", src/ modified" if m["src_dirty"] else "", m.get("loadavg_start", "?")))
+    runs = meta.get("load")
+    if runs:
+        out.append("**Load during the run** (the machine is shared; other jobs run on the same 2 cores): "
+                   "1-min load average median %.1f (%.1f–%.1f); CPUs busy during a cycle, median %.2f of %s "
+                   "cores (max %.2f). Spread columns show how much repetitions differed.\n" % (
+                       runs["load_med"], runs["load_min"], runs["load_max"], runs["busy_med"], m["cores"],
+                       runs["busy_max"]))
     a = next((s for s in summary if s["subject"] == plan["main_subject"] and s["row"] == "A"), None)
     l2 = next((s for s in summary if s["subject"] == plan["main_subject"] and s["row"] == "lz4-2-tmpfs"), None)
     b = next((s for s in summary if s["subject"] == plan["main_subject"] and s["row"] == "B"), None)
@@ -817,7 +849,8 @@ METHOD_MD = """## How this was measured
   lz4 -dc|tar + restore). *stored*: bytes on the target (A: the image
   directory; B: the .tar.lz4; crstream: the streams). *ratio*: CRIU image
   bytes ÷ stored. *CPU s/GB* and *RSS*: crstream's own `cpu_seconds` and
-  `peak_rss_bytes` (getrusage of crstream only, not CRIU) per 10^9 bytes of
+  `peak_rss_bytes` (getrusage of crstream only, not CRIU; started from a
+  small bash, see *Where the time goes*) per 10^9 bytes of
   CRIU image, captured (dump) or served (restore). *÷A*: the row's median
   over the same subject's baseline-A median. *spread*: the largest
   (max − min) ÷ median among frozen, dump and restore over the repetitions.
@@ -945,6 +978,11 @@ def main():
 def render(meta, plan, summary, records, outdir, update_results):
     """Targets, charts, the Markdown report (stdout, report.md and, with
     update_results, bench/RESULTS.md) and results.json."""
+    loads = [r["loadavg1"] for r in records if r.get("loadavg1") is not None]
+    busy = [r["machine_busy_cores"] for r in records if r.get("machine_busy_cores") is not None]
+    if loads and busy:
+        meta["load"] = {"load_med": median(loads), "load_min": min(loads), "load_max": max(loads),
+                        "busy_med": median(busy), "busy_max": max(busy)}
     tlist = targets(summary, plan["main_subject"])
     paths = charts(summary, plan, outdir)
     rel = outdir
