@@ -66,15 +66,17 @@ grep -q '^state=verified' "$status" || { echo "profile.sh: VERIFICATION FAILED: 
 kill -9 "$pid"
 
 echo "# $what, mem $MIB MiB (restore verified)"
+ours=crstream,criu,subject,action-script
 for phase in dump restore; do
 	echo
 	echo "## $phase: $(cat "$OUT/$phase.out")"
 	echo
-	echo "### samples by process (all CPUs; ~1 ms each)"
-	perf report -i "$OUT/$phase.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -12
+	echo "### samples by process, all CPUs (other jobs on this shared machine included)"
+	perf report -i "$OUT/$phase.data" --no-children --sort comm --stdio -g none 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -12 || true
 	echo
-	echo "### top symbols (process, object, symbol)"
-	perf report -i "$OUT/$phase.data" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null |
-		grep -v '^#' | grep -v '^$' | head -30
+	echo "### top symbols of $ours (share of all samples)"
+	perf report -i "$OUT/$phase.data" --comms "$ours" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -40 || true
 done
 rm -rf "$DIR"
