@@ -48,6 +48,21 @@ void print_dump_summary(const struct dump_result *r)
 	       (unsigned long long)r->criu_ms, (unsigned long long)r->dump_ms);
 }
 
+/* Peak RSS from /proc/self/status (VmHWM): getrusage's ru_maxrss carries
+ * over exec() from whatever started us, and would report its peak. */
+static long long peak_rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long long kb = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
 void print_self_usage_json(FILE *out)
 {
 	struct rusage ru;
@@ -56,8 +71,7 @@ void print_self_usage_json(FILE *out)
 	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 		     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	/* crstream's own cost, CRIU (a child) excluded. */
-	fprintf(out, ",\"peak_rss_bytes\":%lld,\"cpu_seconds\":%.3f", (long long)ru.ru_maxrss * 1024,
-		cpu);
+	fprintf(out, ",\"peak_rss_bytes\":%lld,\"cpu_seconds\":%.3f", peak_rss_bytes(), cpu);
 }
 
 int open_location(const char *location, struct config **cfg, struct store **s)
