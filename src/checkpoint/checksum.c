@@ -19,6 +19,27 @@ struct sum_reader {
 	struct checksum_result *res;
 };
 
+struct checksum_state *checksum_new(void)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st || XXH3_128bits_reset(st) != XXH_OK) {
+		XXH3_freeState(st);
+		err_set("out of memory");
+		return NULL;
+	}
+	return (struct checksum_state *)st;
+}
+
+void checksum_update(struct checksum_state *st, const void *p, size_t n)
+{
+	XXH3_128bits_update((XXH3_state_t *)st, p, n);
+}
+
+void checksum_free(struct checksum_state *st)
+{
+	XXH3_freeState((XXH3_state_t *)st);
+}
+
 static void finish(XXH3_state_t *st, struct checksum_result *res)
 {
 	XXH128_hash_t h = XXH3_128bits_digest(st);
@@ -152,4 +173,9 @@ out:
 	XXH3_freeState(st);
 	free(buf);
 	return rc;
+}
+
+void checksum_final(struct checksum_state *st, struct checksum_result *res)
+{
+	finish((XXH3_state_t *)st, res);
 }

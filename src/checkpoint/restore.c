@@ -266,7 +266,17 @@ static int verify_plain(struct restore *x, const char *dir)
 static int start_streams(struct restore *x)
 {
 	const struct layout *lay = &x->lay;
-	if (streams_start_restore(&x->streams, lay->streams, x->store, "", lay->files, lay->codec) < 0)
+	const char **sums = NULL;
+	if (lay->have_manifest) {
+		if (!(sums = calloc((size_t)lay->streams, sizeof(char *))))
+			return err_set("out of memory");
+		for (int i = 0; i < lay->streams; i++)
+			sums[i] = lay->m.stream[i].checksum;
+	}
+	int rc = streams_start_restore(&x->streams, lay->streams, x->store, "", lay->files, sums,
+				       lay->codec);
+	free(sums);
+	if (rc < 0)
 		return -1;
 	int *fds = calloc((size_t)lay->streams, sizeof(int));
 	const char **labels = calloc((size_t)lay->streams, sizeof(char *));
@@ -280,7 +290,6 @@ static int start_streams(struct restore *x)
 		struct stream *s = &x->streams.s[i];
 		fds[i] = s->engine_fd;
 		labels[i] = s->file;
-		s->expect_checksum = lay->have_manifest ? lay->m.stream[i].checksum : NULL;
 	}
 	engine_opts_init(&x->eo);
 	x->eo.images_dir = x->privdir;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -25,6 +26,23 @@ static void fail(struct stream *s)
 	s->rc = -1;
 	err_prefix("%s", s->file);
 	err_copy(s->err, sizeof(s->err));
+}
+
+/* Adds bytes [off, off+len) of a regular file to the hash, read through a
+ * mapping: no copy, the pages are in the page cache already. */
+static int hash_file_range(int fd, uint64_t off, size_t len, struct checksum_state *st)
+{
+	const uint64_t page = 4096;
+	uint64_t map_off = off & ~(page - 1);
+	size_t map_len = len + (size_t)(off - map_off);
+	if (len == 0)
+		return 0;
+	void *p = mmap(NULL, map_len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)map_off);
+	if (p == MAP_FAILED)
+		return err_sys("mmap for the checksum at offset %llu", (unsigned long long)off);
+	checksum_update(st, (char *)p + (off - map_off), len);
+	munmap(p, map_len);
+	return 0;
 }
 
 /* ---- dump ---- */
@@ -78,6 +96,60 @@ failed:
 	close(s->worker_fd);
 	s->worker_fd = -1;
 	free(buf);
+	return NULL;
+}
+
+/* Uncompressed to a local file: splice the shard from the pipe into the
+ * file (the kernel's one copy, as when CRIU writes its own images) and
+ * hash what landed through a mapping, instead of reading every byte in
+ * and writing it out again. */
+static void *dump_splice_worker(void *arg)
+{
+	struct stream *s = arg;
+	int fd = s->out->ops->local_fd(s->out);
+	struct checksum_state *st = checksum_new();
+	if (!st)
+		goto failed;
+	for (;;) {
+		if (atomic_load(&s->aborting)) {
+			err_set("interrupted");
+			goto failed;
+		}
+		ssize_t n = splice(s->worker_fd, NULL, fd, NULL, WORKER_BUF, SPLICE_F_MOVE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_sys("write at offset %llu", (unsigned long long)s->raw_bytes);
+			goto failed;
+		}
+		if (n == 0)
+			break;
+		if (hash_file_range(fd, s->raw_bytes, (size_t)n, st) < 0)
+			goto failed;
+		s->raw_bytes += (uint64_t)n;
+		s->out->bytes_in += (uint64_t)n;
+	}
+	s->sum.bytes = s->raw_bytes;
+	checksum_final(st, &s->sum);
+	checksum_free(st);
+	st = NULL;
+	struct writer *w = s->out;
+	s->out = NULL;
+	if (atomic_load(&s->aborting)) {
+		writer_abort(w);
+		return NULL;
+	}
+	if (writer_close(w) < 0)
+		goto failed;
+	s->committed = true;
+	return NULL;
+failed:
+	fail(s);
+	checksum_free(st);
+	writer_abort(s->out);
+	s->out = NULL;
+	close(s->worker_fd);
+	s->worker_fd = -1;
 	return NULL;
 }
 
@@ -135,11 +207,18 @@ int streams_start_dump(struct stream_set *set, int n, struct store *store, const
 		set->n = i + 1;
 		stream_file_name(i, codec, s->file, sizeof(s->file));
 		snprintf(s->key, sizeof(s->key), "%s%s", prefix, s->file);
-		if (!(s->out = dump_chain(s, store, codec, level)))
-			return err_prefix("%s", s->file);
+		void *(*worker)(void *) = dump_worker;
+		if (!strcmp(codec->name, "none") &&
+		    (s->out = store->ops->create(store, s->key)) && s->out->ops->local_fd) {
+			worker = dump_splice_worker;
+		} else {
+			writer_abort(s->out);
+			if (!(s->out = dump_chain(s, store, codec, level)))
+				return err_prefix("%s", s->file);
+		}
 		if (make_pipe(s, true) < 0)
 			return -1;
-		if (pthread_create(&s->thread, NULL, dump_worker, s) != 0)
+		if (pthread_create(&s->thread, NULL, worker, s) != 0)
 			return err_set("cannot start the worker of %s", s->file);
 		s->started = true;
 	}
@@ -250,6 +329,59 @@ failed:
 	return NULL;
 }
 
+/* Uncompressed in a local file: the engine reads the file itself (it
+ * serves CRIU straight from the page cache), and this worker only checks
+ * the file's checksum, through a mapping. */
+static void *restore_hash_worker(void *arg)
+{
+	struct stream *s = arg;
+	int fd = s->in->ops->local_fd(s->in);
+	struct checksum_state *st = checksum_new();
+	const size_t window = 8u << 20;
+	if (!st)
+		goto failed;
+	for (uint64_t off = 0; off < s->stored_bytes; off += window) {
+		size_t len = s->stored_bytes - off < window ? (size_t)(s->stored_bytes - off) : window;
+		if (hash_file_range(fd, off, len, st) < 0)
+			goto failed;
+	}
+	s->sum.bytes = s->raw_bytes = s->stored_bytes;
+	checksum_final(st, &s->sum);
+	checksum_free(st);
+	if (s->expect_checksum && strcmp(s->sum.hex, s->expect_checksum)) {
+		err_set("checksum mismatch: xxh128 %s, the manifest says %s (corrupt stream)",
+			s->sum.hex, s->expect_checksum);
+		fail(s);
+	}
+	return NULL;
+failed:
+	fail(s);
+	checksum_free(st);
+	return NULL;
+}
+
+/* The fast path above, when the stream is uncompressed in a local file:
+ * the engine gets its own descriptor of the file. */
+static int direct_restore(struct stream *s, struct store *store, const struct codec *codec)
+{
+	if (strcmp(codec->name, "none"))
+		return 0;
+	struct reader *obj = store->ops->open_read(store, s->key, &s->stored_bytes);
+	if (!obj)
+		return -1;
+	if (!obj->ops->local_fd) {
+		reader_close(obj);
+		return 0;
+	}
+	s->engine_fd = fcntl(obj->ops->local_fd(obj), F_DUPFD_CLOEXEC, 0);
+	if (s->engine_fd < 0) {
+		reader_close(obj);
+		return err_sys("%s", s->file);
+	}
+	s->in = obj;
+	return 1;
+}
+
 static struct reader *restore_chain(struct stream *s, struct store *store, const struct codec *codec)
 {
 	struct reader *obj = store->ops->open_read(store, s->key, &s->stored_bytes);
@@ -269,7 +401,7 @@ static struct reader *restore_chain(struct stream *s, struct store *store, const
 }
 
 int streams_start_restore(struct stream_set *set, int n, struct store *store, const char *prefix,
-			  char *const *files, const struct codec *codec)
+			  char *const *files, const char *const *checksums, const struct codec *codec)
 {
 	if (alloc_set(set, n) < 0)
 		return -1;
@@ -278,11 +410,20 @@ int streams_start_restore(struct stream_set *set, int n, struct store *store, co
 		set->n = i + 1;
 		snprintf(s->file, sizeof(s->file), "%s", files[i]);
 		snprintf(s->key, sizeof(s->key), "%s%s", prefix, s->file);
-		if (!(s->in = restore_chain(s, store, codec)))
+		s->expect_checksum = checksums ? checksums[i] : NULL;
+		void *(*worker)(void *) = restore_worker;
+		int direct = direct_restore(s, store, codec);
+		if (direct < 0)
 			return -1;
-		if (make_pipe(s, false) < 0)
-			return -1;
-		if (pthread_create(&s->thread, NULL, restore_worker, s) != 0)
+		if (direct) {
+			worker = restore_hash_worker;
+		} else {
+			if (!(s->in = restore_chain(s, store, codec)))
+				return -1;
+			if (make_pipe(s, false) < 0)
+				return -1;
+		}
+		if (pthread_create(&s->thread, NULL, worker, s) != 0)
 			return err_set("cannot start the worker of %s", s->file);
 		s->started = true;
 	}

@@ -54,10 +54,13 @@ int streams_start_dump(struct stream_set *set, int n, struct store *store, const
  * worker error. */
 int streams_finish_dump(struct stream_set *set);
 
-/* Restore: open n stored streams (files[i] under prefix) and start
- * feeding them; read the shards from set->s[i].engine_fd. */
+/* Restore: open n stored streams (files[i] under prefix, expected to hash
+ * to checksums[i] when checksums is not NULL) and start feeding them; read
+ * the shards from set->s[i].engine_fd (a pipe, or for uncompressed local
+ * streams the file itself). */
 int streams_start_restore(struct stream_set *set, int n, struct store *store, const char *prefix,
-			  char *const *files, const struct codec *codec);
+			  char *const *files, const char *const *checksums,
+			  const struct codec *codec);
 
 /* Restore: wait for every worker to reach the end of its stream; returns
  * the first error (a decode error, a checksum mismatch, a read error). */

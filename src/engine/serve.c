@@ -245,9 +245,10 @@ static char *get_buffer(struct serve *s, struct sfile *f)
 }
 
 /* Takes the next bytes of f's payload (at most len) from the shard into a
- * new extent: a pool buffer while the budget lasts, else a reference into
- * the shard itself when it is a regular file (no copy at all), else the
- * spill file. files.img is kept whole in memory when it is to be patched. */
+ * new extent: a reference into the shard itself when it is a regular file
+ * (no copy, no memory: served straight from the page cache), else a pool
+ * buffer while the budget lasts, else the spill file. files.img is kept
+ * whole in memory when it is to be patched. */
 static struct extent *take_payload(struct serve *s, struct sfile *f, struct shard_in *in,
 				   uint32_t len)
 {
@@ -265,6 +266,8 @@ static struct extent *take_payload(struct serve *s, struct sfile *f, struct shar
 			err_set("out of memory");
 			return NULL;
 		}
+	} else if (in->is_regular) {
+		e->kind = EXT_FILE;	/* referenced in place, below */
 	} else if ((e->buf = get_buffer(s, f))) {
 		e->kind = EXT_POOL;
 		if (e->len > BUFPOOL_CHUNK)

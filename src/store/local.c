@@ -155,10 +155,16 @@ static void lw_abort(struct writer *w)
 	lw_free(lw);
 }
 
+static int lw_local_fd(struct writer *w)
+{
+	return ((struct local_writer *)w)->fd;
+}
+
 static const struct writer_ops local_writer_ops = {
 	.write = lw_write,
 	.close = lw_close,
 	.abort = lw_abort,
+	.local_fd = lw_local_fd,
 };
 
 static int open_private(const char *path, int flags)
@@ -187,7 +193,9 @@ static struct writer *local_create(struct store *s, const char *key)
 	lw->fd = -1;
 	lw->path = join(root_of(s), key);
 	if (!lw->path || make_parents(lw->path) < 0 ||
-	    (lw->fd = open_private(lw->path, O_WRONLY | O_CREAT | O_TRUNC)) < 0) {
+	    /* Readable too: the uncompressed fast path hashes what it spliced
+	     * in through a mapping of the file. */
+	    (lw->fd = open_private(lw->path, O_RDWR | O_CREAT | O_TRUNC)) < 0) {
 		lw_free(lw);
 		return NULL;
 	}
@@ -219,9 +227,15 @@ static void lr_close(struct reader *r)
 	free(lr);
 }
 
+static int lr_local_fd(struct reader *r)
+{
+	return ((struct local_reader *)r)->fd;
+}
+
 static const struct reader_ops local_reader_ops = {
 	.read = lr_read,
 	.close = lr_close,
+	.local_fd = lr_local_fd,
 };
 
 static struct reader *local_open_read(struct store *s, const char *key, uint64_t *size)

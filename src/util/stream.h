@@ -26,6 +26,10 @@ struct writer_ops {
 	/* Give up: discard what was written (as far as the layer can) and
 	 * free w and every writer below it. */
 	void (*abort)(struct writer *w);
+	/* Optional: the fd of the local file this sink appends to, so that a
+	 * caller may splice() bytes into it without copying them through
+	 * memory (it then accounts for them in bytes_in itself). */
+	int (*local_fd)(struct writer *w);
 };
 
 struct writer {
@@ -41,6 +45,9 @@ struct reader_ops {
 	ssize_t (*read)(struct reader *r, void *buf, size_t cap);
 	/* Free r and every reader below it. */
 	void (*close)(struct reader *r);
+	/* Optional: the fd of the local file this source reads, for readers
+	 * of regular files that can do better than read() (splice, mmap). */
+	int (*local_fd)(struct reader *r);
 };
 
 struct reader {

@@ -220,6 +220,13 @@ test_damaged_checkpoints_are_refused() {
 	# The intact checkpoint still restores.
 	restore_ok good
 	verify_subject d
+	# Uncompressed local streams are served from the files themselves and
+	# checked on the side: a flipped byte must still stop the restore.
+	dump_ok raw "$pid" --streams 2 --compression none
+	off=$(($(stat -c %s "$ck/raw/img-1") / 2))
+	python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x40]))' "$ck/raw/img-1" "$off"
+	expect_fail "img-1: checksum mismatch" "$CRSTREAM" restore --path "$ck/raw"
+	! alive "$pid" || fail "a half-restored process survived (uncompressed, flipped)"
 }
 
 # The checkpoint directory fills up mid-dump: the dump fails with the

@@ -111,7 +111,8 @@ static void probe_abort(struct writer *w)
 	free(w);
 }
 
-static const struct writer_ops probe_ops = { probe_write, probe_close, probe_abort };
+static const struct writer_ops probe_ops = {
+	.write = probe_write, .close = probe_close, .abort = probe_abort};
 
 static struct writer *probe_writer(struct probe_log *log)
 {
