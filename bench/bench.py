@@ -838,7 +838,7 @@ METHOD_MD = """## How this was measured
   tmpfs or on the root disk (`%(disk)s`), and `crstream restore --path`
   from there. All CRIU runs log with `-v4` (as crstream runs CRIU), logs
   outside the image directory for A and B. crstream runs with an empty
-  config file (its defaults otherwise, e.g. `--memory-limit 256M` with spill
+  config file (its defaults otherwise, e.g. `--memory-limit 64M` with spill
   to `$TMPDIR` = %(tmpdir)s).
 - **Columns.** *frozen*: CRIU's `frozen_time` from its dump statistics
   (from the tasks frozen to the tasks killed; for crstream this includes
@@ -849,7 +849,7 @@ METHOD_MD = """## How this was measured
   lz4 -dc|tar + restore). *stored*: bytes on the target (A: the image
   directory; B: the .tar.lz4; crstream: the streams). *ratio*: CRIU image
   bytes ÷ stored. *CPU s/GB* and *RSS*: crstream's own `cpu_seconds` and
-  `peak_rss_bytes` (getrusage of crstream only, not CRIU; started from a
+  `peak_rss_bytes` (CPU from getrusage, RSS from VmHWM, crstream only, not CRIU; started from a
   small bash, see *Where the time goes*) per 10^9 bytes of
   CRIU image, captured (dump) or served (restore). *÷A*: the row's median
   over the same subject's baseline-A median. *spread*: the largest
