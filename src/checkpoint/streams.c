@@ -14,6 +14,9 @@
 /* One pipe's worth: the engine's writes arrive in chunks of a quarter of
  * it, so the worker wakes up a few times per pipe-full, not per chunk. */
 #define WORKER_BUF (1u << 20)
+/* A dump worker's reads: the engine writes chunks of a quarter MiB, and a
+ * small buffer keeps a dump's memory footprint small. */
+#define DUMP_READ_BUF (256u << 10)
 #define PIPE_WANT (1 << 20)
 
 void stream_file_name(int i, const struct codec *codec, char *buf, size_t size)
@@ -50,17 +53,15 @@ static int hash_file_range(int fd, uint64_t off, size_t len, struct checksum_sta
 static void *dump_worker(void *arg)
 {
 	struct stream *s = arg;
-	unsigned char *buf = malloc(WORKER_BUF);
+	unsigned char *buf = malloc(DUMP_READ_BUF);
 	if (!buf) {
 		err_set("out of memory");
 		goto failed;
 	}
 	for (;;) {
-		if (atomic_load(&s->aborting)) {
-			err_set("interrupted");
-			goto failed;
-		}
-		ssize_t n = read(s->worker_fd, buf, WORKER_BUF);
+		if (atomic_load(&s->aborting))
+			goto called_off;
+		ssize_t n = read(s->worker_fd, buf, DUMP_READ_BUF);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -89,6 +90,7 @@ static void *dump_worker(void *arg)
 	return NULL;
 failed:
 	fail(s);
+called_off:	/* not this stream's failure: whoever called it off says why */
 	writer_abort(s->out);
 	s->out = NULL;
 	/* Closing our end makes the engine's next write fail at once rather
@@ -111,10 +113,8 @@ static void *dump_splice_worker(void *arg)
 	if (!st)
 		goto failed;
 	for (;;) {
-		if (atomic_load(&s->aborting)) {
-			err_set("interrupted");
-			goto failed;
-		}
+		if (atomic_load(&s->aborting))
+			goto called_off;
 		ssize_t n = splice(s->worker_fd, NULL, fd, NULL, WORKER_BUF, SPLICE_F_MOVE);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -145,6 +145,7 @@ static void *dump_splice_worker(void *arg)
 	return NULL;
 failed:
 	fail(s);
+called_off:
 	checksum_free(st);
 	writer_abort(s->out);
 	s->out = NULL;

@@ -21,8 +21,10 @@
 #include "util/stream.h"
 
 /* Encoder output buffer: flushed to next only when (nearly) full, so the
- * store below sees writes of about this size. */
-#define CODEC_OUT_CAP ((size_t)1 << 20)
+ * store below sees writes of about this size. A quarter MiB keeps a
+ * stream's encoder to a few hundred KiB of memory (a dump's footprint is
+ * this times the streams) while writes stay large. */
+#define CODEC_OUT_CAP ((size_t)256 << 10)
 /* Decoder input buffer: one read from next fills up to this much. */
 #define CODEC_IN_CAP ((size_t)1 << 20)
 

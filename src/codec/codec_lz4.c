@@ -17,7 +17,7 @@
 #define LZ4_BLOCK_SIZE_ID LZ4F_max64KB
 /* Input handed to one LZ4F_compressUpdate(); bounds the output room that
  * each call must reserve. */
-#define LZ4_IN_CHUNK ((size_t)1 << 20)
+#define LZ4_IN_CHUNK ((size_t)256 << 10)
 
 struct lz4_encoder {
 	struct codec_encoder e;

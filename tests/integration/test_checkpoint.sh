@@ -183,6 +183,9 @@ test_bad_arguments_are_refused() {
 	expect_fail "--path CHECKPOINT is required" "$CRSTREAM" restore
 	expect_fail "is not a checkpoint: no manifest.json and no img-N streams" \
 		"$CRSTREAM" restore --path "$T"
+	# Object storage is a plugin, loaded when needed; without it, say so.
+	expect_fail "object storage needs the plugin /nonexistent/crstream-s3.so" \
+		env CRSTREAM_PLUGIN_DIR=/nonexistent "$CRSTREAM" dump "$pid" --dir s3://bucket/prefix
 	alive "$pid" || fail "the subject died"
 	[ ! -e "$T/ck" ] || [ -z "$(ls -A "$T/ck")" ] || fail "a refused dump left files: $(ls "$T/ck")"
 }
