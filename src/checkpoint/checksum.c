@@ -3,21 +3,11 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <unistd.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <xxhash.h>
 
-struct sum_writer {
-	struct writer w;
-	XXH3_state_t *st;
-	struct checksum_result *res;
-};
-
-struct sum_reader {
-	struct reader r;
-	XXH3_state_t *st;
-	struct checksum_result *res;
-};
+/* ---- the hash ---- */
 
 struct checksum_state *checksum_new(void)
 {
@@ -35,24 +25,38 @@ void checksum_update(struct checksum_state *st, const void *p, size_t n)
 	XXH3_128bits_update((XXH3_state_t *)st, p, n);
 }
 
-void checksum_free(struct checksum_state *st)
+void checksum_final(struct checksum_state *st, struct checksum_result *res)
 {
-	XXH3_freeState((XXH3_state_t *)st);
-}
-
-static void finish(XXH3_state_t *st, struct checksum_result *res)
-{
-	XXH128_hash_t h = XXH3_128bits_digest(st);
+	XXH128_hash_t h = XXH3_128bits_digest((XXH3_state_t *)st);
 	/* The canonical form is big-endian high then low, as xxh128sum prints. */
 	snprintf(res->hex, sizeof(res->hex), "%016llx%016llx", (unsigned long long)h.high64,
 		 (unsigned long long)h.low64);
 	res->done = 1;
 }
 
+void checksum_free(struct checksum_state *st)
+{
+	XXH3_freeState((XXH3_state_t *)st);
+}
+
+/* ---- filters ---- */
+
+struct sum_writer {
+	struct writer w;
+	struct checksum_state *st;
+	struct checksum_result *res;
+};
+
+struct sum_reader {
+	struct reader r;
+	struct checksum_state *st;
+	struct checksum_result *res;
+};
+
 static int sw_write(struct writer *w, const void *buf, size_t len)
 {
 	struct sum_writer *s = (struct sum_writer *)w;
-	XXH3_128bits_update(s->st, buf, len);
+	checksum_update(s->st, buf, len);
 	s->res->bytes += len;
 	return writer_write(w->next, buf, len);
 }
@@ -60,9 +64,9 @@ static int sw_write(struct writer *w, const void *buf, size_t len)
 static int sw_close(struct writer *w)
 {
 	struct sum_writer *s = (struct sum_writer *)w;
-	finish(s->st, s->res);
+	checksum_final(s->st, s->res);
 	int rc = writer_close(w->next);
-	XXH3_freeState(s->st);
+	checksum_free(s->st);
 	free(s);
 	return rc;
 }
@@ -71,7 +75,7 @@ static void sw_abort(struct writer *w)
 {
 	struct sum_writer *s = (struct sum_writer *)w;
 	writer_abort(w->next);
-	XXH3_freeState(s->st);
+	checksum_free(s->st);
 	free(s);
 }
 
@@ -84,9 +88,7 @@ static const struct writer_ops sum_writer_ops = {
 struct writer *checksum_writer(struct writer *next, struct checksum_result *res)
 {
 	struct sum_writer *s = calloc(1, sizeof(*s));
-	if (!s || !(s->st = XXH3_createState()) || XXH3_128bits_reset(s->st) != XXH_OK) {
-		if (s)
-			XXH3_freeState(s->st);
+	if (!s || !(s->st = checksum_new())) {
 		free(s);
 		err_set("out of memory");
 		return NULL;
@@ -104,10 +106,10 @@ static ssize_t sr_read(struct reader *r, void *buf, size_t cap)
 	struct sum_reader *s = (struct sum_reader *)r;
 	ssize_t n = reader_read(r->next, buf, cap);
 	if (n > 0) {
-		XXH3_128bits_update(s->st, buf, (size_t)n);
+		checksum_update(s->st, buf, (size_t)n);
 		s->res->bytes += (uint64_t)n;
 	} else if (n == 0 && !s->res->done) {
-		finish(s->st, s->res);
+		checksum_final(s->st, s->res);
 	}
 	return n;
 }
@@ -116,7 +118,7 @@ static void sr_close(struct reader *r)
 {
 	struct sum_reader *s = (struct sum_reader *)r;
 	reader_close(r->next);
-	XXH3_freeState(s->st);
+	checksum_free(s->st);
 	free(s);
 }
 
@@ -128,9 +130,7 @@ static const struct reader_ops sum_reader_ops = {
 struct reader *checksum_reader(struct reader *next, struct checksum_result *res)
 {
 	struct sum_reader *s = calloc(1, sizeof(*s));
-	if (!s || !(s->st = XXH3_createState()) || XXH3_128bits_reset(s->st) != XXH_OK) {
-		if (s)
-			XXH3_freeState(s->st);
+	if (!s || !(s->st = checksum_new())) {
 		free(s);
 		err_set("out of memory");
 		return NULL;
@@ -143,13 +143,15 @@ struct reader *checksum_reader(struct reader *next, struct checksum_result *res)
 	return &s->r;
 }
 
+/* ---- whole files ---- */
+
 int checksum_fd(int fd, char hex[33], uint64_t *size)
 {
-	XXH3_state_t *st = XXH3_createState();
+	struct checksum_state *st = checksum_new();
 	unsigned char *buf = malloc(1 << 20);
 	struct checksum_result res = {0};
 	int rc = 0;
-	if (!st || !buf || XXH3_128bits_reset(st) != XXH_OK) {
+	if (!st || !buf) {
 		rc = err_set("out of memory");
 		goto out;
 	}
@@ -163,19 +165,14 @@ int checksum_fd(int fd, char hex[33], uint64_t *size)
 		}
 		if (n == 0)
 			break;
-		XXH3_128bits_update(st, buf, (size_t)n);
+		checksum_update(st, buf, (size_t)n);
 		res.bytes += (uint64_t)n;
 	}
-	finish(st, &res);
+	checksum_final(st, &res);
 	snprintf(hex, 33, "%s", res.hex);
 	*size = res.bytes;
 out:
-	XXH3_freeState(st);
+	checksum_free(st);
 	free(buf);
 	return rc;
-}
-
-void checksum_final(struct checksum_state *st, struct checksum_result *res)
-{
-	finish((XXH3_state_t *)st, res);
 }

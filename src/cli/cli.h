@@ -40,6 +40,11 @@ void json_print_string(FILE *out, const char *s);
 /* ",\"peak_rss_bytes\":N,\"cpu_seconds\":S" for this process (CRIU not counted). */
 void print_self_usage_json(FILE *out);
 
+/* Commands of one argument (`crstream ls LOCATION`): true to go on; false
+ * after printing the help (for -h/--help, *status 0) or a usage error
+ * (*status EXIT_USAGE). */
+bool one_argument(int argc, char **argv, const char *usage, const char *help, int *status);
+
 struct config;
 struct store;
 /* Load the configuration and open a store at location with it. */

@@ -6,6 +6,7 @@
 #include "util/fmt.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -85,4 +86,19 @@ int open_location(const char *location, struct config **cfg, struct store **s)
 	so.config = config_lookup;
 	so.ctx = *cfg;
 	return store_open(location, &so, s);
+}
+
+bool one_argument(int argc, char **argv, const char *usage, const char *help, int *status)
+{
+	if (argc == 3 && strcmp(argv[2], "-h") && strcmp(argv[2], "--help"))
+		return true;
+	if (argc == 3) {
+		printf("Usage: %s\n\n%s", usage, help);
+		*status = 0;
+	} else {
+		char cmd[64];
+		snprintf(cmd, sizeof(cmd), "crstream %s", argv[1]);
+		*status = usage_error(cmd, "usage: %s", usage);
+	}
+	return false;
 }

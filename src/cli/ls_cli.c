@@ -90,15 +90,12 @@ static int free_entry(struct strmap_entry *me, void *arg)
 
 int cmd_ls(int argc, char **argv)
 {
-	if (argc != 3 || !strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")) {
-		if (argc == 3) {
-			printf("Usage: crstream ls LOCATION\n\nLists the checkpoints under a directory, "
-			       "s3://bucket/prefix or gs://bucket/prefix:\nname, start time, size, "
-			       "streams, compression, and whether the dump completed.\n");
-			return 0;
-		}
-		return usage_error("crstream ls", "usage: crstream ls LOCATION");
-	}
+	int status;
+	if (!one_argument(argc, argv, "crstream ls LOCATION",
+			  "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
+			  "gs://bucket/prefix: name, start time, size, streams, compression,\n"
+			  "and whether the dump completed.\n", &status))
+		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct strmap m = {0};
@@ -142,15 +139,11 @@ static int remove_data(struct strmap_entry *me, void *arg)
 
 int cmd_rm(int argc, char **argv)
 {
-	if (argc != 3 || !strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")) {
-		if (argc == 3) {
-			printf("Usage: crstream rm CHECKPOINT\n\nDeletes a checkpoint (its streams, "
-			       "manifest and log), complete or not.\nRefuses a location that is not "
-			       "a checkpoint.\n");
-			return 0;
-		}
-		return usage_error("crstream rm", "usage: crstream rm CHECKPOINT");
-	}
+	int status;
+	if (!one_argument(argc, argv, "crstream rm CHECKPOINT",
+			  "Deletes a checkpoint (its streams, manifest and log), complete or not.\n"
+			  "Refuses a location that is not a checkpoint.\n", &status))
+		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct strmap keys = {0};

@@ -61,15 +61,12 @@ static void show_manifest(const struct manifest *m)
 
 int cmd_inspect(int argc, char **argv)
 {
-	if (argc != 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
-		if (argc == 3) {
-			printf("Usage: crstream inspect CHECKPOINT\n\n"
-			       "Lists a checkpoint's manifest, streams and image files, or for a\n"
-			       "checkpoint without manifest the streams found and their layout.\n");
-			return 0;
-		}
-		return usage_error("crstream inspect", "usage: crstream inspect CHECKPOINT");
-	}
+	int status;
+	if (!one_argument(argc, argv, "crstream inspect CHECKPOINT",
+			  "Lists a checkpoint's manifest, streams and image files, or for a\n"
+			  "checkpoint without manifest the streams found and their layout.\n",
+			  &status))
+		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	void *json = NULL;
