@@ -167,46 +167,10 @@ abs_path() {
 }
 
 # ---- package installation ---------------------------------------------------
-# Print the packages among "$@" that dpkg does not have installed.
-missing_packages() {
-	local p
-	for p in "$@"; do
-		# shellcheck disable=SC2016 # ${...} is a dpkg-query format, not ours
-		[[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] ||
-			printf '%s\n' "$p"
-	done
-}
-
-apt_install() {
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		-o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0 "$@"
-}
-
-# Install whichever of "$@" are missing. `apt-get update` is run only when an
-# install fails in a way that means the package lists are absent or stale.
-ensure_packages() {
-	local missing aptlog
-	mapfile -t missing < <(missing_packages "$@")
-	((${#missing[@]} > 0)) || return 0
-	if ((EUID != 0)); then
-		die "missing packages: ${missing[*]} (run as root, or install them first)"
-	fi
-	log "installing missing packages: ${missing[*]}"
-	aptlog=$(mktemp)
-	if apt_install "${missing[@]}" 2>&1 | tee "$aptlog" | sed -u 's/^/provision-criu:   | /' >&2; then
-		rm -f "$aptlog"
-		return 0
-	fi
-	if grep -qE 'Unable to locate package|has no installation candidate|Failed to fetch|Unable to fetch some archives' "$aptlog"; then
-		rm -f "$aptlog"
-		log "package lists look missing or stale; running apt-get update and retrying"
-		run_prefixed apt-get update -q -o DPkg::Lock::Timeout=300 || die "apt-get update failed"
-		run_prefixed apt_install "${missing[@]}" || die "apt-get install ${missing[*]} failed"
-		return 0
-	fi
-	rm -f "$aptlog"
-	die "apt-get install ${missing[*]} failed"
-}
+# shellcheck disable=SC2034 # read by lib/packages.sh
+LOG_PREFIX=provision-criu
+# shellcheck source=lib/packages.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/packages.sh"
 
 # ---- fetching the pinned tarball ---------------------------------------------
 # fetch_from_pool DIR: download the orig tarball into DIR/$TARBALL.

@@ -48,21 +48,16 @@ port_of() {
 	esac
 }
 
+# shellcheck disable=SC2034 # read by lib/packages.sh
+LOG_PREFIX=s3-server
+# shellcheck source=lib/packages.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/packages.sh"
+
 install_packages() {
-	local missing=()
-	local pkg
-	# awscli is not needed by the server: test_s3_live uses it to check
-	# that objects cross between it and crstream both ways.
-	for pkg in swift-proxy swift-account swift-container swift-object python3-lxml memcached awscli; do
-		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' ||
-			missing+=("$pkg")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$(id -u)" -eq 0 ] || die "need root to install ${missing[*]}"
-	log "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2 || true
-	apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+	# awscli is not needed by the server: the tests use it to check that
+	# objects cross between it and crstream both ways.
+	ensure_packages swift-proxy swift-account swift-container swift-object python3-lxml \
+		memcached awscli
 }
 
 # Swift keeps metadata in extended attributes; refuse early, with a clear
