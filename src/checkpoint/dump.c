@@ -177,16 +177,6 @@ static void on_file(void *arg, const char *name, uint64_t size)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* The first stream worker's error: the root cause when the capture failed
- * writing into that stream (a full disk, a failed upload). */
-static int worker_error(struct dump *d)
-{
-	for (int i = 0; i < d->streams.n; i++)
-		if (d->streams.s[i].rc < 0)
-			return err_set("%s", d->streams.s[i].err);
-	return 0;
-}
-
 static int finish_streams(struct dump *d)
 {
 	uint64_t one = 1;
@@ -197,7 +187,9 @@ static int finish_streams(struct dump *d)
 		char engine_err[ERR_MAX];
 		err_copy(engine_err, sizeof(engine_err));
 		streams_abort(&d->streams);
-		return worker_error(d) < 0 ? -1 : err_set("%s", engine_err);
+		/* A worker's error (a full disk, a failed upload) is the root
+		 * cause of the capture's broken pipe. */
+		return streams_error(&d->streams) < 0 ? -1 : err_set("%s", engine_err);
 	}
 	if (streams_finish_dump(&d->streams) < 0)
 		return -1;
@@ -364,11 +356,9 @@ static void pick_reason(struct dump *d, char *buf, size_t size)
 		snprintf(buf, size, "%s", d->hook.err);
 		return;
 	}
-	for (int i = 0; i < d->streams.n; i++) {
-		if (d->streams.s[i].rc < 0) {
-			snprintf(buf, size, "%s", d->streams.s[i].err);
-			return;
-		}
+	if (streams_error(&d->streams) < 0) {
+		snprintf(buf, size, "%s", err_msg());
+		return;
 	}
 	pthread_mutex_lock(&d->et.mu);
 	bool engine_failed = d->et.done && d->et.rc < 0;

@@ -121,9 +121,8 @@ static void stop_all(struct restore *x)
  * explains CRIU's (fallback). Returns -1. */
 static int failure_reason(struct restore *x, const char *fallback)
 {
-	for (int i = 0; i < x->streams.n; i++)
-		if (x->streams.s[i].rc < 0)
-			return err_set("%s", x->streams.s[i].err);
+	if (streams_error(&x->streams) < 0)
+		return -1;
 	if (x->et.done && x->et.rc < 0 && !strstr(x->et.err, "cancelled"))
 		return err_set("%s", x->et.err);
 	return err_set("%s", fallback);

@@ -226,19 +226,24 @@ int streams_start_dump(struct stream_set *set, int n, struct store *store, const
 	return 0;
 }
 
+int streams_error(const struct stream_set *set)
+{
+	for (int i = 0; i < set->n; i++)
+		if (set->s[i].rc < 0)
+			return err_set("%s", set->s[i].err);
+	return 0;
+}
+
 static int join_all(struct stream_set *set)
 {
-	int rc = 0;
 	for (int i = 0; i < set->n; i++) {
 		struct stream *s = &set->s[i];
 		if (s->started) {
 			pthread_join(s->thread, NULL);
 			s->started = false;
 		}
-		if (s->rc < 0 && rc == 0)
-			rc = err_set("%s", s->err);
 	}
-	return rc;
+	return streams_error(set);
 }
 
 int streams_finish_dump(struct stream_set *set)

@@ -74,6 +74,10 @@ void streams_cancel(struct stream_set *set);
  * are aborted (deleted / multipart aborted). Safe to call twice. */
 void streams_abort(struct stream_set *set);
 
+/* The first worker's error as the current message (-1), or 0 if none
+ * failed. A worker stopped by streams_cancel/abort has not failed. */
+int streams_error(const struct stream_set *set);
+
 /* Free the set (after finish/wait/abort). */
 void streams_free(struct stream_set *set);
 

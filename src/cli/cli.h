@@ -49,6 +49,9 @@ struct config;
 struct store;
 /* Load the configuration and open a store at location with it. */
 int open_location(const char *location, struct config **cfg, struct store **s);
+/* Close what open_location opened; the exit status for rc (the message
+ * printed if rc < 0). */
+int close_location(struct config *cfg, struct store *s, int rc);
 
 struct dump_result;
 void print_dump_summary(const struct dump_result *r);

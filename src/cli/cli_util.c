@@ -102,3 +102,14 @@ bool one_argument(int argc, char **argv, const char *usage, const char *help, in
 	}
 	return false;
 }
+
+int close_location(struct config *cfg, struct store *s, int rc)
+{
+	store_close(s);
+	config_free(cfg);
+	if (rc < 0) {
+		err_print(NULL);
+		return 1;
+	}
+	return 0;
+}

@@ -114,13 +114,7 @@ int cmd_ls(int argc, char **argv)
 		strmap_each(&m, free_entry, NULL);
 		strmap_free(&m);
 	}
-	store_close(s);
-	config_free(cfg);
-	if (rc < 0) {
-		err_print(NULL);
-		return 1;
-	}
-	return 0;
+	return close_location(cfg, s, rc);
 }
 
 static int collect_key(const struct store_entry *e, void *arg)
@@ -167,11 +161,5 @@ int cmd_rm(int argc, char **argv)
 		printf("removed %s (%zu objects)\n", argv[2], keys.count);
 	if (keys.buckets)
 		strmap_free(&keys);
-	store_close(s);
-	config_free(cfg);
-	if (rc < 0) {
-		err_print(NULL);
-		return 1;
-	}
-	return 0;
+	return close_location(cfg, s, rc);
 }

@@ -94,11 +94,5 @@ int cmd_inspect(int argc, char **argv)
 		}
 	}
 	free(json);
-	store_close(s);
-	config_free(cfg);
-	if (rc < 0) {
-		err_print(NULL);
-		return 1;
-	}
-	return 0;
+	return close_location(cfg, s, rc);
 }
