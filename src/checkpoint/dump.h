@@ -31,6 +31,11 @@ struct dump_opts {
 	const char *self;		/* the crstream binary, for CRIU's action script */
 	const struct store_options *store_opt;
 	bool progress;			/* live progress line on stderr */
+	/* Trusted checkpoints (checkpoint/protect.h): age recipients and
+	 * recipients files, comma-separated; the signing key file. "" or
+	 * NULL: none. */
+	const char *recipients;
+	const char *sign_key;
 };
 
 struct dump_result {
@@ -44,6 +49,8 @@ struct dump_result {
 	uint64_t dump_ms;		/* the whole command */
 	uint64_t criu_ms;		/* CRIU's run */
 	bool process_running;		/* after a failure: the tree kept running */
+	bool encrypted;			/* streams are age files */
+	bool signed_manifest;		/* manifest.json.sig written */
 };
 
 /* Signals SIGINT/SIGTERM/SIGCHLD must be blocked (session_block_signals)

@@ -141,6 +141,7 @@ static int from_manifest(struct layout *lay, const char *json, const struct list
 		return 0;
 	}
 	snprintf(lay->kind, sizeof(lay->kind), "crstream");
+	lay->encrypted = !strcmp(lay->m.prot.encryption, "age");
 	lay->codec = codec_by_name(lay->m.compression);
 	if (!lay->codec)
 		return err_set("%s: unknown compression \"%s\"", MANIFEST_NAME, lay->m.compression);
@@ -157,6 +158,12 @@ static int from_names(struct layout *lay, const struct listing *l, const char *l
 			       MANIFEST_NAME);
 	char first[64];
 	snprintf(first, sizeof(first), "img-0%s", ext ? ext : "");
+	/* Encrypted with age after compression: img-0.lz4.age. */
+	size_t fl = strlen(first);
+	if (fl > 4 && !strcmp(first + fl - 4, ".age")) {
+		lay->encrypted = true;
+		first[fl - 4] = '\0';
+	}
 	lay->codec = codec_by_filename(first);
 	if (!lay->codec)
 		return err_set("%s: unknown compression extension \"%s\"", first, ext);
@@ -175,6 +182,12 @@ static int from_names(struct layout *lay, const struct listing *l, const char *l
 
 int layout_detect(struct store *s, const char *location, struct layout *lay)
 {
+	return layout_detect_vetted(s, location, NULL, lay);
+}
+
+int layout_detect_vetted(struct store *s, const char *location, const struct layout_vet *vet,
+			 struct layout *lay)
+{
 	memset(lay, 0, sizeof(*lay));
 	struct listing l = {0};
 	void *json = NULL;
@@ -182,8 +195,13 @@ int layout_detect(struct store *s, const char *location, struct layout *lay)
 	int rc = s->ops->list(s, "", collect, &l);
 	if (rc == 0) {
 		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
+		if (rc == 0 && vet)
+			rc = vet->vet(vet->arg, json, len);
 		if (rc == 0)
 			rc = from_manifest(lay, json, &l);
+		else if (rc == 1 && vet)
+			rc = err_set("no %s: the trust policy (restore.trusted_keys) accepts only a "
+				     "signed manifest", MANIFEST_NAME);
 		else if (rc == 1)
 			rc = from_names(lay, &l, location);
 	}

@@ -17,12 +17,24 @@ struct layout {
 	const struct codec *codec;
 	char **files;		/* stream object names, index order, NULL-terminated */
 	uint64_t stored_bytes;
+	bool encrypted;		/* the streams are age files (img-N.ext.age) */
+};
+
+/* A restore's trust policy (checkpoint/protect.h): vet() sees the raw
+ * manifest before it is parsed, and a checkpoint without a manifest is
+ * refused instead of being recognised by its stream names. */
+struct layout_vet {
+	int (*vet)(void *arg, const char *json, size_t len);
+	void *arg;
 };
 
 /* Reads the manifest (or, without one, the img-N names) and checks that
  * the streams are all there with the sizes recorded. A checkpoint whose
  * dump did not finish is refused here. */
 int layout_detect(struct store *s, const char *location, struct layout *lay);
+/* The same under a trust policy (vet may be NULL: no policy). */
+int layout_detect_vetted(struct store *s, const char *location, const struct layout_vet *vet,
+			 struct layout *lay);
 void layout_free(struct layout *lay);
 
 #endif

@@ -15,11 +15,26 @@
 #define CHECKSUM_ALGO "xxh128"
 #define CHECKSUM_HEX 32
 
+#define DIGEST_FIELD_HEX 64
+
 struct manifest_stream {
 	char file[64];		/* "img-0.lz4" */
 	uint64_t stored_bytes;	/* bytes in the store */
 	uint64_t raw_bytes;	/* shard bytes before compression */
 	char checksum[CHECKSUM_HEX + 1];	/* xxh128 of the stored bytes, hex */
+	/* Signed checkpoints (see checkpoint/protect.h): the object listing
+	 * the digest of every chunk of the stored bytes, and the digest of
+	 * that object. Empty otherwise. */
+	char chunk_digests[64];
+	char digest[DIGEST_FIELD_HEX + 1];
+};
+
+/* How the streams are protected (checkpoint/protect.h). */
+struct manifest_protection {
+	char encryption[8];	/* "age", or "" */
+	char **recipients;	/* age1... (public keys), NULL-terminated */
+	char digest_algorithm[16];	/* "sha256" when streams carry chunk digests */
+	uint64_t chunk_size;	/* stored bytes per chunk digest */
 };
 
 struct manifest_file {
@@ -51,6 +66,7 @@ struct manifest {
 	uint64_t image_bytes;	/* sum of the image files' sizes */
 	bool shell_job;		/* dumped with --shell-job: restore needs it too */
 	bool tcp_established;	/* likewise for --tcp-established */
+	struct manifest_protection prot;
 };
 
 /* Serialise (pretty JSON, trailing newline) into a malloc'd string. */

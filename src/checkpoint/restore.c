@@ -11,6 +11,7 @@
 #include "checkpoint/restore.h"
 #include "checkpoint/hook.h"
 #include "checkpoint/layout.h"
+#include "checkpoint/protect.h"
 #include "checkpoint/session.h"
 #include "checkpoint/streams.h"
 #include "criu/criu_exec.h"
@@ -32,6 +33,7 @@ struct restore {
 	struct restore_result *r;
 	struct store *store;
 	struct layout lay;
+	struct protect *prot;	/* decryption and the trust policy, or NULL */
 	char privdir[PATH_MAX];
 	char log_path[PATH_MAX + 32];
 	char pid_path[PATH_MAX + 32];
@@ -273,10 +275,12 @@ static int start_streams(struct restore *x)
 			sums[i] = lay->m.stream[i].checksum;
 	}
 	int rc = streams_start_restore(&x->streams, lay->streams, x->store, "", lay->files, sums,
-				       lay->codec);
+				       lay->codec, protect_filters(x->prot));
 	free(sums);
 	if (rc < 0)
 		return -1;
+	/* Every stream has opened its age header: the keys can go. */
+	protect_restore_started(x->prot);
 	int *fds = calloc((size_t)lay->streams, sizeof(int));
 	const char **labels = calloc((size_t)lay->streams, sizeof(char *));
 	x->stats = calloc((size_t)lay->streams, sizeof(*x->stats));
@@ -364,10 +368,17 @@ static int run_restore(struct restore *x)
 
 static int prepare(struct restore *x)
 {
+	const struct restore_opts *o = x->o;
+	if (protect_restore_new(o->identities ? o->identities : "",
+				o->trusted_keys ? o->trusted_keys : "", &x->prot) < 0)
+		return -1;
 	if (store_open(x->o->path, x->o->store_opt, &x->store) < 0)
 		return -1;
-	if (layout_detect(x->store, x->o->path, &x->lay) < 0)
+	if (layout_detect_vetted(x->store, x->o->path, protect_vet(x->prot, x->store), &x->lay) < 0 ||
+	    protect_restore_check(&x->prot, x->store, &x->lay) < 0)
 		return err_prefix("%s", x->o->path);
+	x->r->encrypted = x->lay.encrypted;
+	snprintf(x->r->trust, sizeof(x->r->trust), "%s", protect_trust(x->prot));
 	x->r->streams = x->lay.streams;
 	snprintf(x->r->compression, sizeof(x->r->compression), "%s", x->lay.codec->name);
 	snprintf(x->r->layout, sizeof(x->r->layout), "%s", x->lay.kind);
@@ -422,6 +433,7 @@ static void cleanup(struct restore *x)
 	if (x->manifest_files.buckets)
 		strmap_free(&x->manifest_files);
 	layout_free(&x->lay);
+	protect_free(x->prot);
 	store_close(x->store);
 	pthread_mutex_destroy(&x->mu);
 	pthread_cond_destroy(&x->loaded_cv);
@@ -447,6 +459,7 @@ int checkpoint_restore(const struct restore_opts *o, struct restore_result *r)
 	char saved[ERR_MAX];
 	err_copy(saved, sizeof(saved));
 	cleanup(x);
+	r->served_bytes = x->eres.served_bytes;	/* the engine has stopped */
 	err_set("%s", saved);
 	r->restore_ms = now_ms() - x->t0;
 	free(x);

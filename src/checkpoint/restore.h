@@ -25,6 +25,11 @@ struct restore_opts {
 	const char *self;
 	const struct store_options *store_opt;
 	bool progress;
+	/* Trusted checkpoints (checkpoint/protect.h), comma-separated files:
+	 * age identities; OpenSSH .pub keys whose signature is required (a
+	 * trust policy). "" or NULL: none. */
+	const char *identities;
+	const char *trusted_keys;
 };
 
 struct restore_result {
@@ -38,6 +43,9 @@ struct restore_result {
 	uint64_t criu_ms;
 	uint64_t peak_buffered;
 	uint64_t spilled;
+	uint64_t served_bytes;		/* image bytes given to CRIU (also on failure) */
+	bool encrypted;
+	char trust[160];		/* "signature verified (SHA256:...)", "unsigned checkpoint", ... */
 };
 
 /* Signals must be blocked as for checkpoint_dump(). */

@@ -30,6 +30,7 @@ int cmd_config(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
 
 /* The running crstream binary's absolute path (for CRIU's action script). */
 int self_path(char *buf, size_t size);
@@ -55,5 +56,15 @@ int close_location(struct config *cfg, struct store *s, int rc);
 
 struct dump_result;
 void print_dump_summary(const struct dump_result *r);
+
+/* A repeatable file/key option collected into one comma-separated value
+ * for a list configuration key (checkpoint.recipients, ...). */
+struct flag_list {
+	char *joined;
+	int n;
+};
+/* 0, or -1 (error set) if v is empty or holds a comma. */
+int flag_list_add(struct flag_list *l, const char *v);
+void flag_list_free(struct flag_list *l);
 
 #endif

@@ -37,6 +37,13 @@ static const char dump_usage[] =
 	"      --ext-unix-sk       allow external UNIX sockets\n"
 	"      --external RES      CRIU --external (repeatable)\n"
 	"      --criu-opt OPT      pass OPT to `criu dump` (repeatable)\n"
+	"  -r, --recipient R       encrypt every stream with age to R (age1..., from\n"
+	"                          crstream keygen or age-keygen; repeatable)\n"
+	"                                                      [checkpoint.recipients]\n"
+	"      --recipients-file F encrypt to every recipient listed in F (repeatable)\n"
+	"      --sign-key FILE     sign the manifest with this Ed25519 key (crstream\n"
+	"                          keygen --sign; must be private)\n"
+	"                                                      [checkpoint.sign_key]\n"
 	"      --json              print the result as JSON on stdout\n"
 	"      --no-progress       no progress line on the terminal\n"
 	"  -h, --help              this help\n"
@@ -46,7 +53,7 @@ static const char dump_usage[] =
 
 enum {
 	O_NAME = 1000, O_SHELL, O_TCP, O_LOCKS, O_EXTUNIX, O_EXTERNAL, O_CRIUOPT, O_JSON,
-	O_NOPROGRESS
+	O_NOPROGRESS, O_RECIPIENTS_FILE, O_SIGN_KEY
 };
 
 static const struct option opts[] = {
@@ -62,6 +69,9 @@ static const struct option opts[] = {
 	{"ext-unix-sk", no_argument, NULL, O_EXTUNIX},
 	{"external", required_argument, NULL, O_EXTERNAL},
 	{"criu-opt", required_argument, NULL, O_CRIUOPT},
+	{"recipient", required_argument, NULL, 'r'},
+	{"recipients-file", required_argument, NULL, O_RECIPIENTS_FILE},
+	{"sign-key", required_argument, NULL, O_SIGN_KEY},
 	{"json", no_argument, NULL, O_JSON},
 	{"no-progress", no_argument, NULL, O_NOPROGRESS},
 	{"help", no_argument, NULL, 'h'},
@@ -72,6 +82,7 @@ struct dump_args {
 	struct dump_opts o;
 	char *external[64];
 	char *criu_opts[64];
+	struct flag_list recipients;
 	bool json;
 	bool no_progress;
 };
@@ -88,7 +99,7 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 {
 	int c, rc = 0;
 	optind = 1;
-	while (rc == 0 && (c = getopt_long(argc, argv, "n:d:c:l:Rh", opts, NULL)) != -1) {
+	while (rc == 0 && (c = getopt_long(argc, argv, "n:d:c:l:Rr:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (config_set_flag(cfg, "checkpoint.streams", optarg) < 0)
@@ -112,12 +123,17 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 		case O_EXTUNIX: a->o.ext_unix_sk = true; break;
 		case O_EXTERNAL: rc = add_list(a->external, &a->o.nexternal, optarg, "--external"); break;
 		case O_CRIUOPT: rc = add_list(a->criu_opts, &a->o.ncriu_opts, optarg, "--criu-opt"); break;
+		case 'r':
+		case O_RECIPIENTS_FILE: rc = flag_list_add(&a->recipients, optarg); break;
+		case O_SIGN_KEY: rc = config_set_flag(cfg, "checkpoint.sign_key", optarg); break;
 		case O_JSON: a->json = true; break;
 		case O_NOPROGRESS: a->no_progress = true; break;
 		case 'h': *help = true; return 0;
 		default: return EXIT_USAGE;
 		}
 	}
+	if (rc == 0 && a->recipients.n)
+		rc = config_set_flag(cfg, "checkpoint.recipients", a->recipients.joined);
 	if (rc < 0)
 		return usage_error("crstream dump", "%s", err_msg());
 	if (rc)
@@ -150,6 +166,12 @@ static int resolve(struct config *cfg, struct dump_args *a, char *criu, size_t s
 		return usage_error("crstream dump", "--level %d: %s takes %d to %d", a->o.level,
 				   a->o.codec->name, a->o.codec->min_level, a->o.codec->max_level);
 	a->o.leave_running = config_bool(cfg, "criu.leave_running");
+	a->o.recipients = config_get(cfg, "checkpoint.recipients");
+	a->o.sign_key = config_get(cfg, "checkpoint.sign_key");
+	if (a->o.streams == 0 && (*a->o.recipients || *a->o.sign_key))
+		return usage_error("crstream dump", "--streams 0 (a plain CRIU image directory) cannot "
+				   "be encrypted or signed: CRIU writes its files in the clear; use "
+				   "--streams 1 or more");
 	if (resolve_program(config_get(cfg, "criu.path"), criu, size) < 0)
 		return -1;
 	a->o.criu = criu;
@@ -166,7 +188,8 @@ static void print_json(const struct dump_result *r, int rc)
 		printf(",\"process_running\":%s}\n", r->process_running ? "true" : "false");
 		return;
 	}
-	printf("{\"status\":\"ok\",\"checkpoint\":");
+	printf("{\"status\":\"ok\",\"encrypted\":%s,\"signed\":%s,\"checkpoint\":",
+	       r->encrypted ? "true" : "false", r->signed_manifest ? "true" : "false");
 	json_print_string(stdout, r->location);
 	printf(",\"name\":");
 	json_print_string(stdout, r->name);
@@ -192,6 +215,7 @@ int cmd_dump(int argc, char **argv)
 		return 1;
 	}
 	int rc = parse(argc, argv, cfg, &a, &help);
+	flag_list_free(&a.recipients);
 	if (help) {
 		fputs(dump_usage, stdout);
 		config_free(cfg);

@@ -21,6 +21,7 @@ static const char main_usage[] =
 	"  check       can this machine checkpoint and restore? (CRIU, kernel, pipes,\n"
 	"              storage)\n"
 	"  config show the effective configuration and where each value comes from\n"
+	"  keygen      make an encryption identity or a signing key (--sign)\n"
 	"\n"
 	"criu-image-streamer compatible commands (CRIU runs with --stream):\n"
 	"  capture     receive an image from `criu dump --stream`, write it as shards\n"
@@ -76,6 +77,8 @@ int main(int argc, char **argv)
 		return cmd_ls(argc, argv);
 	if (!strcmp(cmd, "rm"))
 		return cmd_rm(argc, argv);
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen(argc, argv);
 	/* Run by CRIU as its action script (see checkpoint/hook.h). */
 	if (!strcmp(cmd, "hook") && argc == 3)
 		return hook_client(argv[2]);

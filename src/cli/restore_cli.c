@@ -17,7 +17,7 @@ static const char restore_usage[] =
 	"\n"
 	"Restores a checkpoint made by `crstream dump` (or by criu-image-streamer or\n"
 	"Cedana setups: img-N[.lz4|.gz|.zlib|.zst] streams without a manifest). The\n"
-	"stream count and compression are detected. Streams are fetched, checked and\n"
+	"stream count, compression and encryption are detected. Streams are fetched, checked and\n"
 	"decompressed in parallel while CRIU restores; the restored tree only runs\n"
 	"once every stream has been read to its end and matched its checksum, so a\n"
 	"damaged checkpoint is refused, never half-restored. The tree runs detached.\n"
@@ -32,12 +32,22 @@ static const char restore_usage[] =
 	"      --memory-limit SIZE image data held in memory before spilling to\n"
 	"                          $TMPDIR (e.g. 256M)        [restore.memory_limit]\n"
 	"      --criu-opt OPT      pass OPT to `criu restore` (repeatable)\n"
+	"  -i, --identity FILE     age identity file to decrypt an encrypted checkpoint\n"
+	"                          (repeatable; must be private)  [restore.identities]\n"
+	"      --trusted-key FILE  accept only a checkpoint signed by this key (.pub,\n"
+	"                          repeatable): unsigned, foreign-signed or altered\n"
+	"                          checkpoints are refused before CRIU starts, and\n"
+	"                          every chunk is verified before CRIU sees it\n"
+	"                                                      [restore.trusted_keys]\n"
 	"      --json              print the result as JSON on stdout\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Exit status: 0 when the tree was restored and resumed, 1 on failure.\n";
 
-enum { O_PIDFILE = 1000, O_SHELL, O_TCP, O_TCPCLOSE, O_STOPPED, O_MEM, O_CRIUOPT, O_JSON };
+enum {
+	O_PIDFILE = 1000, O_SHELL, O_TCP, O_TCPCLOSE, O_STOPPED, O_MEM, O_CRIUOPT, O_JSON,
+	O_TRUSTED
+};
 
 static const struct option opts[] = {
 	{"path", required_argument, NULL, 'p'},
@@ -48,6 +58,8 @@ static const struct option opts[] = {
 	{"leave-stopped", no_argument, NULL, O_STOPPED},
 	{"memory-limit", required_argument, NULL, O_MEM},
 	{"criu-opt", required_argument, NULL, O_CRIUOPT},
+	{"identity", required_argument, NULL, 'i'},
+	{"trusted-key", required_argument, NULL, O_TRUSTED},
 	{"json", no_argument, NULL, O_JSON},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -56,6 +68,8 @@ static const struct option opts[] = {
 struct restore_args {
 	struct restore_opts o;
 	char *criu_opts[64];
+	struct flag_list identities;
+	struct flag_list trusted;
 	bool json;
 };
 
@@ -63,7 +77,7 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 {
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:i:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': a->o.path = optarg; break;
 		case O_PIDFILE: a->o.pid_file = optarg; break;
@@ -81,11 +95,23 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 				return usage_error("crstream restore", "too many --criu-opt options");
 			a->criu_opts[a->o.ncriu_opts++] = optarg;
 			break;
+		case 'i':
+			if (flag_list_add(&a->identities, optarg) < 0)
+				return usage_error("crstream restore", "--identity: %s", err_msg());
+			break;
+		case O_TRUSTED:
+			if (flag_list_add(&a->trusted, optarg) < 0)
+				return usage_error("crstream restore", "--trusted-key: %s", err_msg());
+			break;
 		case O_JSON: a->json = true; break;
 		case 'h': *help = true; return 0;
 		default: return EXIT_USAGE;
 		}
 	}
+	if ((a->identities.n &&
+	     config_set_flag(cfg, "restore.identities", a->identities.joined) < 0) ||
+	    (a->trusted.n && config_set_flag(cfg, "restore.trusted_keys", a->trusted.joined) < 0))
+		return usage_error("crstream restore", "%s", err_msg());
 	if (optind + 1 < argc)	/* argv[1] is "restore" */
 		return usage_error("crstream restore", "unexpected argument \"%s\"", argv[optind + 1]);
 	if (!a->o.path)
@@ -100,11 +126,15 @@ static void print_json(const struct restore_opts *o, const struct restore_result
 		json_print_string(stdout, err_msg());
 		printf(",\"checkpoint\":");
 		json_print_string(stdout, o->path);
-		printf("}\n");
+		/* What CRIU got before the refusal: 0 when it was refused before
+		 * CRIU started, never a byte of an unverified chunk. */
+		printf(",\"served_bytes\":%llu}\n", (unsigned long long)r->served_bytes);
 		return;
 	}
 	printf("{\"status\":\"ok\",\"checkpoint\":");
 	json_print_string(stdout, o->path);
+	printf(",\"encrypted\":%s,\"trust\":", r->encrypted ? "true" : "false");
+	json_print_string(stdout, r->trust);
 	printf(",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
 	       "\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
 	       "\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
@@ -124,6 +154,7 @@ static void print_summary(const struct restore_opts *o, const struct restore_res
 	printf("  %s of image from %d %s stream%s (%s layout) in %llu ms\n", img, r->streams,
 	       r->compression, r->streams == 1 ? "" : "s", r->layout,
 	       (unsigned long long)r->restore_ms);
+	printf("  %s%s\n", r->encrypted ? "decrypted (age), " : "", r->trust);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -137,6 +168,8 @@ int cmd_restore(int argc, char **argv)
 		return 1;
 	}
 	int rc = parse(argc, argv, cfg, &a, &help);
+	flag_list_free(&a.identities);
+	flag_list_free(&a.trusted);
 	if (help || rc) {
 		if (help)
 			fputs(restore_usage, stdout);
@@ -153,10 +186,12 @@ int cmd_restore(int argc, char **argv)
 	a.o.self = self;
 	a.o.criu_opts = a.criu_opts;
 	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
+	a.o.identities = config_get(cfg, "restore.identities");
+	a.o.trusted_keys = config_get(cfg, "restore.trusted_keys");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
 	a.o.progress = !a.json && isatty(STDERR_FILENO);
-	struct restore_result r;
+	struct restore_result r = {0};
 	rc = session_block_signals();
 	if (rc == 0)
 		rc = checkpoint_restore(&a.o, &r);
