@@ -445,3 +445,54 @@ const char *protect_trust(const struct protect *p)
 {
 	return p && p->trust[0] ? p->trust : "unsigned checkpoint";
 }
+
+/* ---- front ends ---- */
+
+void protect_summary(const struct protect *p, char *buf, size_t size)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	if (!p)
+		return;
+	if (p->recipients)
+		n += (size_t)snprintf(buf + n, size - n, "streams encrypted with age to %zu recipient%s",
+				      p->ops->recipients_count(p->recipients),
+				      p->ops->recipients_count(p->recipients) == 1 ? "" : "s");
+	if (protect_signs(p) && n < size)
+		n += (size_t)snprintf(buf + n, size - n, "%smanifests signed by %s", n ? "; " : "",
+				      p->fingerprint);
+	if (p->identities && n < size)
+		n += (size_t)snprintf(buf + n, size - n, "%sage identities loaded", n ? "; " : "");
+	if (p->trusted && n < size)
+		snprintf(buf + n, size - n, "%strust policy: only signed checkpoints are restored",
+			 n ? "; " : "");
+}
+
+int protect_inspect(struct store *store, const char *trusted, const char *json, size_t len,
+		    char *out, size_t size)
+{
+	void *sig = NULL;
+	size_t siglen;
+	int rc = store->ops->get(store, SIGNATURE_NAME, &sig, &siglen);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		snprintf(out, size, "unsigned checkpoint");
+		return 0;
+	}
+	struct protect *p = NULL;
+	if (!*trusted) {
+		snprintf(out, size, "signed (%s), not checked: no restore.trusted_keys", SIGNATURE_NAME);
+		free(sig);
+		return 0;
+	}
+	rc = protect_restore_new("", trusted, &p);
+	char signer[80];
+	if (rc == 0 && p->ops->verify(p->trusted, json, len, sig, siglen, signer, sizeof(signer)) == 0)
+		snprintf(out, size, "signature verified (%s)", signer);
+	else if (rc == 0)
+		snprintf(out, size, "REFUSED by the trust policy: %s", err_msg());
+	free(sig);
+	protect_free(p);
+	return rc;
+}

@@ -82,6 +82,17 @@ void protect_restore_started(struct protect *p);
  * signature not checked (no trusted keys)" or "unsigned checkpoint". */
 const char *protect_trust(const struct protect *p);
 
+/* ---- front ends ---- */
+
+/* One line on the keys p holds (no key material), for `crstream check`. */
+void protect_summary(const struct protect *p, char *buf, size_t size);
+
+/* For `crstream inspect`: the signature status of a manifest (json, len)
+ * in store, checked against trusted (comma-separated .pub files) when not
+ * empty. Returns -1 only when the trusted keys cannot be loaded. */
+int protect_inspect(struct store *store, const char *trusted, const char *json, size_t len,
+		    char *out, size_t size);
+
 void protect_free(struct protect *p);
 
 #endif

@@ -301,6 +301,7 @@ static int start_streams(struct restore *x)
 	x->eo.nshards = lay->streams;
 	x->eo.cancel_fd = x->cancel_fd;
 	x->eo.memory_limit = x->o->memory_limit;
+	x->eo.load_before_listen = x->o->verify_first;
 	x->eo.allow_cedana = !lay->have_manifest;
 	x->eo.on_file = on_file;
 	x->eo.on_loaded = on_loaded;
@@ -339,8 +340,14 @@ static int run_restore(struct restore *x)
 			return -1;
 	} else {
 		snprintf(images_dir, sizeof(images_dir), "%s", x->privdir);
-		if (start_streams(x) < 0)
-			return -1;
+		/* With verify_first the engine has read every stream by now: a
+		 * stream's own error explains the engine's. */
+		if (start_streams(x) < 0) {
+			char engine_err[ERR_MAX];
+			err_copy(engine_err, sizeof(engine_err));
+			stop_all(x);
+			return failure_reason(x, engine_err);
+		}
 	}
 	if (hook_server_start(&x->hook, x->privdir, x->o->self, "post-restore", on_post_restore, x) < 0)
 		return -1;

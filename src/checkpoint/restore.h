@@ -30,6 +30,10 @@ struct restore_opts {
 	 * trust policy). "" or NULL: none. */
 	const char *identities;
 	const char *trusted_keys;
+	/* Start CRIU only once every stream has been read, checked and
+	 * decoded (the image held up to memory_limit, the rest spilled):
+	 * nothing reaches CRIU from a checkpoint refused anywhere. */
+	bool verify_first;
 };
 
 struct restore_result {

@@ -1,6 +1,7 @@
 /* `crstream check`: can this machine checkpoint and restore with crstream? */
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "checkpoint/protect.h"
 #include "checkpoint/session.h"
 #include "criu/criu_exec.h"
 #include "store/store.h"
@@ -18,8 +19,10 @@ static const char check_usage[] =
 	"\n"
 	"Tells whether this machine can checkpoint and restore with crstream: the\n"
 	"CRIU binary, its version and --stream support, `criu check`, pipe limits\n"
-	"(with the fix to apply), and the checkpoint location (free space, or for\n"
-	"s3:// and gs:// the credentials, the bucket and a write+delete probe).\n"
+	"(with the fix to apply), the checkpoint location (free space, or for\n"
+	"s3:// and gs:// the credentials, the bucket and a write+delete probe), and\n"
+	"the configured keys (checkpoint.recipients, checkpoint.sign_key,\n"
+	"restore.identities, restore.trusted_keys: readable, private, well-formed).\n"
 	"Secrets are never printed. Exit status 1 if anything blocks crstream.\n"
 	"\n"
 	"  -d, --dir LOCATION   location to probe (default: checkpoint.dir)\n"
@@ -136,6 +139,32 @@ static void check_location(struct checks *c, struct config *cfg, const char *dir
 	store_close(s);
 }
 
+/* The configured keys load (files private and well-formed). */
+static void check_keys(struct checks *c, struct config *cfg)
+{
+	struct protect *dump = NULL, *restore = NULL;
+	char summary[512];
+	if (protect_dump_new(config_get(cfg, "checkpoint.recipients"),
+			     config_get(cfg, "checkpoint.sign_key"), &dump) < 0)
+		report(c, "FAIL", "dump keys: %s", err_msg());
+	else if (dump) {
+		protect_summary(dump, summary, sizeof(summary));
+		report(c, "ok", "dump keys: %s", summary);
+	}
+	const char *trusted = config_get(cfg, "restore.trusted_keys");
+	if (protect_restore_new(config_get(cfg, "restore.identities"), trusted, &restore) < 0)
+		report(c, "FAIL", "restore keys: %s", err_msg());
+	else if (restore) {
+		protect_summary(restore, summary, sizeof(summary));
+		report(c, "ok", "restore keys: %s", summary);
+	}
+	if (!*trusted)
+		report(c, "info", "no trust policy (restore.trusted_keys): restores accept unsigned "
+		       "checkpoints and say \"unsigned checkpoint\"");
+	protect_free(dump);
+	protect_free(restore);
+}
+
 int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -169,6 +198,7 @@ int cmd_check(int argc, char **argv)
 		check_criu_check(&c, criu);
 	check_pipes(&c);
 	check_location(&c, cfg, dir ? dir : config_get(cfg, "checkpoint.dir"));
+	check_keys(&c, cfg);
 	printf("\n%s: %d blocker%s, %d warning%s\n", c.blockers ? "NOT READY" : "ready", c.blockers,
 	       c.blockers == 1 ? "" : "s", c.warnings, c.warnings == 1 ? "" : "s");
 	config_free(cfg);

@@ -38,6 +38,8 @@ static const struct config_key keys[] = {
 	 "age identity files that decrypt encrypted checkpoints"},
 	{"restore.trusted_keys", T_LIST, NULL, false,
 	 "accept only checkpoints signed by one of these public keys (.pub files)"},
+	{"restore.verify_first", T_BOOL, "false", false,
+	 "start CRIU only after every stream was read and verified (no streaming restore)"},
 	{"criu.path", T_STRING, "criu", false, "the CRIU binary (also $CRSTREAM_CRIU)"},
 	{"criu.leave_running", T_BOOL, "false", false, "keep dumped processes running"},
 	{"s3.access_key_id", T_STRING, NULL, false, "S3 credentials (after AWS_* variables)"},

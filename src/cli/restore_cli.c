@@ -39,6 +39,11 @@ static const char restore_usage[] =
 	"                          checkpoints are refused before CRIU starts, and\n"
 	"                          every chunk is verified before CRIU sees it\n"
 	"                                                      [restore.trusted_keys]\n"
+	"      --verify-first      start CRIU only once every stream has been read,\n"
+	"                          verified and decoded (no overlap; the image beyond\n"
+	"                          --memory-limit spills to $TMPDIR): a checkpoint\n"
+	"                          refused anywhere gives CRIU nothing at all\n"
+	"                                                      [restore.verify_first]\n"
 	"      --json              print the result as JSON on stdout\n"
 	"  -h, --help              this help\n"
 	"\n"
@@ -46,7 +51,7 @@ static const char restore_usage[] =
 
 enum {
 	O_PIDFILE = 1000, O_SHELL, O_TCP, O_TCPCLOSE, O_STOPPED, O_MEM, O_CRIUOPT, O_JSON,
-	O_TRUSTED
+	O_TRUSTED, O_VERIFY_FIRST
 };
 
 static const struct option opts[] = {
@@ -60,6 +65,7 @@ static const struct option opts[] = {
 	{"criu-opt", required_argument, NULL, O_CRIUOPT},
 	{"identity", required_argument, NULL, 'i'},
 	{"trusted-key", required_argument, NULL, O_TRUSTED},
+	{"verify-first", no_argument, NULL, O_VERIFY_FIRST},
 	{"json", no_argument, NULL, O_JSON},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -103,6 +109,7 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 			if (flag_list_add(&a->trusted, optarg) < 0)
 				return usage_error("crstream restore", "--trusted-key: %s", err_msg());
 			break;
+		case O_VERIFY_FIRST: config_set_flag(cfg, "restore.verify_first", "true"); break;
 		case O_JSON: a->json = true; break;
 		case 'h': *help = true; return 0;
 		default: return EXIT_USAGE;
@@ -188,6 +195,7 @@ int cmd_restore(int argc, char **argv)
 	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
 	a.o.identities = config_get(cfg, "restore.identities");
 	a.o.trusted_keys = config_get(cfg, "restore.trusted_keys");
+	a.o.verify_first = config_bool(cfg, "restore.verify_first");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
 	a.o.progress = !a.json && isatty(STDERR_FILENO);
