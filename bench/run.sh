@@ -35,7 +35,7 @@ source build/env.sh
 export CRSTREAM_CRIU
 
 echo "== build (unsanitized build/crstream, subjects, tools)" >&2
-make -s -j2 build/crstream subjects >/dev/null
+make -s -j2 build/crstream build/crstream-crypt.so subjects >/dev/null
 
 # A fresh tmpfs for the tmpfs rows: size-limited only, pages are used as
 # they are written.

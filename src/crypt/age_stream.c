@@ -45,18 +45,26 @@ static int aw_flush(struct age_w *a)
 	return 0;
 }
 
-/* Seals the buffered chunk. A full chunk is sealed only once more data
- * follows it, or at close as the last one: the last chunk must be marked. */
-static int aw_seal(struct age_w *a, bool last)
+/* Seals len bytes at plain as the next chunk into the output buffer. */
+static int aw_seal_from(struct age_w *a, const uint8_t *plain, size_t len, bool last)
 {
 	if (a->out_len + SEALED_CHUNK > AGE_OUT_CAP && aw_flush(a) < 0)
 		return -1;
 	uint8_t nonce[AEAD_NONCE_LEN];
 	chunk_nonce(a->counter, last, nonce);
-	if (aead_seal(a->aead, nonce, a->plain, a->plain_len, a->out + a->out_len) < 0)
+	if (aead_seal(a->aead, nonce, plain, len, a->out + a->out_len) < 0)
 		return -1;
-	a->out_len += a->plain_len + AEAD_TAG_LEN;
+	a->out_len += len + AEAD_TAG_LEN;
 	a->counter++;
+	return 0;
+}
+
+/* Seals the buffered chunk. A full chunk is sealed only once more data
+ * follows it, or at close as the last one: the last chunk must be marked. */
+static int aw_seal(struct age_w *a, bool last)
+{
+	if (aw_seal_from(a, a->plain, a->plain_len, last) < 0)
+		return -1;
 	a->plain_len = 0;
 	return 0;
 }
@@ -71,6 +79,16 @@ static int aw_write(struct writer *w, const void *buf, size_t len)
 		if (a->plain_len == AGE_CHUNK && aw_seal(a, false) < 0) {
 			a->failed = true;
 			return -1;
+		}
+		/* Whole chunks with more data after them: sealed in place. */
+		if (a->plain_len == 0 && len > AGE_CHUNK) {
+			if (aw_seal_from(a, p, AGE_CHUNK, false) < 0) {
+				a->failed = true;
+				return -1;
+			}
+			p += AGE_CHUNK;
+			len -= AGE_CHUNK;
+			continue;
 		}
 		size_t n = AGE_CHUNK - a->plain_len;
 		if (n > len)
@@ -198,8 +216,9 @@ static int ar_fill(struct age_r *a, size_t want)
 	return 0;
 }
 
-/* Opens the next chunk into a->plain; 0 at the clean end. */
-static int ar_next_chunk(struct age_r *a)
+/* Opens the next chunk into dst (room for AGE_CHUNK bytes), its length
+ * into *len; 0 at the clean end. */
+static int ar_next_chunk(struct age_r *a, uint8_t *dst, size_t *plain_len)
 {
 	uint64_t offset = a->payload_start + a->counter * SEALED_CHUNK;
 	/* One byte beyond a full chunk tells whether it is the last. */
@@ -222,32 +241,49 @@ static int ar_next_chunk(struct age_r *a)
 			       (unsigned long long)a->counter, (unsigned long long)offset);
 	uint8_t nonce[AEAD_NONCE_LEN];
 	chunk_nonce(a->counter, last, nonce);
-	if (aead_open(a->aead, nonce, a->in + a->in_pos, len - AEAD_TAG_LEN, a->plain) < 0)
+	/* Plaintext lands in dst before the tag is checked, but a failed
+	 * chunk's bytes are never returned: the read fails. */
+	if (aead_open(a->aead, nonce, a->in + a->in_pos, len - AEAD_TAG_LEN, dst) < 0)
 		return err_set("age: chunk %llu at offset %llu does not authenticate (altered, "
 			       "reordered or truncated data)",
 			       (unsigned long long)a->counter, (unsigned long long)offset);
 	a->in_pos += len;
 	a->counter++;
 	a->last_seen = last;
-	a->plain_pos = 0;
-	a->plain_len = len - AEAD_TAG_LEN;
+	*plain_len = len - AEAD_TAG_LEN;
 	return 1;
 }
 
 static ssize_t ar_read(struct reader *r, void *buf, size_t cap)
 {
 	struct age_r *a = (struct age_r *)r;
-	while (a->plain_pos == a->plain_len) {
-		int rc = ar_next_chunk(a);
-		if (rc <= 0)
-			return rc;
+	uint8_t *out = buf;
+	size_t done = 0;
+	if (a->plain_pos < a->plain_len) {
+		done = a->plain_len - a->plain_pos < cap ? a->plain_len - a->plain_pos : cap;
+		memcpy(out, a->plain + a->plain_pos, done);
+		a->plain_pos += done;
+		return (ssize_t)done;
 	}
-	size_t n = a->plain_len - a->plain_pos;
-	if (n > cap)
-		n = cap;
-	memcpy(buf, a->plain + a->plain_pos, n);
-	a->plain_pos += n;
-	return (ssize_t)n;
+	/* Whole chunks straight into the caller's buffer while they fit. */
+	while (cap - done >= AGE_CHUNK) {
+		size_t n;
+		int rc = ar_next_chunk(a, out + done, &n);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			return (ssize_t)done;
+		done += n;
+		if (a->last_seen)
+			return (ssize_t)done;
+	}
+	if (done)
+		return (ssize_t)done;
+	int rc = ar_next_chunk(a, a->plain, &a->plain_len);
+	if (rc <= 0)
+		return rc;
+	a->plain_pos = 0;
+	return ar_read(r, buf, cap);
 }
 
 static void ar_free(struct age_r *a)

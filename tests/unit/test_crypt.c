@@ -160,9 +160,13 @@ static void encrypt(const struct keys *k, const uint8_t *data, size_t len, struc
 	memset(out, 0, sizeof(*out));
 	struct writer *w = age_writer(membuf_writer(out), k->r);
 	CHECK(w != NULL);
-	/* In uneven pieces, so chunk boundaries fall inside writes. */
-	for (size_t off = 0; w && off < len;) {
-		size_t n = len - off < 10007 ? len - off : 10007;
+	/* In uneven pieces, so chunk boundaries fall inside writes, and in
+	 * pieces of several chunks (sealed in place). */
+	static const size_t pieces[] = {10007, 3 * AGE_CHUNK + 5, AGE_CHUNK, 1, 2 * AGE_CHUNK};
+	for (size_t off = 0, i = 0; w && off < len; i++) {
+		size_t n = pieces[i % 5];
+		if (n > len - off)
+			n = len - off;
 		CHECK(writer_write(w, data + off, n) == 0);
 		off += n;
 	}
@@ -179,7 +183,19 @@ static long decrypt(const struct age_identities *ids, const uint8_t *enc, size_t
 		reader_close(src);
 		return -1;
 	}
-	ssize_t n = reader_read_full(r, out, cap);
+	/* chunk also sets the size of our reads: small reads take the
+	 * buffered path, large ones the in-place one. */
+	ssize_t n = 0;
+	while (chunk && n >= 0 && (size_t)n < cap) {
+		ssize_t got = reader_read(r, out + n, cap - (size_t)n < 1000 ? cap - (size_t)n : 1000);
+		if (got <= 0) {
+			n = got < 0 ? -1 : n;
+			break;
+		}
+		n += got;
+	}
+	if (!chunk)
+		n = reader_read_full(r, out, cap);
 	uint8_t extra;
 	if (n >= 0 && reader_read(r, &extra, 1) != 0)
 		n = -1;
@@ -204,7 +220,8 @@ static void test_age_round_trips(void)
 {
 	struct keys k;
 	make_keys(&k);
-	size_t sizes[] = {0, 1, AGE_CHUNK - 1, AGE_CHUNK, AGE_CHUNK + 1, 3 * AGE_CHUNK, 1000000};
+	size_t sizes[] = {0, 1, AGE_CHUNK - 1, AGE_CHUNK, AGE_CHUNK + 1, 3 * AGE_CHUNK, 1000000,
+			  4 * AGE_CHUNK + 10007};
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		uint8_t *data = pattern(sizes[i]);
 		struct membuf enc;
