@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CRSTREAM_VERSION "0.1.0"
+#include "util/version.h"
 
 #define EXIT_USAGE 2
 
@@ -66,5 +66,9 @@ struct flag_list {
 /* 0, or -1 (error set) if v is empty or holds a comma. */
 int flag_list_add(struct flag_list *l, const char *v);
 void flag_list_free(struct flag_list *l);
+struct ckpt_progress;
+/* A progress sink drawing the terminal line on stderr; arg points to a
+ * bool (false at first) that says whether a line is on the screen. */
+void progress_line_render(void *arg, const struct ckpt_progress *p);
 
 #endif
