@@ -1,5 +1,6 @@
 #include "checkpoint/manifest.h"
 #include "util/err.h"
+#include "util/strmap.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -33,6 +34,25 @@ int manifest_add_file(struct manifest *m, const char *name, uint64_t size)
 	f->size = size;
 	m->nfiles++;
 	m->image_bytes += size;
+	return 0;
+}
+
+int manifest_check_files(const struct manifest *m, const struct strmap *seen)
+{
+	for (size_t i = 0; i < m->nfiles; i++) {
+		struct strmap_entry *e = strmap_get(seen, m->files[i].name);
+		if (!e)
+			return err_set("image file %s (in the manifest) is not in the streams",
+				       m->files[i].name);
+		uint64_t size = (uintptr_t)e->value;
+		if (size != m->files[i].size)
+			return err_set("image file %s has %llu bytes, the manifest says %llu",
+				       m->files[i].name, (unsigned long long)size,
+				       (unsigned long long)m->files[i].size);
+	}
+	if (seen->count != m->nfiles)
+		return err_set("the streams hold %zu image files, the manifest lists %zu", seen->count,
+			       m->nfiles);
 	return 0;
 }
 

@@ -76,6 +76,11 @@ char *manifest_to_json(const struct manifest *m);
  * streams[2].checksum is not 32 hex digits"). */
 int manifest_parse(const char *json, struct manifest *m);
 
+struct strmap;
+/* The image files read from a checkpoint's streams (name -> size, as
+ * uintptr_t) are exactly those of the manifest, with its sizes. */
+int manifest_check_files(const struct manifest *m, const struct strmap *seen);
+
 /* Append an image file entry (copies name). */
 int manifest_add_file(struct manifest *m, const char *name, uint64_t size);
 

@@ -433,6 +433,15 @@ int protect_restore_check(struct protect **pp, struct store *store, const struct
 	return 0;
 }
 
+int protect_open_checkpoint(struct store *store, const char *path, struct protect **pp,
+			    struct layout *lay)
+{
+	if (layout_detect_vetted(store, path, protect_vet(*pp, store), lay) < 0 ||
+	    protect_restore_check(pp, store, lay) < 0)
+		return err_prefix("%s", path);
+	return 0;
+}
+
 void protect_restore_started(struct protect *p)
 {
 	if (p && p->identities) {

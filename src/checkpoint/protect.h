@@ -75,6 +75,11 @@ const struct layout_vet *protect_vet(struct protect *p, struct store *store);
  * and stays so unless something needs the plugin. */
 int protect_restore_check(struct protect **pp, struct store *store, const struct layout *lay);
 
+/* Both of the above: detects the layout of the checkpoint at path (in
+ * store) under p's policy and checks it; errors are prefixed with path. */
+int protect_open_checkpoint(struct store *store, const char *path, struct protect **pp,
+			    struct layout *lay);
+
 /* Every stream has opened its age header: the identities are wiped. */
 void protect_restore_started(struct protect *p);
 

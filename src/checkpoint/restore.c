@@ -91,26 +91,6 @@ static bool in_image(void *arg, const char *name)
 
 /* ---- the post-restore hook: verify before anything resumes ---- */
 
-static int check_files(struct restore *x)
-{
-	const struct manifest *m = &x->lay.m;
-	for (size_t i = 0; i < m->nfiles; i++) {
-		struct strmap_entry *e = strmap_get(&x->files, m->files[i].name);
-		if (!e)
-			return err_set("image file %s (in the manifest) is not in the streams",
-				       m->files[i].name);
-		uint64_t size = (uintptr_t)e->value;
-		if (size != m->files[i].size)
-			return err_set("image file %s has %llu bytes, the manifest says %llu",
-				       m->files[i].name, (unsigned long long)size,
-				       (unsigned long long)m->files[i].size);
-	}
-	if (x->files.count != m->nfiles)
-		return err_set("the streams hold %zu image files, the manifest lists %zu",
-			       x->files.count, m->nfiles);
-	return 0;
-}
-
 /* Stops the engine, then the workers (in that order: the engine reads the
  * pipes the workers write, and their fds must not close under it). */
 static void stop_all(struct restore *x)
@@ -158,7 +138,7 @@ static int verify(struct restore *x)
 	int rc = 0;
 	pthread_mutex_lock(&x->mu);
 	if (x->lay.have_manifest)
-		rc = check_files(x);
+		rc = manifest_check_files(&x->lay.m, &x->files);
 	pthread_mutex_unlock(&x->mu);
 	if (rc == 0 && atomic_load(&x->interrupted))
 		rc = err_set("interrupted");
@@ -401,9 +381,8 @@ static int prepare(struct restore *x)
 		return -1;
 	if (store_open(x->o->path, x->o->store_opt, &x->store) < 0)
 		return -1;
-	if (layout_detect_vetted(x->store, x->o->path, protect_vet(x->prot, x->store), &x->lay) < 0 ||
-	    protect_restore_check(&x->prot, x->store, &x->lay) < 0)
-		return err_prefix("%s", x->o->path);
+	if (protect_open_checkpoint(x->store, x->o->path, &x->prot, &x->lay) < 0)
+		return -1;
 	x->r->encrypted = x->lay.encrypted;
 	snprintf(x->r->trust, sizeof(x->r->trust), "%s", protect_trust(x->prot));
 	x->r->streams = x->lay.streams;

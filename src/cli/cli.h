@@ -31,6 +31,10 @@ int cmd_inspect(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+/* `crstream extract --path CHECKPOINT ...`, told apart from the shard form
+ * by its --path. */
+bool extract_wants_checkpoint(int argc, char **argv);
+int cmd_extract_checkpoint(int argc, char **argv);
 
 /* The running crstream binary's absolute path (for CRIU's action script). */
 int self_path(char *buf, size_t size);

@@ -26,7 +26,8 @@ static const char main_usage[] =
 	"criu-image-streamer compatible commands (CRIU runs with --stream):\n"
 	"  capture     receive an image from `criu dump --stream`, write it as shards\n"
 	"  serve       read shards, serve the image to `criu restore --stream`\n"
-	"  extract     read shards, write the image files into a directory\n"
+	"  extract     read shards (or with --path a stored checkpoint), write the\n"
+	"              image files into a directory\n"
 	"\n"
 	"Run `crstream <command> --help` for a command's options.\n"
 	"Invoked as `criu-image-streamer`, crstream behaves exactly like it.\n";
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
 		printf("crstream %s\n", CRSTREAM_VERSION);
 		return 0;
 	}
+	if (!strcmp(cmd, "extract") && extract_wants_checkpoint(argc, argv))
+		return cmd_extract_checkpoint(argc, argv);
 	if (!strcmp(cmd, "capture") || !strcmp(cmd, "serve") || !strcmp(cmd, "extract"))
 		return cmd_streamer(argc, argv, false);
 	if (!strcmp(cmd, "dump"))

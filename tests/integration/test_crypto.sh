@@ -281,6 +281,33 @@ d[c:2*c], d[2*c:3*c] = d[2*c:3*c], d[c:2*c]; open(p,"wb").write(d)' "$T/ck/moved
 	verify_subject f2
 }
 
+# extract --path: a stored checkpoint's image files, decrypted and, under
+# a trust policy, verified before they are written; a bad checkpoint
+# leaves no directory behind.
+test_extract_decrypts_and_verifies() {
+	keys
+	local pid
+	pid=$(start_subject x mem --mib 8)
+	dump_ok sealed "$pid" --streams 2 --compression zstd --recipient "$REC" --sign-key "$T/sign"
+	"$CRSTREAM" extract --path "$T/ck/sealed" -D "$T/out" --identity "$T/id.txt" \
+		--trusted-key "$T/sign.pub" --json >"$T/x.json" || fail "extract: $(cat "$T/x.json")"
+	python3 - "$T/ck/sealed/manifest.json" "$T/out" <<-'EOF' || fail "extracted files differ from the manifest"
+		import json, os, sys
+		m = json.load(open(sys.argv[1]))
+		got = {f: os.path.getsize(os.path.join(sys.argv[2], f)) for f in os.listdir(sys.argv[2])}
+		sys.exit(got != {f["name"]: f["size"] for f in m["files"]})
+	EOF
+	copy_ck sealed bad
+	flip_byte "$T/ck/bad/img-1.zst.age" 1000
+	expect_fail "img-1.zst.age: chunk 0 (bytes 0.." "$CRSTREAM" extract --path "$T/ck/bad" \
+		-D "$T/bad-out" --identity "$T/id.txt" --trusted-key "$T/sign.pub"
+	[ ! -e "$T/bad-out" ] || fail "a refused extract left $T/bad-out"
+	expect_fail "the checkpoint is encrypted (age): give the identity" "$CRSTREAM" extract \
+		--path "$T/ck/sealed" -D "$T/no-id"
+	expect_fail "cannot create $T/out" "$CRSTREAM" extract --path "$T/ck/sealed" -D "$T/out" \
+		--identity "$T/id.txt"
+}
+
 # Key files readable by others are refused (and the process keeps
 # running); keys never appear in `config show`, logs, or core dumps of
 # crstream (unsanitized) taken after the dump signed and while CRIU
