@@ -11,8 +11,10 @@
 #include <string.h>
 
 #define SEALED_CHUNK (AGE_CHUNK + AEAD_TAG_LEN)
-/* Ciphertext goes to next in writes of about this size (as the codecs'). */
-#define AGE_OUT_CAP ((size_t)256 << 10)
+/* Ciphertext goes to next a sealed chunk at a time: the codec above
+ * already writes in large pieces, and a dump's memory is this times the
+ * streams. */
+#define AGE_OUT_CAP SEALED_CHUNK
 /* Ciphertext read from next at a time. */
 #define AGE_IN_CAP ((size_t)1 << 20)
 
