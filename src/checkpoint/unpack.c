@@ -126,6 +126,8 @@ int checkpoint_unpack(const struct unpack_opts *o, struct unpack_result *r)
 	int rc = run(&u);
 	char saved[ERR_MAX];
 	err_copy(saved, sizeof(saved));
+	/* Workers may still run (a later stream failed to start). */
+	streams_abort(&u.streams);
 	streams_free(&u.streams);
 	if (rc < 0 && u.made_dir)
 		remove_output(o->dir);
