@@ -358,6 +358,10 @@ test_keys_stay_secret() {
 		>"$T/restore.out" 2>&1 || fail "restore: $(cat "$T/restore.out")"
 	verify_subject s "$counter"
 	grep -q "signature verified" "$T/restore.out" || fail "restore: $(cat "$T/restore.out")"
+	chmod 644 "$T/id.txt"
+	expect_fail "identity file $T/id.txt has mode 0644: a key file must be private" \
+		"$CRSTREAM" restore --path "$T/ck/sec"
+	chmod 600 "$T/id.txt"
 	ls "$T"/core-signed "$T"/core-restoring.* >/dev/null || fail "no core dumps: $(ls "$T")"
 	# The secrets, as text and as raw bytes.
 	"$PYTHON" - "$T/id.txt" "$T/sign" "$T"/core-signed "$T"/core-restoring.* "$T/dump.out" "$T/restore.out" \
