@@ -307,7 +307,7 @@ class Bench:
             os.makedirs(kdir, mode=0o700, exist_ok=True)
             ident, sign = os.path.join(kdir, "id.txt"), os.path.join(kdir, "sign")
             p, _, _ = run([CRSTREAM, "keygen", "--output", ident])
-            recipient = p.stdout.decode().strip()
+            recipient = p.stdout.strip()
             run([CRSTREAM, "keygen", "--sign", "--output", sign])
             self.keys = (["--recipient", recipient, "--sign-key", sign],
                          ["--identity", ident, "--trusted-key", sign + ".pub"])
