@@ -54,19 +54,26 @@ subject_args() {	# the four kinds of test process, by index
 	esac
 }
 
+# Every pair of the three dimensions, in 20 cycles instead of 80: each
+# stream count meets each codec once, with kind = (count index + codec
+# index) mod 4, so that each codec also meets each process kind, and each
+# stream count each kind.
+TEST_TIMEOUT[test_every_stream_count_and_codec_with_every_process_kind]=900
 test_every_stream_count_and_codec_with_every_process_kind() {
-	local n c k=0 kind
+	local n c k=0 kind ni=0 ci
 	for n in 1 2 4 8; do
+		ci=0
 		for c in none lz4 zstd gzip zlib; do
-			for kind in 0 1 2 3; do
-				k=$((k + 1))
-				echo "x" >"$T/data-$kind"
-				# shellcheck disable=SC2046
-				cycle "s$n-$c-$kind" $(subject_args $kind) -- --streams "$n" --compression "$c"
-				[ -e "$T/ck/s$n-$c-$kind/img-$((n - 1))$(ext_of "$c")" ] ||
-					fail "no img-$((n - 1)) for $c"
-			done
+			kind=$(((ni + ci) % 4))
+			k=$((k + 1))
+			echo "x" >"$T/data-$kind"
+			# shellcheck disable=SC2046
+			cycle "s$n-$c-$kind" $(subject_args $kind) -- --streams "$n" --compression "$c"
+			[ -e "$T/ck/s$n-$c-$kind/img-$((n - 1))$(ext_of "$c")" ] ||
+				fail "no img-$((n - 1)) for $c"
+			ci=$((ci + 1))
 		done
+		ni=$((ni + 1))
 	done
 	log "$k dump/restore cycles"
 }

@@ -13,8 +13,9 @@
 #     first failing command fails the test. A check written `A && B` fails
 #     nothing when A fails (bash's rule); write `A || fail ...` per check.
 #   - a test that runs longer than its timeout (CRSTREAM_TEST_TIMEOUT,
-#     default 120 s; TEST_TIMEOUT[test_name]=S for a slower one) is killed
-#     with everything it started and counted as failed, by name;
+#     default 300 s: generous, the test machines are shared and slow at
+#     times; TEST_TIMEOUT[test_name]=S for a slower one) is killed with
+#     everything it started and counted as failed, by name;
 #   - any sanitizer report of any crstream process (also one whose output
 #     a test threw away, or CRIU's hook child) fails the test;
 #   - `skip REASON` counts as skipped, with the reason printed; a filter
@@ -49,7 +50,7 @@ export ASAN_OPTIONS=$SANITIZER_BASE_ASAN UBSAN_OPTIONS=$SANITIZER_BASE_UBSAN
 # What a sanitizer report looks like in a command's output.
 SANITIZER_PATTERN='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:'
 
-TEST_TIMEOUT_DEFAULT=${CRSTREAM_TEST_TIMEOUT:-120}
+TEST_TIMEOUT_DEFAULT=${CRSTREAM_TEST_TIMEOUT:-300}
 declare -A TEST_TIMEOUT=()	# per test: TEST_TIMEOUT[test_name]=SECONDS
 T=""		# the current test's scratch directory
 SUBJECT_PIDS=()	# kept for tests that read it; cleanup goes by status files
