@@ -411,6 +411,103 @@ test_check_probes_the_location() {
 	log "$(grep '^FAIL' <<<"$out")"
 }
 
+# relay_start NAME RULE...: tests/tools/s3relay.py in front of Swift,
+# cutting the connection on requests that match RULE (its options); its
+# URL in RELAY_URL, its log in $T/NAME.relay.
+relay_start() {
+	local name=$1
+	shift
+	"$PYTHON" "$ROOT/tests/tools/s3relay.py" --upstream "${AWS_ENDPOINT_URL#http://}" \
+		--port-file "$T/$name.port" --log "$T/$name.relay" "$@" 2>"$T/$name.relay.err" &
+	"$TESTTOOL" wait-status "$T/$name.port" 'port>0' --timeout 30 >/dev/null ||
+		{ fail "the relay did not start: $(cat "$T/$name.relay.err")"; return 1; }
+	RELAY_URL=http://127.0.0.1:$(status_get "$T/$name.port" port)
+}
+
+# dump_cut NAME WANT: dump subject NAME (48 MiB, 2 multipart streams of
+# 5 MiB parts, no compression) through the relay, which cuts what it was
+# told to; the dump fails with WANT, the process resumes whole, nothing is
+# left but an incomplete checkpoint, which is refused and never runs.
+dump_cut() {
+	local name=$1 want=$2 pid counter
+	pid=$(start_subject "$name" mem --mib 48)
+	counter=$(status_get "$T/$name.status" counter)
+	AWS_ENDPOINT_URL=$RELAY_URL CRSTREAM_S3_PART_SIZE=5M CRSTREAM_S3_RETRIES=1 \
+		expect_fail "$want" "$CRSTREAM" dump "$pid" --dir "s3://$B/$P" --name "$name" \
+		--streams 2 --compression none
+	log "$LAST_ERROR"
+	[[ "$LAST_ERROR" == *"(the process was resumed and keeps running)"* ]] ||
+		fail "not resumed: $LAST_ERROR"
+	verify_subject "$name" "$counter"
+	no_uploads_left "$P"
+	objects "$P" >"$T/objects"
+	! grep -q '/img-' "$T/objects" || fail "stream objects left: $(cat "$T/objects")"
+	"$CRSTREAM" ls "s3://$B/$P" >"$T/ls"
+	grep -Eq "^$name .* INCOMPLETE$" "$T/ls" || fail "ls: $(cat "$T/ls")"
+	kill_subject "$name"
+	expect_refused "$name" "the checkpoint is incomplete" "$CRSTREAM" restore --path "s3://$B/$P/$name"
+}
+
+# 1. The connection cut on every CompleteMultipartUpload (POST ?uploadId=),
+# which the post-dump hook sends to make the streams durable: the server
+# never completes a stream.
+test_connection_cut_on_complete_multipart_upload() {
+	s3_begin
+	relay_start cmu --method POST --query 'uploadId=' --when before
+	dump_cut cmu "complete multipart upload: "
+	grep -q "^CUT-BEFORE POST /$B/$P/cmu/img-[01]?uploadId=" "$T/cmu.relay" ||
+		fail "no CompleteMultipartUpload was cut: $(cat "$T/cmu.relay")"
+	grep -q "^PUT /$B/$P/cmu/img-[01]?partNumber=2&uploadId=" "$T/cmu.relay" ||
+		fail "the streams were not multipart uploads: $(cat "$T/cmu.relay")"
+}
+
+# 1. The connection cut on the final manifest's PUT (the one that says
+# "complete": true, the last step of the hook) after the server stored it:
+# the server has a complete manifest, crstream was never told. The
+# checkpoint must still end up refused, its streams deleted.
+test_connection_cut_after_the_final_manifest_put() {
+	s3_begin
+	relay_start man --method PUT --path '/manifest\.json$' --body '"complete": *true' --when after
+	dump_cut man "writing the manifest"
+	grep -q "^CUT-AFTER PUT /$B/$P/man/manifest.json 200$" "$T/man.relay" ||
+		fail "the final manifest PUT was not cut after the server took it: $(cat "$T/man.relay")"
+}
+
+# 2. Damaged checkpoints in the bucket (a flipped byte, a truncated
+# stream, a wrong checksum in the manifest) are refused and never run.
+test_damaged_s3_checkpoints_are_refused() {
+	s3_begin
+	local pid
+	pid=$(start_subject dm mem --mib 32)
+	dump_s3 dm "$pid" --name good --streams 2 --compression lz4
+	awscli s3 cp --recursive --only-show-errors "s3://$B/$P/good" "$T/good"
+	# damaged NAME: upload the local copy $T/NAME as checkpoint NAME.
+	damaged() {
+		awscli s3 cp --recursive --only-show-errors "$T/$1" "s3://$B/$P/$1"
+	}
+	cp -a "$T/good" "$T/flip"
+	flip_byte "$T/flip/img-1.lz4" $(($(stat -c %s "$T/flip/img-1.lz4") / 2))
+	damaged flip
+	expect_refused dm "img-1.lz4" "$CRSTREAM" restore --path "s3://$B/$P/flip"
+	cp -a "$T/good" "$T/short"
+	truncate -s -1000 "$T/short/img-0.lz4"
+	damaged short
+	expect_refused dm "(truncated)" "$CRSTREAM" restore --path "s3://$B/$P/short"
+	cp -a "$T/good" "$T/sum"
+	"$PYTHON" -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+s = m["stream_files"][0]
+s["checksum"] = ("0" if s["checksum"][0] != "0" else "1") + s["checksum"][1:]
+json.dump(m, open(sys.argv[1], "w"), indent=2)' "$T/sum/manifest.json"
+	damaged sum
+	expect_refused dm "checksum mismatch" "$CRSTREAM" restore --path "s3://$B/$P/sum"
+	# The check can see a run: the intact checkpoint restores.
+	heartbeat_mark dm
+	restore_ok dm "s3://$B/$P/good"
+	assert_ran dm
+	verify_subject dm
+}
+
 # The store layer's own live tests (tests/unit/test_s3_live.c: multipart
 # sizes, aborts, ranged-GET resume through a cutting relay, awscli both
 # ways), here where a real server runs; it skips itself without one.
