@@ -326,25 +326,6 @@ test_sigint_during_restore_leaves_no_process() {
 	assert_never_ran ir
 }
 
-# A restore holds at most --memory-limit of image data in memory (the rest
-# spills to $TMPDIR): measured on the unsanitized binary (ASan's shadow
-# memory would hide what crstream itself uses).
-test_restore_memory_stays_under_the_limit() {
-	local pid
-	pid=$(start_subject ml mem --mib 256)
-	dump_ok big "$pid" --streams 2 --compression lz4
-	CRSTREAM=$CRSTREAM_PLAIN restore_ok big --memory-limit 16M
-	local image buffered rss
-	image=$(json_get "$T/big.restore.json" image_bytes)
-	buffered=$(json_get "$T/big.restore.json" peak_buffered_bytes)
-	rss=$(json_get "$T/big.restore.json" peak_rss_bytes)
-	log "image $image bytes, peak buffered $buffered, peak RSS $rss"
-	[ "$image" -gt $((4 * 16 * 1048576)) ] || fail "image too small for the test: $image"
-	[ "$buffered" -le $((16 * 1048576)) ] || fail "buffered $buffered > 16 MiB"
-	[ "$rss" -le $((16 * 1048576 + 32 * 1048576)) ] || fail "peak RSS $rss > limit + 32 MiB"
-	verify_subject ml
-}
-
 test_config_precedence_default_file_env_flag() {
 	local show
 	show=$("$CRSTREAM" config show)
