@@ -365,12 +365,13 @@ run_one() {
 		"$fn"
 	) 2>"$T/test.log" &
 	local tpid=$! rc=0
-	"$TESTTOOL" watchdog "$tpid" "$limit" "$T/.timeout" &
+	"$TESTTOOL" watchdog "$tpid" "$limit" "$T/.timeout" 2>>"$T/watchdog.log" &
 	local dog=$!
 	# (bash's "Killed" notice for a test the watchdog ended: not needed)
 	{ wait "$tpid"; } 2>/dev/null || rc=$?
 	wait "$dog" || true
 	if [ -e "$T/.timeout" ]; then
+		cat "$T/watchdog.log" >>"$T/test.log"
 		printf '    FAIL: timed out after %ss (TEST_TIMEOUT[%s] to change)\n' "$limit" "$fn" >>"$T/test.log"
 		rc=124
 	fi
