@@ -111,6 +111,10 @@ static struct reader_file *lookup(struct shard_reader *r, const char *name)
 
 static struct reader_file *add_file(struct shard_reader *r, const char *name)
 {
+	if (r->files.count >= IMAGE_FILES_MAX) {
+		err_set("more than %u image files: not an image crstream can read", IMAGE_FILES_MAX);
+		return NULL;
+	}
 	struct reader_file *f = calloc(1, sizeof(*f));
 	struct strmap_entry *e = f ? strmap_add(&r->files, name, f) : NULL;
 	if (!e) {
