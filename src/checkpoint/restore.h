@@ -19,6 +19,7 @@ struct restore_opts {
 	bool leave_stopped;
 	bool detach;			/* --restore-detached (the default) */
 	uint64_t memory_limit;
+	uint64_t spill_limit;		/* 0: the image's size from the manifest */
 	char *const *criu_opts;
 	int ncriu_opts;
 	const char *criu;

@@ -135,6 +135,13 @@ int session_block_signals(void)
 	return 0;
 }
 
+bool session_interrupted(void)
+{
+	sigset_t pending;
+	return sigpending(&pending) == 0 &&
+	       (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
+}
+
 /* Handles the signals that are pending; returns 1 once CRIU has exited
  * (status in *status). */
 static int drain_signals(struct criu_watch *w, int sfd, int *status)

@@ -52,6 +52,10 @@ int engine_thread_join(struct engine_thread *et);
  * them from a signalfd. */
 int session_block_signals(void);
 
+/* True if SIGINT or SIGTERM is pending (blocked and not yet taken): long
+ * steps before CRIU runs check it as they go. */
+bool session_interrupted(void);
+
 struct criu_watch {
 	pid_t pid;
 	const char *log_path;

@@ -29,6 +29,9 @@ static const struct config_key keys[] = {
 	 "where dumps go: a directory, s3://bucket/prefix or gs://bucket/prefix"},
 	{"restore.memory_limit", T_SIZE, "64M", false,
 	 "image data a restore holds in memory before spilling to $TMPDIR"},
+	{"restore.spill_limit", T_SIZE, NULL, false,
+	 "image data a restore may spill to $TMPDIR (default: the image's size from its "
+	 "manifest; never more than the free space less 64 MiB)"},
 	{"criu.path", T_STRING, "criu", false, "the CRIU binary (also $CRSTREAM_CRIU)"},
 	{"criu.leave_running", T_BOOL, "false", false, "keep dumped processes running"},
 	{"s3.access_key_id", T_STRING, NULL, false, "S3 credentials (after AWS_* variables)"},

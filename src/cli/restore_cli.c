@@ -153,6 +153,7 @@ int cmd_restore(int argc, char **argv)
 	a.o.self = self;
 	a.o.criu_opts = a.criu_opts;
 	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
+	a.o.spill_limit = config_uint(cfg, "restore.spill_limit");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
 	a.o.progress = !a.json && isatty(STDERR_FILENO);

@@ -4,6 +4,7 @@
  *   testtool wait-status FILE COND... [--timeout SEC]
  *   testtool wait-gone PID... [--timeout SEC]
  *   testtool tcp-get HOST PORT [--timeout SEC] [--wait]
+ *   testtool measure OUT TIMEOUT-SEC CMD [ARGS...]
  *
  * Exit status: 0 success, 1 timeout or failure (with the reason on
  * stderr), 2 usage error.  tests/subjects/README.md has the details. */
@@ -17,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,7 +35,8 @@ static int usage(void)
 	fprintf(stderr, "usage: testtool wait-status FILE COND... [--timeout SEC]\n"
 			"         COND is key=value, key!=value, key>N or key>=N (quote > for the shell)\n"
 			"       testtool wait-gone PID... [--timeout SEC]\n"
-			"       testtool tcp-get HOST PORT [--timeout SEC] [--wait]\n");
+			"       testtool tcp-get HOST PORT [--timeout SEC] [--wait]\n"
+			"       testtool measure OUT TIMEOUT-SEC CMD [ARGS...]\n");
 	return 2;
 }
 
@@ -405,10 +409,65 @@ static int cmd_tcp_get(struct args *a)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* measure                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Runs CMD in its own process group and writes its peak RSS, wall time and
+ * exit status to OUT ("rss_kb=N\nwall_ms=N\nstatus=N\n"); exits with its
+ * status. After TIMEOUT seconds the group is killed and the status is 124:
+ * the hang guard of tests that must not hang, never a timing assertion. */
+static int cmd_measure(int argc, char **argv)
+{
+	char *end;
+	double timeout = argc >= 4 ? strtod(argv[3], &end) : -1;
+	if (argc < 5 || *end || timeout <= 0)
+		return usage();
+	double t0 = now_s();
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("testtool: fork");
+		return 1;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		execvp(argv[4], argv + 4);
+		fprintf(stderr, "testtool: %s: %s\n", argv[4], strerror(errno));
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	int status = 0, rc = -1;
+	struct rusage ru;
+	bool timed_out = false;
+	while ((rc = (int)wait4(pid, &status, WNOHANG, &ru)) == 0) {
+		if (now_s() - t0 > timeout && !timed_out) {
+			timed_out = true;
+			kill(-pid, SIGKILL);
+		}
+		sleep_ms(PID_POLL_MS);
+	}
+	if (rc < 0) {
+		perror("testtool: wait4");
+		return 1;
+	}
+	int code = timed_out ? 124 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	FILE *out = fopen(argv[2], "w");
+	if (!out) {
+		fprintf(stderr, "testtool: %s: %s\n", argv[2], strerror(errno));
+		return 1;
+	}
+	fprintf(out, "rss_kb=%ld\nwall_ms=%.0f\nstatus=%d\n", ru.ru_maxrss, (now_s() - t0) * 1000.0,
+		code);
+	fclose(out);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage();
+	if (strcmp(argv[1], "measure") == 0)
+		return cmd_measure(argc, argv);
 	struct args a;
 	if (parse_args(argc - 2, argv + 2, &a) < 0)
 		return usage();
