@@ -432,10 +432,18 @@ static int run_restore(struct restore *x)
 
 static int prepare(struct restore *x)
 {
+	/* Reading the checkpoint may block (a stalled server, a stuck
+	 * mount): until it is read, SIGINT and SIGTERM end the process at
+	 * once, which has nothing to clean up yet. From then on the session
+	 * takes them and cleans up. */
+	if (session_exit_on_signals() < 0)
+		return -1;
 	if (store_open(x->o->path, x->o->store_opt, &x->store) < 0)
 		return -1;
 	if (layout_detect(x->store, x->o->path, &x->lay) < 0)
 		return err_prefix("%s", x->o->path);
+	if (session_block_signals() < 0)
+		return -1;
 	x->r->streams = x->lay.streams;
 	snprintf(x->r->compression, sizeof(x->r->compression), "%s", x->lay.codec->name);
 	snprintf(x->r->layout, sizeof(x->r->layout), "%s", x->lay.kind);

@@ -41,7 +41,9 @@ struct restore_result {
 	uint64_t spilled;
 };
 
-/* Signals must be blocked as for checkpoint_dump(). */
+/* Call before any thread starts. SIGINT and SIGTERM end the process while
+ * the checkpoint is being read; then they are blocked (as for
+ * checkpoint_dump()) and end the restore cleanly, nothing resumed. */
 int checkpoint_restore(const struct restore_opts *o, struct restore_result *r);
 
 #endif

@@ -158,9 +158,7 @@ int cmd_restore(int argc, char **argv)
 	a.o.store_opt = &so;
 	a.o.progress = !a.json && isatty(STDERR_FILENO);
 	struct restore_result r;
-	rc = session_block_signals();
-	if (rc == 0)
-		rc = checkpoint_restore(&a.o, &r);
+	rc = checkpoint_restore(&a.o, &r);
 	if (a.json)
 		print_json(&a.o, &r, rc);
 	else if (rc < 0)
