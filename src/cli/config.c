@@ -43,6 +43,8 @@ static const struct config_key keys[] = {
 	{"s3.part_size", T_SIZE, NULL, false, "first multipart part size (grows for large streams)"},
 	{"s3.parts_in_flight", T_UINT, NULL, false, "parts uploaded at once per stream"},
 	{"s3.timeout_seconds", T_UINT, NULL, false, "a request stalled this long is retried"},
+	{"s3.request_timeout_seconds", T_UINT, NULL, false,
+	 "a request (retries included) not done after this long fails (default 600)"},
 	{"s3.connect_timeout_seconds", T_UINT, NULL, false, "connection timeout"},
 	{"s3.retries", T_UINT, NULL, false, "retries of a failed request"},
 	{"gcs.hmac_access_id", T_STRING, NULL, false, "GCS HMAC key (after GCS_HMAC_ACCESS_ID)"},
