@@ -74,7 +74,9 @@ static int show(struct strmap_entry *me, void *arg)
 	} else if (c->has_manifest) {
 		status = "bad manifest";
 	}
-	printf("%-40s %-20s %10s %7d  %-11s %s\n", me->key, when, size, streams, comp, status);
+	/* Names and manifests are whoever wrote them's: escaped. */
+	printf("%-40s %-20s %10s %7d  %-11s %s\n", ESCAPED(me->key), ESCAPED(when), size, streams,
+	       ESCAPED(comp), status);
 	manifest_free(&m);
 	free(json);
 	l->shown++;

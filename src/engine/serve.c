@@ -20,6 +20,7 @@
 #include "shard/shard_reader.h"
 #include "util/err.h"
 #include "util/fdio.h"
+#include "util/fmt.h"
 #include "util/strmap.h"
 
 #include <errno.h>
@@ -140,11 +141,13 @@ static void trace(const char *fmt, ...)
 	}
 	if (!on)
 		return;
+	char line[ERR_MAX];
 	va_list ap;
-	fprintf(stderr, "[serve %6.3f] ", (double)(now_ms() - t0) / 1000.0);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "[serve %6.3f] ", (double)(now_ms() - t0) / 1000.0);
+	fputs_escaped(line, stderr);	/* file names are the image's */
 	fputc('\n', stderr);
 }
 

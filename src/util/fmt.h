@@ -22,4 +22,10 @@ void format_bytes(uint64_t bytes, char *buf, size_t size);
 char *escape_text(const char *s, char *out, size_t size);
 void fputs_escaped(const char *s, FILE *f);
 
+/* escape_text into a buffer that lives as long as the enclosing block, for
+ * printf arguments: printf("%s\n", ESCAPED(m->hostname)). Long enough for
+ * any file name (NAME_MAX bytes, each escaped). */
+#define ESCAPED_MAX 1040
+#define ESCAPED(s) escape_text((s), (char[ESCAPED_MAX]){0}, ESCAPED_MAX)
+
 #endif
