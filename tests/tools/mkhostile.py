@@ -16,6 +16,9 @@ it should not. Every one must be refused with a one-line reason.
       the image files NAME of SIZE bytes
   mkhostile.py big-manifest OUT MIB     a syntactically valid manifest of
       MIB MiB (a long string field)
+  mkhostile.py object-flood OUT MIB     a manifest of MIB MiB whose files
+      array is full of empty objects ("{}" costs a parser ~1 KiB each)
+  mkhostile.py shard OUT NAME TEXT      a well-formed one-file image
 """
 import json
 import os
@@ -43,9 +46,7 @@ def zstd_bomb(out, gib):
         f.write(struct.pack("<I", ZSTD_MAGIC) + bytes([0x00, (17 - 10) << 3]))
         f.write(zstd_block(0, 0, len(records), records))
         blocks = gib * (1 << 30) // BLOCK
-        rle = zstd_block(1, 0, BLOCK, b"\0")
-        for _ in range(blocks - 1):
-            f.write(rle)
+        f.write(zstd_block(1, 0, BLOCK, b"\0") * (blocks - 1))
         f.write(zstd_block(1, 1, BLOCK, b"\0"))
 
 
@@ -98,6 +99,21 @@ def big_manifest(out, mib):
         f.write('"}\n')
 
 
+def object_flood(out, mib):
+    with open(out, "w") as f:
+        f.write('{"format": "crstream-checkpoint", "format_version": 1, "complete": true, '
+                '"streams": 0, "files": [{}')
+        f.write(",{}" * (mib * (1 << 20) // 3))
+        f.write(']}\n')
+
+
+def shard(out, name, text):
+    data = text.encode()
+    with open(out, "wb") as f:
+        f.write(marker(0, 2, name) + marker(1, 3, len(data)) + data + marker(2, 4, 1) +
+                marker(3, 5, 1))
+
+
 def main():
     cmd, out, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     if cmd == "zstd-bomb":
@@ -109,6 +125,10 @@ def main():
         manifest(out, args[0], int(args[1]), args[2], pairs)
     elif cmd == "big-manifest":
         big_manifest(out, int(args[0]))
+    elif cmd == "object-flood":
+        object_flood(out, int(args[0]))
+    elif cmd == "shard":
+        shard(out, args[0], args[1])
     else:
         sys.exit(__doc__)
 
