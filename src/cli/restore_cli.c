@@ -156,7 +156,9 @@ int cmd_restore(int argc, char **argv)
 	a.o.spill_limit = config_uint(cfg, "restore.spill_limit");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
-	a.o.progress = !a.json && isatty(STDERR_FILENO);
+	bool line_drawn = false;
+	if (!a.json && isatty(STDERR_FILENO))
+		a.o.progress = (struct ckpt_progress_sink){progress_line_render, &line_drawn};
 	struct restore_result r;
 	rc = checkpoint_restore(&a.o, &r);
 	if (a.json)

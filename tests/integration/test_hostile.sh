@@ -8,7 +8,8 @@
 source "$(dirname "$0")/../lib/harness.sh"
 
 MKHOSTILE=$ROOT/tests/tools/mkhostile.py
-HANG_GUARD=120	# seconds; a refusal takes about one
+HANG_GUARD=60	# seconds; a refusal takes about one
+TEST_TIMEOUT[test_hostile_inputs_are_refused_in_bounded_time_and_memory]=300
 
 # victim: a file that no refused write may touch.
 make_victim() {
@@ -60,15 +61,15 @@ test_symlink_planted_at_each_name_crstream_writes() {
 	victim_intact
 
 	# extract -D: the image file's name planted as a symlink.
-	python3 "$MKHOSTILE" shard "$T/one.shard" core-1.img "image bytes"
+	"$PYTHON" "$MKHOSTILE" shard "$T/one.shard" core-1.img "image bytes"
 	mkdir -p -m 700 "$T/x"
 	ln -s "$T/victim" "$T/x/core-1.img"
 	expect_fail "core-1.img exists already as a symbolic link" \
 		"$CRSTREAM" extract -D "$T/x" -s 10 10<"$T/one.shard"
 	victim_intact
 	rm "$T/x/core-1.img"
-	"$CRSTREAM" extract -D "$T/x" -s 10 10<"$T/one.shard" 2>/dev/null
-	[ "$(cat "$T/x/core-1.img")" = "image bytes" ] || fail "extract into a clean directory failed"
+	"$CRSTREAM" extract -D "$T/x" -s 10 10<"$T/one.shard" 2>/dev/null || fail "extract failed"
+	[ "$(cat "$T/x/core-1.img")" = "image bytes" ] || fail "extract wrote something else"
 	# ... and an existing file is not a truncation target either.
 	expect_fail "core-1.img exists already: refusing to overwrite it" \
 		"$CRSTREAM" extract -D "$T/x" -s 10 10<"$T/one.shard"
@@ -96,7 +97,7 @@ test_foreign_or_world_writable_directories_are_refused() {
 	[ -z "$(ls -A "$T/ck/theirs")" ] && [ -z "$(ls -A "$T/ck/open")" ] ||
 		fail "files written: $(ls -AR "$T/ck")"
 	alive "$pid" || fail "the process died"
-	python3 "$MKHOSTILE" shard "$T/one.shard" core-1.img "image bytes"
+	"$PYTHON" "$MKHOSTILE" shard "$T/one.shard" core-1.img "image bytes"
 	mkdir -m 777 "$T/x"
 	expect_fail "has mode 0777, writable by group or others" \
 		"$CRSTREAM" extract -D "$T/x" -s 10 10<"$T/one.shard"
@@ -119,7 +120,7 @@ test_fifo_as_manifest_is_refused_at_once() {
 # Signals end a restore blocked before CRIU starts: reading the manifest
 # from a server that accepts and never answers.
 test_sigterm_ends_a_restore_blocked_on_the_checkpoint() {
-	python3 -c '
+	"$PYTHON" -c '
 import socket, sys, time
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
@@ -186,6 +187,7 @@ test_plain_checkpoint_is_read_only_through_checked_files() {
 	pid=$(start_subject p mem --mib 8)
 	counter=$(status_get "$T/p.status" counter)
 	dump_ok plain "$pid" --streams 0
+	heartbeat_mark p
 	cp -a "$ck/plain" "$ck/stranger"
 	echo x >"$ck/stranger/extra.img"
 	expect_fail "extra.img is in the image directory but not in its manifest.json" \
@@ -198,7 +200,7 @@ test_plain_checkpoint_is_read_only_through_checked_files() {
 	cp -a "$ck/plain" "$ck/dotdot"
 	sed -i 's/"name": *"pstree.img"/"name":"..\/..\/victim"/' "$ck/dotdot/manifest.json"
 	expect_fail "unsafe file name \"../../victim\"" "$CRSTREAM" restore --path "$ck/dotdot"
-	! alive "$pid" || fail "a process was restored from a refused checkpoint"
+	assert_never_ran p
 	local before
 	before=$(ls -A "$ck/plain" | sort | tr '\n' ' ')
 	"$CRSTREAM" restore --path "$ck/plain" >/dev/null || fail "the intact plain checkpoint did not restore"
@@ -212,7 +214,7 @@ test_plain_checkpoint_is_read_only_through_checked_files() {
 # is neither root nor the invoking user is refused (it gets there only
 # with CAP_DAC_OVERRIDE, which it is given here to test the second check).
 test_streamer_socket_is_private_and_checks_its_peer() {
-	python3 "$MKHOSTILE" shard "$T/one.shard" core-1.img "image bytes"
+	"$PYTHON" "$MKHOSTILE" shard "$T/one.shard" core-1.img "image bytes"
 	mkdir -p "$T/img"
 	(umask 000 && exec "$CRSTREAM" serve -D "$T/img" -p 3 3>"$T/progress" <"$T/one.shard" 2>"$T/err") &
 	local srv=$! rc=0
@@ -226,11 +228,11 @@ test_streamer_socket_is_private_and_checks_its_peer() {
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
 s.recv(1)'
-	setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c "$connect" \
-		"$T/img/streamer-serve.sock" 2>"$T/nobody.err" && fail "uid 65534 could connect"
+	! setpriv --reuid=65534 --regid=65534 --clear-groups "$PYTHON" -c "$connect" \
+		"$T/img/streamer-serve.sock" 2>"$T/nobody.err" || fail "uid 65534 could connect"
 	grep -q PermissionError "$T/nobody.err" || fail "uid 65534: $(cat "$T/nobody.err")"
 	setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+dac_override \
-		--ambient-caps=+dac_override /usr/bin/python3 -c "$connect" "$T/img/streamer-serve.sock" \
+		--ambient-caps=+dac_override "$PYTHON" -c "$connect" "$T/img/streamer-serve.sock" \
 		2>/dev/null || true
 	"$TESTTOOL" wait-gone "$srv" --timeout 30 >/dev/null || { kill -9 "$srv"; fail "serve still runs"; return 1; }
 	wait "$srv" || rc=$?
@@ -262,7 +264,7 @@ hostile() {
 }
 
 json_set() {	# json_set FILE PYTHON-STATEMENT (on m, the manifest)
-	python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); exec(sys.argv[2]); json.dump(m, open(sys.argv[1],"w"))' "$1" "$2"
+	"$PYTHON" -c 'import json,sys; m=json.load(open(sys.argv[1])); exec(sys.argv[2]); json.dump(m, open(sys.argv[1],"w"))' "$1" "$2"
 }
 
 test_hostile_inputs_are_refused_in_bounded_time_and_memory() {
@@ -270,8 +272,8 @@ test_hostile_inputs_are_refused_in_bounded_time_and_memory() {
 	mkdir -p "$ck"
 	# A zstd bomb: ~1 MB expanding to 30 GB, its manifest promising 1 KiB.
 	mkdir "$ck/bomb"
-	python3 "$MKHOSTILE" zstd-bomb "$ck/bomb/img-0.zst" 30
-	python3 "$MKHOSTILE" manifest "$ck/bomb/manifest.json" zstd 1024 "$ck/bomb/img-0.zst" pages-1.img 10
+	"$PYTHON" "$MKHOSTILE" zstd-bomb "$ck/bomb/img-0.zst" 30
+	"$PYTHON" "$MKHOSTILE" manifest "$ck/bomb/manifest.json" zstd 1024 "$ck/bomb/img-0.zst" pages-1.img 10
 	hostile bomb "the shard goes on past the 1024 bytes its manifest records" --
 	# The same bomb with no manifest: the spill limit stops it.
 	mkdir "$ck/bomb-bare"
@@ -284,19 +286,20 @@ test_hostile_inputs_are_refused_in_bounded_time_and_memory() {
 	hostile streams "a checkpoint has at most 64 streams" --
 	# A manifest of 100 MB, and one of 3 MiB of empty objects.
 	mkdir "$ck/huge" "$ck/objects"
-	python3 "$MKHOSTILE" big-manifest "$ck/huge/manifest.json" 100
+	"$PYTHON" "$MKHOSTILE" big-manifest "$ck/huge/manifest.json" 100
 	hostile huge "bytes, more than the 4194304 a manifest may have" --
-	python3 "$MKHOSTILE" object-flood "$ck/objects/manifest.json" 3
+	"$PYTHON" "$MKHOSTILE" object-flood "$ck/objects/manifest.json" 3
 	hostile objects "far more than a manifest of at most 16384 files holds" --
 	# 100,000 names that collide under an unseeded hash.
 	mkdir "$ck/names"
-	python3 "$MKHOSTILE" names "$ck/names/img-0" 100000
+	"$PYTHON" "$MKHOSTILE" names "$ck/names/img-0" 100000
 	hostile names "more than 16384 image files" --
 
 	# A real checkpoint, its manifest made to promise less than the
 	# streams hold: refused where the stream breaks the promise.
 	pid=$(start_subject h mem --mib 16)
 	dump_ok real "$pid" --streams 1 --compression lz4
+	heartbeat_mark h
 	cp -a "$ck/real" "$ck/longer"
 	json_set "$ck/longer/manifest.json" 'm["stream_files"][0]["raw_bytes"] //= 2'
 	hostile longer "the shard goes on past the" --
@@ -306,7 +309,7 @@ test_hostile_inputs_are_refused_in_bounded_time_and_memory() {
 	cp -a "$ck/real" "$ck/bigfile"
 	json_set "$ck/bigfile/manifest.json" '[f.update(size=4096) for f in m["files"] if f["name"] == "pages-1.img"]'
 	hostile bigfile "pages-1.img: longer than the 4096 bytes its manifest records" --
-	! alive "$pid" || fail "a process was restored from a hostile checkpoint"
+	assert_never_ran h
 }
 
 run_tests "$@"
