@@ -137,17 +137,24 @@ static int check_streams(struct layout *lay, const struct listing *l)
 	return 0;
 }
 
-bool layout_owns_name(const struct manifest *m, const char *name)
+/* The names of a checkpoint that are not image files: crstream's, and
+ * CRIU's own in plain image directories (stats-restore from restores by
+ * crstream before it kept CRIU out of them). */
+static bool is_own_name(const char *name)
 {
 	static const char *const own[] = {
-		MANIFEST_NAME, MANIFEST_NAME ".tmp", "criu-dump.log",
-		/* CRIU's own, in plain image directories (stats-restore from
-		 * restores by crstream before it kept CRIU out of them). */
-		"stats-dump", "stats-restore",
+		MANIFEST_NAME, MANIFEST_NAME ".tmp", "criu-dump.log", "stats-dump", "stats-restore",
 	};
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
 		if (!strcmp(name, own[i]))
 			return true;
+	return false;
+}
+
+bool layout_owns_name(const struct manifest *m, const char *name)
+{
+	if (is_own_name(name))
+		return true;
 	const char *ext;
 	int idx = stream_index(name, &ext);
 	if (idx >= 0 && idx < STREAMS_MAX && codec_by_filename(name))
@@ -162,6 +169,12 @@ bool layout_owns_name(const struct manifest *m, const char *name)
  * CRIU would read any file put next to them. */
 static int check_plain(const struct layout *lay, const struct listing *l)
 {
+	/* Not as image files either: CRIU writes stats-restore where it
+	 * reads the image from. */
+	for (size_t i = 0; i < lay->m.nfiles; i++)
+		if (is_own_name(lay->m.files[i].name))
+			return err_set("%s: %s is listed as an image file", MANIFEST_NAME,
+				       lay->m.files[i].name);
 	for (size_t i = 0; i < l->n; i++)
 		if (!layout_owns_name(&lay->m, l->e[i].key))
 			return err_set("%s is in the image directory but not in its %s", l->e[i].key,

@@ -200,6 +200,12 @@ test_plain_checkpoint_is_read_only_through_checked_files() {
 	cp -a "$ck/plain" "$ck/dotdot"
 	sed -i 's/"name": *"pstree.img"/"name":"..\/..\/victim"/' "$ck/dotdot/manifest.json"
 	expect_fail "unsafe file name \"../../victim\"" "$CRSTREAM" restore --path "$ck/dotdot"
+	# CRIU writes stats-restore where it reads the image: not an image name.
+	cp -a "$ck/plain" "$ck/stats"
+	mv "$ck/stats/pstree.img" "$ck/stats/stats-restore"
+	sed -i 's/"name": *"pstree.img"/"name":"stats-restore"/' "$ck/stats/manifest.json"
+	expect_fail "manifest.json: stats-restore is listed as an image file" \
+		"$CRSTREAM" restore --path "$ck/stats"
 	assert_never_ran p
 	local before
 	before=$(ls -A "$ck/plain" | sort | tr '\n' ' ')
