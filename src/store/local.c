@@ -379,6 +379,7 @@ static int local_put(struct store *s, const char *key, const void *buf, size_t l
 	if (key_open(s, key, true, &kp) != 0)
 		return -1;
 	int dirfd = key_dirfd(&kp), fd = -1, rc = -1;
+	bool created = false;	/* tmp is ours: remove it if anything fails */
 	char *path = join(root_of(s), key), *tmp = NULL, *tmp_path = NULL;
 	if (!path || asprintf(&tmp, "%s.tmp", key_base(&kp)) < 0 ||
 	    asprintf(&tmp_path, "%s.tmp", path) < 0) {
@@ -387,6 +388,7 @@ static int local_put(struct store *s, const char *key, const void *buf, size_t l
 	}
 	if ((fd = file_create_at(dirfd, tmp, O_WRONLY, tmp_path)) < 0)
 		goto out;
+	created = true;
 	if (write_full(fd, buf, len) < 0) {
 		err_sys("%s: write", tmp_path);
 		goto out;
@@ -406,12 +408,13 @@ static int local_put(struct store *s, const char *key, const void *buf, size_t l
 		err_sys("cannot rename %s to %s", tmp_path, path);
 		goto out;
 	}
+	created = false;	/* renamed: now the object */
 	rc = sync_dir(dirfd, path);
 out:
-	if (fd >= 0) {
+	if (fd >= 0)
 		close(fd);
-		unlinkat(dirfd, tmp, 0);	/* ours: created above */
-	}
+	if (created)
+		unlinkat(dirfd, tmp, 0);
 	free(tmp);
 	free(tmp_path);
 	free(path);

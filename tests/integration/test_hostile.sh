@@ -247,6 +247,16 @@ s.recv(1)'
 		"$T/err" || fail "serve said: $(cat "$T/err")"
 }
 
+# --tcp-listen-remap holds files.img in memory to patch it: within a
+# quarter of the memory limit, whatever size the shard claims.
+test_remapped_files_img_is_held_within_the_memory_limit() {
+	"$PYTHON" "$MKHOSTILE" shard "$T/files.shard" files.img "0123456789abcdef" 20000
+	mkdir -p "$T/img"
+	expect_fail "files.img: over 262144 bytes: --tcp-listen-remap holds files.img in memory" \
+		"$CRSTREAM" serve -D "$T/img" --tcp-listen-remap 1:2 --memory-limit 1M -p 3 \
+		3>/dev/null <"$T/files.shard"
+}
+
 # hostile NAME MESSAGE [ENV...] -- RESTORE-ARGS: the restore of $T/ck/NAME
 # is refused with MESSAGE, under ASan, and measured on the plain binary:
 # one line, exit 1, peak RSS < 100 MB.

@@ -18,7 +18,8 @@ it should not. Every one must be refused with a one-line reason.
       MIB MiB (a long string field)
   mkhostile.py object-flood OUT MIB     a manifest of MIB MiB whose files
       array is full of empty objects ("{}" costs a parser ~1 KiB each)
-  mkhostile.py shard OUT NAME TEXT      a well-formed one-file image
+  mkhostile.py shard OUT NAME TEXT [N]  a well-formed one-file image, the
+      file TEXT repeated N times (default 1)
 """
 import json
 import os
@@ -107,8 +108,8 @@ def object_flood(out, mib):
         f.write(']}\n')
 
 
-def shard(out, name, text):
-    data = text.encode()
+def shard(out, name, text, n):
+    data = text.encode() * n
     with open(out, "wb") as f:
         f.write(marker(0, 2, name) + marker(1, 3, len(data)) + data + marker(2, 4, 1) +
                 marker(3, 5, 1))
@@ -128,7 +129,7 @@ def main():
     elif cmd == "object-flood":
         object_flood(out, int(args[0]))
     elif cmd == "shard":
-        shard(out, args[0], args[1])
+        shard(out, args[0], args[1], int(args[2]) if len(args) > 2 else 1)
     else:
         sys.exit(__doc__)
 
