@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNKS_NAME "chunks-%d.sha256"
 #define MAX_LIST 64
 
 struct protect {
@@ -224,7 +223,7 @@ int protect_dump_streams(struct protect *p, struct store *store, const char *pre
 				       (unsigned long long)ms->stored_bytes);
 		char key[4200];
 		size_t len;
-		snprintf(ms->chunk_digests, sizeof(ms->chunk_digests), CHUNKS_NAME, i);
+		snprintf(ms->chunk_digests, sizeof(ms->chunk_digests), CHUNKS_NAME_FMT, i);
 		snprintf(key, sizeof(key), "%s%s", prefix, ms->chunk_digests);
 		char *text = p->ops->digests_format(d, &len);
 		int rc = text ? p->ops->digest_hex(text, len, ms->digest) : -1;
@@ -258,7 +257,7 @@ void protect_discard(struct protect *p, struct store *store, const char *prefix,
 		return;
 	char key[4200];
 	for (int i = 0; i < streams; i++) {
-		snprintf(key, sizeof(key), "%s" CHUNKS_NAME, prefix, i);
+		snprintf(key, sizeof(key), "%s" CHUNKS_NAME_FMT, prefix, i);
 		store->ops->remove(store, key);
 	}
 	snprintf(key, sizeof(key), "%s%s", prefix, SIGNATURE_NAME);

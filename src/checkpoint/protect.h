@@ -23,8 +23,6 @@
 #include "checkpoint/streams.h"
 #include "store/store.h"
 
-#define SIGNATURE_NAME MANIFEST_NAME ".sig"
-
 struct protect;
 
 /* ---- dump ---- */

@@ -308,6 +308,9 @@ test_extract_decrypts_and_verifies() {
 		--path "$T/ck/sealed" -D "$T/no-id"
 	expect_fail "cannot create $T/out" "$CRSTREAM" extract --path "$T/ck/sealed" -D "$T/out" \
 		--identity "$T/id.txt"
+	# rm knows a sealed checkpoint's names (streams, chunk lists, signature).
+	"$CRSTREAM" rm "$T/ck/sealed" >/dev/null
+	[ -z "$(ls -A "$T/ck/sealed")" ] || fail "rm left: $(ls -A "$T/ck/sealed")"
 }
 
 # Key files readable by others are refused (and the process keeps
