@@ -163,7 +163,10 @@ static void print_json(const struct dump_result *r, int rc)
 		json_print_string(stdout, err_msg());
 		printf(",\"checkpoint\":");
 		json_print_string(stdout, r->location);
-		printf(",\"process_running\":%s}\n", r->process_running ? "true" : "false");
+		printf(",\"process_running\":%s", r->process_running ? "true" : "false");
+		if (r->process_state)
+			printf(",\"process_state\":\"%s\"", r->process_state);
+		printf("}\n");
 		return;
 	}
 	printf("{\"status\":\"ok\",\"checkpoint\":");

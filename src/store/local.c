@@ -366,7 +366,11 @@ static int walk_dir(struct walk *w, const char *rel, int depth)
 		return err_set("out of memory");
 	DIR *d = opendir(dir);
 	if (!d) {
-		int rc = (errno == ENOENT && !rel[0]) ? 0 : err_sys("cannot list %s", dir);
+		/* Unlike an object-storage prefix, a directory exists or not: a
+		 * mistyped path is said to be one, not listed as empty. */
+		int rc = errno == ENOENT && !rel[0] ? err_set("%s does not exist", dir)
+		       : errno == ENOTDIR && !rel[0] ? err_set("%s is not a directory", dir)
+		       : err_sys("cannot list %s", dir);
 		free(dir);
 		return rc;
 	}

@@ -4,6 +4,7 @@
  *   testtool wait-status FILE COND... [--timeout SEC]
  *   testtool wait-gone PID... [--timeout SEC]
  *   testtool tcp-get HOST PORT [--timeout SEC] [--wait]
+ *   testtool hold PID
  *
  * Exit status: 0 success, 1 timeout or failure (with the reason on
  * stderr), 2 usage error.  tests/subjects/README.md has the details. */
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +34,8 @@ static int usage(void)
 	fprintf(stderr, "usage: testtool wait-status FILE COND... [--timeout SEC]\n"
 			"         COND is key=value, key!=value, key>N or key>=N (quote > for the shell)\n"
 			"       testtool wait-gone PID... [--timeout SEC]\n"
-			"       testtool tcp-get HOST PORT [--timeout SEC] [--wait]\n");
+			"       testtool tcp-get HOST PORT [--timeout SEC] [--wait]\n"
+			"       testtool hold PID\n");
 	return 2;
 }
 
@@ -405,6 +408,28 @@ static int cmd_tcp_get(struct args *a)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* hold: be PID's tracer (as a concurrent CRIU or a debugger would be)  */
+/* until killed; the process runs on, but nobody else can trace it.     */
+/* ------------------------------------------------------------------ */
+
+static int cmd_hold(const struct args *a)
+{
+	char *end;
+	long pid = a->count == 1 ? strtol(a->positional[0], &end, 10) : 0;
+	if (pid <= 0 || *end)
+		return usage();
+	/* SEIZE, not ATTACH: the process is not stopped. */
+	if (ptrace(PTRACE_SEIZE, (pid_t)pid, NULL, NULL) < 0) {
+		fprintf(stderr, "testtool: PTRACE_SEIZE %ld: %s\n", pid, strerror(errno));
+		return 1;
+	}
+	printf("held %ld\n", pid);
+	fflush(stdout);
+	for (;;)
+		pause();	/* killed by the test; the kernel detaches */
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -419,6 +444,8 @@ int main(int argc, char **argv)
 		rc = cmd_wait_gone(&a);
 	else if (strcmp(argv[1], "tcp-get") == 0)
 		rc = cmd_tcp_get(&a);
+	else if (strcmp(argv[1], "hold") == 0)
+		rc = cmd_hold(&a);
 	else
 		rc = usage();
 	free(a.positional);
