@@ -150,7 +150,7 @@ static int resolve(struct config *cfg, struct dump_args *a, char *criu, size_t s
 		return usage_error("crstream dump", "--level %d: %s takes %d to %d", a->o.level,
 				   a->o.codec->name, a->o.codec->min_level, a->o.codec->max_level);
 	a->o.leave_running = config_bool(cfg, "criu.leave_running");
-	if (resolve_program(config_get(cfg, "criu.path"), criu, size) < 0)
+	if (require_privilege("dump") < 0 || find_criu(config_get(cfg, "criu.path"), criu, size) < 0)
 		return -1;
 	a->o.criu = criu;
 	return 0;

@@ -90,16 +90,24 @@ static int free_entry(struct strmap_entry *me, void *arg)
 
 int cmd_ls(int argc, char **argv)
 {
-	int status;
-	if (!one_argument(argc, argv, "crstream ls LOCATION",
-			  "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
-			  "gs://bucket/prefix: name, start time, size, streams, compression,\n"
-			  "and whether the dump completed.\n", &status))
+	static const struct location_cmd ls = {
+		.name = "ls",
+		.usage = "crstream ls [LOCATION]",
+		.help = "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
+			"gs://bucket/prefix (default: checkpoint.dir): name, start time, size,\n"
+			"streams, compression, and whether the dump completed.\n",
+		.option = "dir",
+		.metavar = "LOCATION",
+		.optional = true,
+	};
+	const char *loc;
+	int status = location_args(argc, argv, &ls, &loc);
+	if (status >= 0)
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct strmap m = {0};
-	int rc = open_location(argv[2], &cfg, &s);
+	int rc = open_location(loc, &cfg, &s);
 	if (rc == 0)
 		rc = strmap_init(&m);
 	if (rc == 0)
@@ -109,6 +117,8 @@ int cmd_ls(int argc, char **argv)
 		printf("%-40s %-20s %10s %7s  %-11s %s\n", "NAME", "STARTED", "SIZE", "STREAMS",
 		       "COMPRESSION", "STATUS");
 		strmap_each(&m, show, &l);
+		if (!l.shown)
+			fprintf(stderr, "crstream: no checkpoints in %s\n", s->location);
 	}
 	if (m.buckets) {
 		strmap_each(&m, free_entry, NULL);
@@ -133,15 +143,22 @@ static int remove_data(struct strmap_entry *me, void *arg)
 
 int cmd_rm(int argc, char **argv)
 {
-	int status;
-	if (!one_argument(argc, argv, "crstream rm CHECKPOINT",
-			  "Deletes a checkpoint (its streams, manifest and log), complete or not.\n"
-			  "Refuses a location that is not a checkpoint.\n", &status))
+	static const struct location_cmd rm = {
+		.name = "rm",
+		.usage = "crstream rm CHECKPOINT",
+		.help = "Deletes a checkpoint (its streams, manifest and log), complete or not.\n"
+			"Refuses a location that is not a checkpoint.\n",
+		.option = "path",
+		.metavar = "CHECKPOINT",
+	};
+	const char *loc;
+	int status = location_args(argc, argv, &rm, &loc);
+	if (status >= 0)
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct strmap keys = {0};
-	int rc = open_location(argv[2], &cfg, &s);
+	int rc = open_location(loc, &cfg, &s);
 	if (rc == 0)
 		rc = strmap_init(&keys);
 	if (rc == 0)
@@ -152,13 +169,13 @@ int cmd_rm(int argc, char **argv)
 			is_checkpoint |= !strcmp(e->key, MANIFEST_NAME) || !strncmp(e->key, "img-", 4);
 	if (rc == 0 && !is_checkpoint)
 		rc = err_set("%s is not a checkpoint (no %s, no img-N streams): nothing removed",
-			     argv[2], MANIFEST_NAME);
+			     loc, MANIFEST_NAME);
 	if (rc == 0)
 		rc = strmap_each(&keys, remove_data, s);
 	if (rc == 0)
 		rc = s->ops->remove(s, MANIFEST_NAME);
 	if (rc == 0)
-		printf("removed %s (%zu objects)\n", argv[2], keys.count);
+		printf("removed %s (%zu objects)\n", loc, keys.count);
 	if (keys.buckets)
 		strmap_free(&keys);
 	return close_location(cfg, s, rc);

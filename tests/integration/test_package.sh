@@ -91,4 +91,195 @@ test_no_mirror_host_in_tree() {
 	grep -qE "$pattern" "$T/planted" || { fail "the pattern misses a planted host name"; return 1; }
 }
 
+# ---- man pages and --help ----
+
+# The --help texts and the completion do not depend on the sanitizers: the
+# plain build answers faster.
+CLI=$CRSTREAM_PLAIN
+MAN_SRC=$ROOT/man
+MAN_OUT=$(dirname "$CLI")/man
+
+# The commands of `crstream --help` (its "...commands...:" sections).
+help_commands() {
+	"$CLI" --help | awk '
+		/^[^ ].*:$/ { in_commands = tolower($0) ~ /commands/; next }
+		in_commands && /^  [a-z]/ { print $1 }'
+}
+
+# help_options [COMMAND]: the options of `crstream [COMMAND] --help`, from
+# its option lines (first column, up to two spaces: "-d, --dir DIR").
+help_options() {
+	"$CLI" "$@" --help | sed -nE 's/^ +(-[^ ]([^ ]| [^ ])*).*/\1/p' |
+		grep -oE '(^|[ ,])--?[A-Za-z0-9][A-Za-z0-9-]*' | tr -d ' ,' | sort -u
+}
+
+# page_options PAGE.scd: the options defined in the page's OPTIONS section
+# (definition lines starting with "*-", see man/README.md).
+page_options() {
+	sed -n '/^# OPTIONS/,/^# /p' "$1" | grep -E '^\*-' |
+		grep -oE '\*--?[A-Za-z0-9][A-Za-z0-9-]*\*' | tr -d '*' | sort -u
+}
+
+# page_source COMMAND: the scdoc source documenting it, following the .so
+# aliases the Makefile makes (crstream-capture.1 -> criu-image-streamer.1).
+page_source() {
+	local src=$MAN_SRC/crstream-$1.1.scd target
+	if [ ! -f "$src" ] && [ -f "$MAN_OUT/crstream-$1.1" ]; then
+		target=$(sed -n 's|^\.so man1/||p' "$MAN_OUT/crstream-$1.1")
+		src=$MAN_SRC/$target.scd
+	fi
+	echo "$src"
+}
+
+# same_options WHAT HELP_OPTIONS PAGE: the two lists are equal, or say
+# which option is missing where.
+same_options() {
+	local what=$1 help=$2 page=$3 missing
+	missing=$(comm -23 <(printf '%s\n' "$help") <(printf '%s\n' "$page"))
+	[ -z "$missing" ] || { fail "$what: in --help but not in the man page: $(echo $missing)"; return 1; }
+	missing=$(comm -13 <(printf '%s\n' "$help") <(printf '%s\n' "$page"))
+	[ -z "$missing" ] || { fail "$what: in the man page but not in --help: $(echo $missing)"; return 1; }
+}
+
+test_man_pages_match_help() {
+	local cmd src commands bad=0
+	same_options "crstream" "$(help_options)" "$(page_options "$MAN_SRC/crstream.1.scd")" || bad=1
+	commands=$(help_commands)
+	[ "$(echo "$commands" | wc -l)" -ge 10 ] || { fail "too few commands in --help: $commands"; return 1; }
+	for cmd in $commands; do
+		src=$(page_source "$cmd")
+		[ -f "$src" ] || { fail "$cmd: no man page ($src)"; bad=1; continue; }
+		[ -f "$MAN_OUT/$(basename "$src" .scd)" ] || { fail "$cmd: $src is not built"; bad=1; }
+		sed -n '/^# COMMANDS/,/^# /p' "$MAN_SRC/crstream.1.scd" | grep -E '^\*' |
+			grep -qE "\*$cmd[* ]" ||
+			{ fail "$cmd: not in crstream(1)'s COMMANDS"; bad=1; }
+		same_options "crstream $cmd" "$(help_options "$cmd")" "$(page_options "$src")" || bad=1
+	done
+	[ -f "$MAN_OUT/crstream.json.5" ] || { fail "crstream.json(5) is not built"; bad=1; }
+	return $bad
+}
+
+# ---- bash completion ----
+
+# complete_words WORD...: what the completion offers for the command line
+# WORD... (the last word is the one being completed), one per line.
+complete_words() {
+	bash -c 'source "$1"; shift
+		COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		_crstream; printf "%s\n" "${COMPREPLY[@]}"' _ "$ROOT/completion/crstream.bash" "$@"
+}
+
+# offers WORD... expect EXPECTED...: the completion of WORD... includes every
+# EXPECTED word.
+offers() {
+	local words=() got w
+	while [ "$1" != expect ]; do words+=("$1"); shift; done
+	shift
+	got=$(complete_words "${words[@]}")
+	for w in "$@"; do
+		grep -qxF -- "$w" <<<"$got" || { fail "completing '${words[*]}': no $w in: $(echo $got)"; return 1; }
+	done
+}
+
+test_bash_completion() {
+	local streamer
+	streamer=$(dirname "$CLI")/criu-image-streamer
+	# shellcheck disable=SC2046 # one word per command
+	offers "$CLI" "" expect $(help_commands) --version
+	offers "$CLI" dump --comp expect --compression
+	offers "$CLI" dump -- expect --streams --dir --name --leave-running --no-progress
+	offers "$CLI" restore -- expect --path --no-progress --memory-limit
+	offers "$CLI" dump --compression "" expect none lz4 zstd gzip zlib
+	offers "$CLI" dump -c z expect zstd zlib
+	offers "$CLI" dump "" expect $$ 1
+	mkdir -p "$T/ckpts/dump-1"
+	offers "$CLI" restore "$T/ck" expect "$T/ckpts"
+	offers "$CLI" restore --path "$T/ckpts/d" expect "$T/ckpts/dump-1"
+	offers "$CLI" ls --dir "$T/ck" expect "$T/ckpts"
+	offers "$CLI" dump --dir = "$T/ck" expect "$T/ckpts"
+	offers "$CLI" config "" expect show
+	offers "$CLI" capture -- expect --images-dir --shard-fds --progress-fd
+	offers "$streamer" "" expect capture serve extract
+	# Nothing but the codecs after --compression, nothing after --name.
+	[ "$(complete_words "$CLI" dump --compression "" | wc -l)" -eq 5 ] ||
+		fail "--compression offers: $(complete_words "$CLI" dump --compression "")"
+	[ -z "$(complete_words "$CLI" dump --name "")" ] || fail "--name offers something"
+}
+
+# ---- the object-storage plugin's directory ----
+
+# The plugin runs as root: its directory and file must be root's (or the
+# user's) and writable by nobody else, or they are refused.
+test_plugin_directory_must_be_trusted() {
+	local p=$T/plugins
+	mkdir -m 755 "$p"
+	install -m 644 "$(dirname "$CLI")/crstream-s3.so" "$p/"
+	plugin_status() { CRSTREAM_PLUGIN_DIR=$p "$CLI" --version | sed -n 's/^object storage: //p'; }
+	refused() {
+		local got
+		got=$(plugin_status)
+		[[ $got == "not available (plugin $p/crstream-s3.so): $1" ]] || { fail "plugin: $got; want: $1"; return 1; }
+	}
+	[ "$(plugin_status)" = "s3://, gs:// (plugin $p/crstream-s3.so)" ] || { fail "a good directory: $(plugin_status)"; return 1; }
+	chmod 777 "$p"
+	refused "CRSTREAM_PLUGIN_DIR=$p: writable by everyone (mode 0777): refused (anyone could replace the code crstream runs)"
+	# The refusal is the load path's, not only --version's.
+	expect_fail "s3://bucket/x: object storage needs the plugin $p/crstream-s3.so: CRSTREAM_PLUGIN_DIR=$p: writable by everyone" \
+		env CRSTREAM_PLUGIN_DIR="$p" "$CLI" ls s3://bucket/x
+	chmod 1777 "$p"
+	refused "CRSTREAM_PLUGIN_DIR=$p: writable by everyone (mode 1777): refused (anyone could replace the code crstream runs)"
+	chmod 775 "$p"
+	refused "CRSTREAM_PLUGIN_DIR=$p: writable by its group (mode 0775): refused (anyone could replace the code crstream runs)"
+	chmod 755 "$p"
+	chown nobody "$p"
+	refused "CRSTREAM_PLUGIN_DIR=$p: owned by uid $(id -u nobody), not by root: refused (its code would run as this user)"
+	chown root "$p"
+	chmod 666 "$p/crstream-s3.so"
+	refused "writable by everyone (mode 0666): refused (anyone could replace the code crstream runs)"
+	chmod 644 "$p/crstream-s3.so"
+	chown nobody "$p/crstream-s3.so"
+	refused "owned by uid $(id -u nobody), not by root: refused (its code would run as this user)"
+}
+
+# ---- make install / uninstall ----
+
+test_make_install_and_uninstall() {
+	local stage=$T/stage prefix=/usr/local f
+	make -s -C "$ROOT" install DESTDIR="$stage" >"$T/make.log" 2>&1 || { fail "make install: $(cat "$T/make.log")"; return 1; }
+	local want=(
+		"755 $prefix/bin/crstream"
+		"777 $prefix/bin/criu-image-streamer"
+		"644 $prefix/lib/crstream/crstream-s3.so"
+		"755 $prefix/libexec/crstream/provision-criu"
+		"644 $prefix/libexec/crstream/lib/packages.sh"
+		"644 $prefix/share/bash-completion/completions/crstream"
+		"644 $prefix/share/bash-completion/completions/criu-image-streamer"
+		"644 $prefix/share/doc/crstream/examples/config.json"
+		"644 $prefix/share/man/man5/crstream.json.5"
+	)
+	for f in "$MAN_SRC"/*.1.scd; do
+		want+=("644 $prefix/share/man/man1/$(basename "$f" .scd)")
+	done
+	for f in crstream-capture crstream-serve crstream-extract; do
+		want+=("644 $prefix/share/man/man1/$f.1")
+	done
+	local got
+	got=$(cd "$stage" && find . ! -type d -printf '%m /%P\n' | sort)
+	[ "$got" = "$(printf '%s\n' "${want[@]}" | sort)" ] ||
+		{ fail "installed: $(diff <(printf '%s\n' "${want[@]}" | sort) <(echo "$got"))"; return 1; }
+	[ "$(readlink "$stage$prefix/bin/criu-image-streamer")" = crstream ] || fail "criu-image-streamer is not a link to crstream"
+	# The plugin directory is compiled in, and the staged plugin loads.
+	"$stage$prefix/bin/crstream" --version | grep -qF "(plugin $prefix/lib/crstream/crstream-s3.so)" ||
+		fail "compiled-in plugin directory: $("$stage$prefix/bin/crstream" --version)"
+	CRSTREAM_PLUGIN_DIR=$stage$prefix/lib/crstream "$stage$prefix/bin/crstream" --version |
+		grep -qF "object storage: s3://, gs:// (plugin $stage$prefix/lib/crstream/crstream-s3.so)" ||
+		fail "the installed plugin does not load"
+	grep -q "^\.so man1/criu-image-streamer.1" "$stage$prefix/share/man/man1/crstream-serve.1" || fail "no .so alias"
+	make -s -C "$ROOT" uninstall DESTDIR="$stage" >"$T/make.log" 2>&1 || { fail "make uninstall: $(cat "$T/make.log")"; return 1; }
+	got=$(cd "$stage" && find . ! -type d)
+	[ -z "$got" ] || fail "left after make uninstall: $got"
+	[ ! -e "$stage$prefix/lib/crstream" ] && [ ! -e "$stage$prefix/libexec/crstream" ] &&
+		[ ! -e "$stage$prefix/share/doc/crstream" ] || fail "crstream's own directories are left"
+}
+
 run_tests "$@"
