@@ -282,4 +282,101 @@ test_make_install_and_uninstall() {
 		[ ! -e "$stage$prefix/share/doc/crstream" ] || fail "crstream's own directories are left"
 }
 
+# ---- the Debian package ----
+
+# Building the package compiles everything again (-O2, hardened).
+TEST_TIMEOUT[test_deb_package_install_use_remove]=1200
+
+apt_get() {
+	DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0 "$@"
+}
+
+# The acceptance test of issue 11: scripts/package.sh builds the .deb,
+# apt-get installs it, the installed crstream round-trips a process and
+# loads its installed object-storage plugin, man renders its pages, and
+# apt-get remove leaves nothing behind (crstream ships no conffile). The
+# unit tests and lintian are left to the suite and to package.sh's own
+# run (DEB_BUILD_OPTIONS=nocheck, --no-lintian), to keep this short.
+test_deb_package_install_use_remove() {
+	if [ "$(dpkg-query -W -f='${db:Status-Status}' crstream 2>/dev/null || true)" = installed ]; then
+		skip "crstream is installed on this machine already; this test would replace it"
+	fi
+	trap 'dpkg --purge crstream >/dev/null 2>&1 || true' EXIT
+	# Places a maintainer script could fill that remove would have to empty.
+	local d absent=()
+	for d in /etc/crstream /var/lib/crstream /usr/lib/crstream /usr/libexec/crstream; do
+		[ -e "$d" ] || absent+=("$d")
+	done
+	local deb
+	deb=$(DEB_BUILD_OPTIONS=nocheck "$ROOT/scripts/package.sh" --no-lintian 2>"$T/package.log") ||
+		{ fail "scripts/package.sh: $(tail -n 20 "$T/package.log")"; return 1; }
+	[ "$deb" = "$(echo "$ROOT"/dist/crstream_*.deb)" ] || { fail "the .deb is not in dist/: $deb"; return 1; }
+	apt_get install "$deb" >"$T/apt.log" 2>&1 || { fail "apt-get install: $(tail -n 20 "$T/apt.log")"; return 1; }
+	local files
+	files=$(dpkg -L crstream)
+
+	# The installed crstream, its compiled-in plugin directory.
+	[ "$(command -v crstream)" = /usr/bin/crstream ] || fail "crstream is not /usr/bin/crstream"
+	/usr/bin/crstream --version >"$T/version" || { fail "crstream --version failed"; return 1; }
+	grep -qF "object storage: s3://, gs:// (plugin /usr/lib/crstream/crstream-s3.so)" "$T/version" ||
+		fail "version: $(cat "$T/version")"
+
+	# A round trip (CRSTREAM_CRIU names the provisioned CRIU).
+	local pid counter
+	pid=$(start_subject pkg mem --mib 32)
+	counter=$(status_get "$T/pkg.status" counter)
+	/usr/bin/crstream dump "$pid" --dir "$T/ck" --name pkg --streams 2 >"$T/out" 2>"$T/err" ||
+		{ fail "installed dump: $(cat "$T/err")"; return 1; }
+	wait_gone "$pid"
+	/usr/bin/crstream restore "$T/ck/pkg" >"$T/out" 2>"$T/err" ||
+		{ fail "installed restore: $(cat "$T/err")"; return 1; }
+	verify_subject pkg "$counter"
+
+	# dump --dir s3://... loads the installed plugin (the dynamic loader
+	# says so), which then talks S3: here to a port where nobody listens.
+	# The process keeps running.
+	pid=$(start_subject s3 mem --mib 8)
+	LD_DEBUG=files LD_DEBUG_OUTPUT=$T/ld AWS_ACCESS_KEY_ID=id AWS_SECRET_ACCESS_KEY=secret \
+		AWS_ENDPOINT_URL=http://127.0.0.1:1 CRSTREAM_S3_RETRIES=0 \
+		/usr/bin/crstream dump "$pid" --dir s3://bucket/pkg >/dev/null 2>"$T/err" &&
+		{ fail "a dump to a closed port succeeded"; return 1; }
+	cat "$T"/ld.* >"$T/ld"
+	grep -q "file=/usr/lib/crstream/crstream-s3.so .*dynamically loaded by /usr/bin/crstream" "$T/ld" ||
+		fail "the installed plugin was not loaded: $(grep crstream-s3 "$T/ld")"
+	grep -q "s3://bucket/pkg/.*GET: http://127.0.0.1:1: .*Couldn't connect to server" "$T/err" ||
+		fail "dump said: $(cat "$T/err")"
+	alive "$pid" || fail "the subject died"
+
+	# man finds and renders the pages, the aliases too.
+	local page
+	[ -f /usr/share/man/man1/crstream-dump.1.gz ] ||
+		{ fail "no man pages installed (a dpkg path-exclude in /etc/dpkg/dpkg.cfg.d?)"; return 1; }
+	for page in crstream crstream-dump crstream-restore crstream-serve crstream.json; do
+		MANWIDTH=80 man "$page" >"$T/man" 2>"$T/man.err" || { fail "man $page: $(cat "$T/man.err")"; continue; }
+		! grep -qiE "warn|error|can.t" "$T/man.err" || fail "man $page: $(cat "$T/man.err")"
+	done
+	MANWIDTH=80 man crstream-dump | grep -q -- "--compression C" || fail "man crstream-dump has no --compression"
+	man -w crstream.json | grep -q "/usr/share/man/man5/crstream.json.5" || fail "crstream.json(5): $(man -w crstream.json)"
+	# Bash completion where bash-completion looks.
+	[ -f /usr/share/bash-completion/completions/crstream ] || fail "no bash completion"
+
+	# apt-get remove: every file gone (no conffiles, nothing but config kept).
+	apt_get remove crstream >"$T/apt.log" 2>&1 || { fail "apt-get remove: $(tail -n 20 "$T/apt.log")"; return 1; }
+	local conffiles left="" f
+	conffiles=$(dpkg-query -W -f='${Conffiles}' crstream 2>/dev/null | awk '{print $1}' || true)
+	while read -r f; do
+		[ -n "$f" ] || continue
+		grep -qxF -- "$f" <<<"$conffiles" && continue
+		if [ -L "$f" ] || [ -f "$f" ]; then
+			left+=" $f"
+		fi
+	done <<<"$files"
+	[ -z "$left" ] || fail "left after apt-get remove:$left"
+	for f in "${absent[@]}" /usr/share/doc/crstream; do
+		[ ! -e "$f" ] || fail "left after apt-get remove: $f"
+	done
+	[ ! -e /usr/bin/crstream ] || fail "/usr/bin/crstream is still there"
+	dpkg --purge crstream >/dev/null
+}
+
 run_tests "$@"
