@@ -146,6 +146,10 @@ int cmd_check(int argc, char **argv)
 	};
 	struct config *cfg;
 	if (config_load(&cfg) < 0) {
+		if (asks_for_help(argc, argv)) {
+			fputs(check_usage, stdout);
+			return 0;
+		}
 		err_print(NULL);
 		return 1;
 	}

@@ -55,6 +55,10 @@ struct location_cmd {
  * status (the help was printed, or a usage error). */
 int location_args(int argc, char **argv, const struct location_cmd *c, const char **loc);
 
+/* True if argv (after the command) has -h or --help: the help is printed
+ * even when the configuration it would show defaults from is broken. */
+bool asks_for_help(int argc, char **argv);
+
 /* 0 if this process may run CRIU (root, CAP_SYS_ADMIN or
  * CAP_CHECKPOINT_RESTORE); else -1 with a message saying so. */
 int require_privilege(const char *cmd);

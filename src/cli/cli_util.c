@@ -142,6 +142,14 @@ int location_args(int argc, char **argv, const struct location_cmd *c, const cha
 	return -1;
 }
 
+bool asks_for_help(int argc, char **argv)
+{
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	return false;
+}
+
 int require_privilege(const char *cmd)
 {
 	if (geteuid() == 0)

@@ -191,6 +191,10 @@ int cmd_dump(int argc, char **argv)
 	char criu[4096], self[4096];
 	bool help = false;
 	if (config_load(&cfg) < 0) {
+		if (asks_for_help(argc, argv)) {
+			fputs(dump_usage, stdout);
+			return 0;
+		}
 		err_print(NULL);
 		return 1;
 	}

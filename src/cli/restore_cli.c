@@ -148,6 +148,10 @@ int cmd_restore(int argc, char **argv)
 	char criu[4096], self[4096];
 	bool help = false;
 	if (config_load(&cfg) < 0) {
+		if (asks_for_help(argc, argv)) {
+			fputs(restore_usage, stdout);
+			return 0;
+		}
 		err_print(NULL);
 		return 1;
 	}

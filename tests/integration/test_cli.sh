@@ -169,4 +169,17 @@ test_dump_of_a_held_process_says_who_holds_it() {
 	verify_subject held
 }
 
+# --help answers even when the configuration it shows defaults from is
+# broken (shell completion reads --help); the commands themselves refuse.
+test_help_works_with_a_broken_config() {
+	local cmd out
+	echo '{"checkpoint": {"streams": "many"}}' >"$T/bad.json"
+	for cmd in dump restore check inspect ls rm config; do
+		out=$(CRSTREAM_CONFIG=$T/bad.json "$CRSTREAM" "$cmd" --help) || { fail "$cmd --help failed"; return 1; }
+		grep -q "^Usage: crstream $cmd" <<<"$out" || fail "$cmd --help: $out"
+	done
+	expect_fail "$T/bad.json: checkpoint.streams must be a non-negative integer" \
+		env CRSTREAM_CONFIG="$T/bad.json" "$CRSTREAM" dump 1
+}
+
 run_tests "$@"
