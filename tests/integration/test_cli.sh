@@ -137,11 +137,13 @@ dump_fails_like() {
 test_criu_failure_gives_criu_reason() {
 	# The process holds the slave side of a pty whose master stays outside.
 	script -qfc "echo \$\$ >'$T/tty.pid'; exec sleep 600" /dev/null </dev/null >/dev/null 2>&1 &
-	local script_pid=$! pid i
+	local script_pid=$! pid
 	# Not a subject: the harness would not clean it up.
+	# shellcheck disable=SC2064 # the pids now: the locals are gone at exit
 	trap "kill -9 $script_pid 2>/dev/null || true" EXIT
-	for i in $(seq 100); do [ -s "$T/tty.pid" ] && break; sleep 0.1; done
+	for _ in $(seq 100); do [ -s "$T/tty.pid" ] && break; sleep 0.1; done
 	pid=$(cat "$T/tty.pid")
+	# shellcheck disable=SC2064
 	trap "kill -9 $script_pid $pid 2>/dev/null || true" EXIT
 	dump_fails_like "CRIU exited with status 1: tty: " "$pid" || return 1
 	[[ $LAST_ERROR == *"(pid $pid keeps running;"* ]] || fail "fate not said: $LAST_ERROR"
@@ -151,12 +153,13 @@ test_criu_failure_gives_criu_reason() {
 # Another tracer holds the process (as a concurrent dump would): the
 # failed dump says so instead of claiming that the process runs on.
 test_dump_of_a_held_process_says_who_holds_it() {
-	local pid holder i
+	local pid holder
 	pid=$(start_subject held mem --mib 8)
 	"$TESTTOOL" hold "$pid" >"$T/hold.out" 2>&1 &
 	holder=$!
+	# shellcheck disable=SC2064 # the pid now: the local is gone at exit
 	trap "kill -9 $holder 2>/dev/null || true" EXIT
-	for i in $(seq 100); do grep -q "^TracerPid:[[:space:]]*$holder$" "/proc/$pid/status" && break; sleep 0.1; done
+	for _ in $(seq 100); do grep -q "^TracerPid:[[:space:]]*$holder$" "/proc/$pid/status" && break; sleep 0.1; done
 	grep -q "^TracerPid:[[:space:]]*$holder$" "/proc/$pid/status" || { fail "not held: $(cat "$T/hold.out")"; return 1; }
 	dump_fails_like "(pid $pid is held by pid $holder (testtool)" "$pid" || return 1
 	[[ $LAST_ERROR != *"keeps running"* ]] || fail "claims it keeps running: $LAST_ERROR"

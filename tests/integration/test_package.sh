@@ -136,9 +136,9 @@ page_source() {
 same_options() {
 	local what=$1 help=$2 page=$3 missing
 	missing=$(comm -23 <(printf '%s\n' "$help") <(printf '%s\n' "$page"))
-	[ -z "$missing" ] || { fail "$what: in --help but not in the man page: $(echo $missing)"; return 1; }
+	[ -z "$missing" ] || { fail "$what: in --help but not in the man page: $(tr '\n' ' ' <<<"$missing")"; return 1; }
 	missing=$(comm -13 <(printf '%s\n' "$help") <(printf '%s\n' "$page"))
-	[ -z "$missing" ] || { fail "$what: in the man page but not in --help: $(echo $missing)"; return 1; }
+	[ -z "$missing" ] || { fail "$what: in the man page but not in --help: $(tr '\n' ' ' <<<"$missing")"; return 1; }
 }
 
 test_man_pages_match_help() {
@@ -151,7 +151,7 @@ test_man_pages_match_help() {
 		[ -f "$src" ] || { fail "$cmd: no man page ($src)"; bad=1; continue; }
 		[ -f "$MAN_OUT/$(basename "$src" .scd)" ] || { fail "$cmd: $src is not built"; bad=1; }
 		sed -n '/^# COMMANDS/,/^# /p' "$MAN_SRC/crstream.1.scd" | grep -E '^\*' |
-			grep -qE "\*$cmd[* ]" ||
+			grep -qE "\*${cmd}[* ]" ||
 			{ fail "$cmd: not in crstream(1)'s COMMANDS"; bad=1; }
 		same_options "crstream $cmd" "$(help_options "$cmd")" "$(page_options "$src")" || bad=1
 	done
@@ -177,7 +177,7 @@ offers() {
 	shift
 	got=$(complete_words "${words[@]}")
 	for w in "$@"; do
-		grep -qxF -- "$w" <<<"$got" || { fail "completing '${words[*]}': no $w in: $(echo $got)"; return 1; }
+		grep -qxF -- "$w" <<<"$got" || { fail "completing '${words[*]}': no $w in: $(tr '\n' ' ' <<<"$got")"; return 1; }
 	done
 }
 
@@ -285,6 +285,7 @@ test_make_install_and_uninstall() {
 # ---- the Debian package ----
 
 # Building the package compiles everything again (-O2, hardened).
+# shellcheck disable=SC2034,SC2154 # the harness's table
 TEST_TIMEOUT[test_deb_package_install_use_remove]=1200
 
 apt_get() {
