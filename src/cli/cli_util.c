@@ -3,6 +3,7 @@
 #include "cli/config.h"
 #include "store/store.h"
 #include "util/err.h"
+#include "util/fdio.h"
 #include "util/fmt.h"
 
 #include "checkpoint/session.h"
@@ -170,18 +171,29 @@ int require_privilege(const char *cmd)
 }
 
 /* The newest CACHE/criu-VERSION/criu (scripts/provision-criu.sh's cache),
- * into buf. */
+ * into buf. crstream runs it as root: the cache, the version's directory
+ * and the binary must be root's and writable by nobody else (a refused
+ * one is said, and the next older one tried). */
 static int cached_criu(const char *cache, char *buf, size_t size)
 {
 	struct dirent **names;
+	if (path_trusted(cache, cache) < 0) {
+		if (access(cache, F_OK) == 0)
+			warnx_("not looking for CRIU in %s", err_msg());
+		return -1;
+	}
 	int n = scandir(cache, &names, NULL, versionsort);
 	int found = -1;
 	for (int i = n - 1; i >= 0; i--) {
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/%s/criu", cache, names[i]->d_name);
-		if (found < 0 && !strncmp(names[i]->d_name, "criu-", 5) && access(path, X_OK) == 0 &&
-		    snprintf(buf, size, "%s", path) < (int)size)
-			found = 0;
+		char dir[PATH_MAX], path[PATH_MAX + 8];
+		snprintf(dir, sizeof(dir), "%s/%s", cache, names[i]->d_name);
+		snprintf(path, sizeof(path), "%s/criu", dir);
+		if (found < 0 && !strncmp(names[i]->d_name, "criu-", 5) && access(path, X_OK) == 0) {
+			if (path_trusted(dir, dir) < 0 || path_trusted(path, path) < 0)
+				warnx_("not using %s", err_msg());
+			else if (snprintf(buf, size, "%s", path) < (int)size)
+				found = 0;
+		}
 		free(names[i]);
 	}
 	if (n >= 0)
@@ -222,8 +234,9 @@ int find_criu(const char *want, char *buf, size_t size)
 	char provisioner[PATH_MAX];
 	snprintf(provisioner, sizeof(provisioner), "%s/provision-criu", CRSTREAM_LIBEXEC_DIR);
 	bool have = access(provisioner, X_OK) == 0;
-	return err_set("criu: not found in PATH nor in %s: crstream needs CRIU 4.1 or later; %s%s, "
-		       "or set criu.path in %s (or CRSTREAM_CRIU) to the one you have", cache,
+	return err_set("CRIU not found (no criu in PATH nor in %s): crstream needs CRIU 4.1 "
+		       "or later; %s%s, or set criu.path in %s (or CRSTREAM_CRIU) to the one you "
+		       "have", cache,
 		       have ? "build one with " : "install one (crstream's scripts/setup.sh builds one)",
 		       have ? provisioner : "", CONFIG_DEFAULT_PATH);
 }

@@ -1,14 +1,13 @@
 #include "store/store.h"
 #include "paths.h"
 #include "util/err.h"
+#include "util/fdio.h"
 
 #include <dlfcn.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 extern const struct store_ops local_store_ops;
@@ -29,26 +28,6 @@ extern const struct store_ops local_store_ops;
 static bool remote_handles(const char *location)
 {
 	return store_is_remote(location);
-}
-
-/* Whether path (the plugin's directory, or the plugin) may hold code we
- * run. Messages start with label, if any. */
-static int trusted(const char *path, const char *label)
-{
-	struct stat st;
-	const char *sep = label ? ": " : "";
-	label = label ? label : "";
-	if (stat(path, &st) < 0)
-		return err_set("%s%s%s", label, sep, strerror(errno));
-	if (st.st_uid != 0 && st.st_uid != geteuid())
-		return err_set("%s%sowned by uid %u, not by root: refused (its code would run as "
-			       "this user)", label, sep, (unsigned)st.st_uid);
-	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		return err_set("%s%swritable by %s (mode %04o): refused (anyone could replace the "
-			       "code crstream runs)", label, sep,
-			       st.st_mode & S_IWOTH ? "everyone" : "its group",
-			       (unsigned)(st.st_mode & 07777));
-	return 0;
 }
 
 /* The plugin's directory, by the order above, and how to name it. */
@@ -87,7 +66,7 @@ int store_plugin_load(char *path, size_t size, void **handle_out)
 		plugin_dir(dir, sizeof(dir), label, sizeof(label));
 		if (snprintf(path, size, "%s/%s", dir, S3_PLUGIN) >= (int)size)
 			return err_set("path too long: %s", dir);
-		if (trusted(dir, label) < 0 || trusted(path, NULL) < 0)
+		if (path_trusted(dir, label) < 0 || path_trusted(path, NULL) < 0)
 			return -1;
 		handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 		if (!handle)

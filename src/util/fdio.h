@@ -42,4 +42,10 @@ int parse_fd_number(const char *s);
 /* Make a directory and its parents with the given mode (existing ok). */
 int mkdir_p(const char *path, unsigned mode);
 
+/* Whether path (a file or directory, symlinks followed) may hold code that
+ * crstream, usually root, runs: owned by root or the effective user, and
+ * writable by nobody else. 0, or -1 with a message starting with label
+ * (if not NULL) that says why it is refused. */
+int path_trusted(const char *path, const char *label);
+
 #endif

@@ -84,6 +84,18 @@ test_criu_is_found_in_the_provisioning_cache() {
 	env -u CRSTREAM_CRIU PATH="$T/bin" CRSTREAM_CACHE_DIR="$T/cache" \
 		"$CRSTREAM" dump "$pid" --dir "$T/ck" --name c -R --json >"$T/out" 2>"$T/err" ||
 		{ fail "dump with the cached CRIU: $(cat "$T/err")"; return 1; }
+	# crstream runs it as root: a version directory others may write to is
+	# passed over (said on stderr), a cache others may write to not read.
+	chmod 775 "$T/cache/criu-4.10.0"
+	out=$(env -u CRSTREAM_CRIU PATH="$T/bin" CRSTREAM_CACHE_DIR="$T/cache" "$CRSTREAM" --version 2>"$T/err")
+	grep -qF "criu:           $T/cache/criu-4.2.1/criu (version" <<<"$out" || fail "not the trusted CRIU: $out"
+	grep -qF "not using $T/cache/criu-4.10.0: writable by its group (mode 0775)" "$T/err" ||
+		fail "the refused CRIU is not said: $(cat "$T/err")"
+	chmod 755 "$T/cache/criu-4.10.0"
+	chmod 777 "$T/cache"
+	expect_fail "not looking for CRIU in $T/cache: writable by everyone (mode 0777)" \
+		env -u CRSTREAM_CRIU PATH="$T/bin" CRSTREAM_CACHE_DIR="$T/cache" "$CRSTREAM" dump "$pid"
+	chmod 755 "$T/cache"
 	# A CRIU too old to work (Debian 12's) in PATH: the cached one.
 	printf '#!/bin/sh\necho "Version: 3.17"\n' >"$T/bin/criu"
 	chmod +x "$T/bin/criu"
@@ -97,7 +109,7 @@ test_criu_is_found_in_the_provisioning_cache() {
 	# Nowhere: the error says where it looked and what to do.
 	rm "$T/bin/criu"
 	rm -r "$T/cache"
-	expect_fail "criu: not found in PATH nor in $T/cache: crstream needs CRIU 4.1 or later" \
+	expect_fail "CRIU not found (no criu in PATH nor in $T/cache): crstream needs CRIU 4.1 or later" \
 		env -u CRSTREAM_CRIU PATH="$T/bin" CRSTREAM_CACHE_DIR="$T/cache" "$CRSTREAM" dump "$pid"
 	[[ $LAST_ERROR == *"criu.path"* ]] || fail "no way out in: $LAST_ERROR"
 	# An explicit choice is never replaced.
