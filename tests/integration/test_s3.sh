@@ -480,7 +480,7 @@ dump_cut() {
 		expect_fail "$want" "$CRSTREAM" dump "$pid" --dir "s3://$B/$P" --name "$name" \
 		--streams 2 --compression none
 	log "$LAST_ERROR"
-	[[ "$LAST_ERROR" == *"(the process was resumed and keeps running)"* ]] ||
+	[[ "$LAST_ERROR" == *"(pid $pid keeps running;"* ]] ||
 		fail "not resumed: $LAST_ERROR"
 	verify_subject "$name" "$counter"
 	no_uploads_left "$P"
