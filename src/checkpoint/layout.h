@@ -30,7 +30,7 @@ struct layout_vet {
 
 /* Reads the manifest (or, without one, the img-N names) and checks that
  * the streams are all there with the sizes recorded. A checkpoint whose
- * dump did not finish is refused here. */
+ * dump did not finish is refused here. Errors name the location. */
 int layout_detect(struct store *s, const char *location, struct layout *lay);
 /* The same under a trust policy (vet may be NULL: no policy). */
 int layout_detect_vetted(struct store *s, const char *location, const struct layout_vet *vet,

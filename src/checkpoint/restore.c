@@ -513,8 +513,8 @@ static void keep_log(struct restore *x)
 	snprintf(kept, sizeof(kept), "%s/crstream-restore-%d.log", tmp && *tmp ? tmp : "/tmp",
 		 (int)getpid());
 	err_copy(saved, sizeof(saved));
-	if (rename(x->log_path, kept) == 0 && !strstr(saved, "(log: "))
-		err_set("%s (CRIU log: %s)", saved, kept);
+	if (rename(x->log_path, kept) == 0)
+		err_set("%s (CRIU's log: %s)", saved, kept);
 	else
 		err_set("%s", saved);
 }
