@@ -155,6 +155,10 @@ test_man_pages_match_help() {
 			{ fail "$cmd: not in crstream(1)'s COMMANDS"; bad=1; }
 		same_options "crstream $cmd" "$(help_options "$cmd")" "$(page_options "$src")" || bad=1
 	done
+	# extract --path (a stored checkpoint) has its own options and section.
+	same_options "crstream extract --path" "$(help_options extract --path x)" \
+		"$(sed -n '/^# EXTRACTING A STORED CHECKPOINT/,/^# /p' "$MAN_SRC/criu-image-streamer.1.scd" |
+			grep -E '^\*-' | grep -oE '\*--?[A-Za-z0-9][A-Za-z0-9-]*\*' | tr -d '*' | sort -u)" || bad=1
 	[ -f "$MAN_OUT/crstream.json.5" ] || { fail "crstream.json(5) is not built"; bad=1; }
 	return $bad
 }
@@ -200,6 +204,14 @@ test_bash_completion() {
 	offers "$CLI" config "" expect show
 	offers "$CLI" capture -- expect --images-dir --shard-fds --progress-fd
 	offers "$streamer" "" expect capture serve extract
+	# Trusted checkpoints: keygen, the key options, key files.
+	offers "$CLI" keygen -- expect --output --sign
+	offers "$CLI" dump --re expect --recipient --recipients-file
+	offers "$CLI" restore -- expect --identity --trusted-key --verify-first
+	offers "$CLI" extract --path "$T/ckpts/dump-1" -- expect --identity --trusted-key --images-dir
+	touch "$T/ckpts/sign.pub"
+	offers "$CLI" restore --trusted-key "$T/ckpts/s" expect "$T/ckpts/sign.pub"
+	offers "$CLI" extract --path "$T/ckpts/d" expect "$T/ckpts/dump-1"
 	# Nothing but the codecs after --compression, nothing after --name.
 	[ "$(complete_words "$CLI" dump --compression "" | wc -l)" -eq 5 ] ||
 		fail "--compression offers: $(complete_words "$CLI" dump --compression "")"
@@ -250,6 +262,7 @@ test_make_install_and_uninstall() {
 		"755 $prefix/bin/crstream"
 		"777 $prefix/bin/criu-image-streamer"
 		"644 $prefix/lib/crstream/crstream-s3.so"
+		"644 $prefix/lib/crstream/crstream-crypt.so"
 		"755 $prefix/libexec/crstream/provision-criu"
 		"644 $prefix/libexec/crstream/lib/packages.sh"
 		"644 $prefix/share/bash-completion/completions/crstream"
