@@ -1,0 +1,164 @@
+/* A codec's decoder (built once per codec: FUZZ_CODEC is its name), as
+ * restore runs it over a stored stream: concatenated frames, truncation,
+ * trailing garbage, corrupt blocks and checksums.
+ *
+ * Input: one byte choosing how the compressed bytes arrive (the size of
+ * each read from below) and how large the caller's read buffer is, then
+ * the compressed stream.
+ *
+ * Properties: the decoder's verdict and output do not depend on how its
+ * input is chunked or how much the caller asks for at once (the stream is
+ * decoded a second time, one compressed byte per read and a large output
+ * buffer, and compared); a read never returns more than asked; after an
+ * error the decoder keeps failing; a failure has a message. For gzip and
+ * zlib, a stream ISA-L accepts must decode to what zlib makes of it. Output
+ * past 4 MiB is not looked at: the decoders have no size limit of their own
+ * (restore bounds a stream by the manifest). */
+#include "fuzz.h"
+#include "codec/codec.h"
+
+#include <zlib.h>
+
+#ifndef FUZZ_CODEC
+#error "build with -DFUZZ_CODEC='\"lz4\"' (or another codec's name)"
+#endif
+
+#define OUTPUT_CAP ((size_t)4 << 20)
+
+static const size_t read_sizes[] = {1, 7, 4096, 65536, 1 << 20};
+static const size_t chunk_sizes[] = {0, 1, 3, 17, 512, 4096};
+
+/* Output buffers are allocated once: fresh megabytes for every input would
+ * cost more in page faults than the decoding. */
+struct result {
+	int status;		/* 0 clean end, -1 error, 1 stopped at OUTPUT_CAP */
+	unsigned char *out;
+	size_t len;
+};
+
+static unsigned char *output_buffer(int which)
+{
+	static unsigned char *bufs[3];
+	if (!bufs[which]) {
+		bufs[which] = malloc(OUTPUT_CAP);
+		FUZZ_CHECK(bufs[which], "out of memory");
+	}
+	return bufs[which];
+}
+
+static void decode(const struct codec *c, const uint8_t *data, size_t size, size_t chunk,
+		   size_t read_size, struct result *res, int which)
+{
+	static unsigned char buf[1 << 20];
+	struct reader *src = mem_reader(data, size, chunk);
+	FUZZ_CHECK(src, "mem_reader: %s", err_msg());
+	struct reader *r = c->decoder(src);
+	FUZZ_CHECK(r, "%s decoder: %s", c->name, err_msg());
+	res->out = output_buffer(which);
+	res->len = 0;
+	for (;;) {
+		size_t want = read_size;
+		if (want > OUTPUT_CAP - res->len)
+			want = OUTPUT_CAP - res->len;
+		if (want == 0) {
+			res->status = 1;
+			break;
+		}
+		err_clear();
+		ssize_t n = reader_read(r, buf, want);
+		if (n < 0) {
+			fuzz_failed_with_message("decoder read");
+			FUZZ_CHECK(reader_read(r, buf, want) < 0, "%s decoder: a read after an error "
+				   "did not fail", c->name);
+			res->status = -1;
+			break;
+		}
+		FUZZ_CHECK((size_t)n <= want, "read of %zu returned %zd", want, n);
+		if (n == 0) {
+			FUZZ_CHECK(reader_read(r, buf, want) == 0, "%s decoder: a read after the end "
+				   "did not return 0", c->name);
+			res->status = 0;
+			break;
+		}
+		memcpy(res->out + res->len, buf, (size_t)n);
+		res->len += (size_t)n;
+	}
+	FUZZ_CHECK(r->bytes_out == res->len, "bytes_out %llu, returned %zu",
+		   (unsigned long long)r->bytes_out, res->len);
+	reader_close(r);
+}
+
+/* zlib's view of a gzip (multi-member) or zlib (concatenated) stream;
+ * 0 and the output, or -1 if zlib rejects it. */
+static int zlib_reference(const uint8_t *data, size_t size, bool gzip, struct result *ref)
+{
+	ref->out = output_buffer(2);
+	ref->len = 0;
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	FUZZ_CHECK(inflateInit2(&zs, gzip ? 16 + 15 : 15) == Z_OK, "inflateInit2");
+	zs.next_in = (Bytef *)data;
+	zs.avail_in = (uInt)size;
+	int rc = -1;
+	bool any = false;
+	for (;;) {
+		zs.next_out = ref->out + ref->len;
+		zs.avail_out = (uInt)(OUTPUT_CAP - ref->len);
+		int z = inflate(&zs, Z_NO_FLUSH);
+		ref->len = OUTPUT_CAP - zs.avail_out;
+		if (z == Z_STREAM_END) {
+			any = true;
+			if (zs.avail_in == 0) {
+				rc = 0;
+				break;
+			}
+			FUZZ_CHECK(inflateReset(&zs) == Z_OK, "inflateReset");
+			continue;
+		}
+		if (z != Z_OK || zs.avail_out == 0 || zs.avail_in == 0)
+			break;	/* corrupt, too large to compare, or truncated */
+	}
+	inflateEnd(&zs);
+	return any ? rc : -1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct codec *c;
+	if (!c) {
+		c = codec_by_name(FUZZ_CODEC);
+		FUZZ_CHECK(c, "no codec %s", FUZZ_CODEC);
+	}
+	if (size < 1)
+		return -1;
+	uint8_t how = data[0];
+	data++;
+	size--;
+	size_t chunk = chunk_sizes[(how & 0x0f) % (sizeof(chunk_sizes) / sizeof(chunk_sizes[0]))];
+	size_t read_size = read_sizes[(how >> 4) % (sizeof(read_sizes) / sizeof(read_sizes[0]))];
+
+	struct result a, b;
+	decode(c, data, size, chunk, read_size, &a, 0);
+	decode(c, data, size, 1, 1 << 20, &b, 1);
+	if (a.status != 1 && b.status != 1) {
+		FUZZ_CHECK(a.status == b.status, "%s: chunk %zu/read %zu ends with %d, byte by byte "
+			   "with %d", c->name, chunk, read_size, a.status, b.status);
+		if (a.status == 0)
+			FUZZ_CHECK(a.len == b.len && memcmp(a.out, b.out, a.len) == 0,
+				   "%s: outputs differ (%zu and %zu bytes)", c->name, a.len, b.len);
+	}
+	/* Whatever both decoded must agree, even when one stopped earlier. */
+	size_t common = a.len < b.len ? a.len : b.len;
+	FUZZ_CHECK(memcmp(a.out, b.out, common) == 0, "%s: outputs differ within %zu bytes",
+		   c->name, common);
+
+	bool gzip = !strcmp(c->name, "gzip");
+	if (a.status == 0 && (gzip || !strcmp(c->name, "zlib"))) {
+		struct result ref;
+		if (zlib_reference(data, size, gzip, &ref) == 0)
+			FUZZ_CHECK(ref.len == a.len && memcmp(ref.out, a.out, a.len) == 0,
+				   "%s: ISA-L decoded %zu bytes, zlib %zu bytes, not the same", c->name,
+				   a.len, ref.len);
+	}
+	return 0;
+}

@@ -1,0 +1,161 @@
+/* The CRIU request reader: what arrives on the streamer socket, as capture
+ * and serve read it (criu_read_request, then criu_recv_pipe for the file's
+ * pipe), over a real socketpair.
+ *
+ * Input: one options byte (bit 0: the reader is serve, which expects the
+ * write end of CRIU's pipe; else capture, which expects the read end), then
+ * chunks, each a tag byte and a u16 little-endian length:
+ *   tag % 4 == 0  the next `length` bytes, written to the socket as they are
+ *   tag % 4 == 1  a 1-byte message carrying fds: (length % 6) picks a
+ *                 pipe's read end, its write end, a regular file, a socket,
+ *                 no fd at all, or both ends of a pipe
+ *   otherwise     the input is over
+ *
+ * Properties: a request the reader accepts is a non-empty name without
+ * '/' that fits its buffer; a pipe it accepts is a pipe of the right
+ * direction; every failure has a message; no fd leaks (each run ends with
+ * as many open fds as it started with). */
+#include "fuzz.h"
+#include "criu/criu_socket.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#define WANT_WRITE_END 1
+
+static int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	FUZZ_CHECK(d, "opendir /proc/self/fd");
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Sends one byte carrying the fds (none if n is 0). */
+static void send_fds(int sock, const int *fds, int n)
+{
+	char byte = 0;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (n > 0) {
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = CMSG_SPACE((size_t)n * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
+	}
+	FUZZ_CHECK(sendmsg(sock, &msg, MSG_DONTWAIT) == 1, "sendmsg failed");
+}
+
+/* Sends a message with the fds the chunk asks for (kind % 6): a pipe's
+ * read end, its write end, a regular file, a socket, none, or both ends of
+ * a pipe at once. */
+static void send_kind(int sock, unsigned kind)
+{
+	int p[2], n = 1;
+	switch (kind % 6) {
+	case 0:
+	case 1:
+	case 5:
+		FUZZ_CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
+		if (kind % 6 == 1) {
+			int t = p[0];
+			p[0] = p[1];
+			p[1] = t;
+		}
+		n = kind % 6 == 5 ? 2 : 1;
+		break;
+	case 2:
+		p[0] = fuzz_memfd("file", "", 0);
+		p[1] = -1;
+		break;
+	case 3:
+		FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) == 0, "socketpair");
+		break;
+	default:
+		p[0] = p[1] = -1;
+		n = 0;
+	}
+	send_fds(sock, p, n);
+	for (int i = 0; i < 2; i++)
+		if (p[i] >= 0)
+			close(p[i]);
+}
+
+/* Writes the chunks into the socket; stops where the socket buffer would
+ * block (the reader then sees the stream end there). */
+static void feed(int sock, const uint8_t *data, size_t size)
+{
+	while (size >= 3) {
+		uint8_t tag = data[0];
+		size_t len = (size_t)data[1] | (size_t)data[2] << 8;
+		data += 3;
+		size -= 3;
+		if (tag % 4 == 0) {
+			if (len > size)
+				len = size;
+			ssize_t n = len ? send(sock, data, len, MSG_DONTWAIT) : 0;
+			if (n < (ssize_t)len)
+				return;
+			data += len;
+			size -= len;
+		} else if (tag % 4 == 1) {
+			send_kind(sock, (unsigned)len);
+		} else {
+			return;
+		}
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return -1;
+	bool serve = data[0] & WANT_WRITE_END;
+	int fds_before = count_fds();
+	int sv[2];
+	FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	feed(sv[1], data + 1, size - 1);
+	close(sv[1]);
+
+	char name[CRIU_NAME_MAX + 1];	/* as capture and serve have it */
+	for (;;) {
+		err_clear();
+		memset(name, 0xAA, sizeof(name));
+		int rc = criu_read_request(sv[0], name, sizeof(name));
+		if (rc < 0)
+			fuzz_failed_with_message("criu_read_request");
+		if (rc <= 0)
+			break;
+		size_t len = strnlen(name, sizeof(name));
+		FUZZ_CHECK(len > 0 && len < sizeof(name) && !strchr(name, '/'),
+			   "accepted request name \"%.*s\"", (int)len, name);
+		err_clear();
+		int fd = criu_recv_pipe(sv[0], !serve);
+		if (fd < 0) {
+			fuzz_failed_with_message("criu_recv_pipe");
+			break;
+		}
+		struct stat st;
+		FUZZ_CHECK(fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode), "accepted fd is not a pipe");
+		int mode = fcntl(fd, F_GETFL) & O_ACCMODE;
+		FUZZ_CHECK(mode == (serve ? O_WRONLY : O_RDONLY), "accepted the wrong end of a pipe");
+		FUZZ_CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC, "received fd is not close-on-exec");
+		close(fd);
+	}
+	close(sv[0]);
+	FUZZ_CHECK(count_fds() == fds_before, "fds leaked: %d before, %d after", fds_before,
+		   count_fds());
+	return 0;
+}
