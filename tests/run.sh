@@ -6,6 +6,7 @@
 #   tests/run.sh                  everything
 #   tests/run.sh streamer         integration files matching "streamer"
 #   tests/run.sh streamer mem_1   ... and only tests matching "mem_1"
+#   tests/run.sh fuzz [HARNESS]   only the fuzz harnesses (tests/fuzz/run.sh)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +41,13 @@ if [ -z "$file_filter" ] || [ "$file_filter" = unit ]; then
 			failed+=("$(basename "$t")")
 		fi
 	done
+fi
+
+# libFuzzer harnesses, 15 s each (tests/fuzz/README.md).
+if [ -z "$file_filter" ] || [ "$file_filter" = fuzz ]; then
+	echo "== fuzz" >&2
+	harnesses=$([ "$file_filter" = fuzz ] && echo "$test_filter")
+	tests/fuzz/run.sh --seconds-each 15 $harnesses || failed+=(fuzz)
 fi
 
 for f in tests/integration/test_*.sh; do
