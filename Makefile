@@ -76,6 +76,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,build/tools/%,$(TOOL_SRC))
 # per codec, each with its own corpus.
 FUZZ_CODECS := none lz4 zstd gzip zlib
 FUZZ_SRC := $(filter-out tests/fuzz/fuzz_codec.c,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_HDR := $(wildcard tests/fuzz/*.h)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC)) \
             $(patsubst %,$(BUILD)/fuzz/fuzz_codec_%,$(FUZZ_CODECS))
 FUZZ_LINK := -fsanitize=fuzzer $(S3_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
@@ -129,12 +130,12 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a $(S3_O
 
 fuzz: $(FUZZ_BIN)
 
-$(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c tests/fuzz/fuzz.h $(BUILD)/libcrstream.a $(S3_OBJ)
+$(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/fuzz -DFUZZ_CODEC='"$*"' -o $@ $< $(FUZZ_LINK)
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/libcrstream.a $(S3_OBJ)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/fuzz -o $@ $< $(FUZZ_LINK)

@@ -8,13 +8,18 @@
  *
  * Properties: the decoder's verdict and output do not depend on how its
  * input is chunked or how much the caller asks for at once (the stream is
- * decoded a second time, one compressed byte per read and a large output
- * buffer, and compared); a read never returns more than asked; after an
- * error the decoder keeps failing; a failure has a message. For gzip and
- * zlib, a stream ISA-L accepts must decode to what zlib makes of it. Output
- * past 4 MiB is not looked at: the decoders have no size limit of their own
- * (restore bounds a stream by the manifest). */
+ * decoded the options' way, one compressed byte per read from below, and
+ * 7 bytes per read from above, and the results compared); a read never
+ * returns more than asked; after an error the decoder keeps failing; a
+ * failure has a message. For gzip and zlib, a stream zlib decodes (members
+ * or streams one after another, as gzip -dc reads them) must decode, to
+ * the same bytes. Output past 4 MiB is not looked at: the decoders have no
+ * size limit of their own (restore bounds a stream by the manifest).
+ *
+ * Mutations: libFuzzer's, plus a new options byte one time in eight (a
+ * single byte in front of kilobytes is otherwise rarely picked). */
 #include "fuzz.h"
+#include "fuzz_mutate.h"
 #include "codec/codec.h"
 
 #include <zlib.h>
@@ -24,6 +29,8 @@
 #endif
 
 #define OUTPUT_CAP ((size_t)4 << 20)
+/* Reading 7 bytes at a time is slow: only the start is compared. */
+#define SMALL_READS_CAP ((size_t)64 << 10)
 
 static const size_t read_sizes[] = {1, 7, 4096, 65536, 1 << 20};
 static const size_t chunk_sizes[] = {0, 1, 3, 17, 512, 4096};
@@ -38,7 +45,7 @@ struct result {
 
 static unsigned char *output_buffer(int which)
 {
-	static unsigned char *bufs[3];
+	static unsigned char *bufs[4];
 	if (!bufs[which]) {
 		bufs[which] = malloc(OUTPUT_CAP);
 		FUZZ_CHECK(bufs[which], "out of memory");
@@ -47,7 +54,7 @@ static unsigned char *output_buffer(int which)
 }
 
 static void decode(const struct codec *c, const uint8_t *data, size_t size, size_t chunk,
-		   size_t read_size, struct result *res, int which)
+		   size_t read_size, size_t cap, struct result *res, int which)
 {
 	static unsigned char buf[1 << 20];
 	struct reader *src = mem_reader(data, size, chunk);
@@ -55,11 +62,12 @@ static void decode(const struct codec *c, const uint8_t *data, size_t size, size
 	struct reader *r = c->decoder(src);
 	FUZZ_CHECK(r, "%s decoder: %s", c->name, err_msg());
 	res->out = output_buffer(which);
+	FUZZ_CHECK(cap <= OUTPUT_CAP, "cap %zu", cap);
 	res->len = 0;
 	for (;;) {
 		size_t want = read_size;
-		if (want > OUTPUT_CAP - res->len)
-			want = OUTPUT_CAP - res->len;
+		if (want > cap - res->len)
+			want = cap - res->len;
 		if (want == 0) {
 			res->status = 1;
 			break;
@@ -88,11 +96,28 @@ static void decode(const struct codec *c, const uint8_t *data, size_t size, size
 	reader_close(r);
 }
 
+/* x and ref are the same stream decoded two ways: the same verdict where
+ * both went to the end, the same bytes as far as both got. */
+static void same_result(const struct codec *c, const struct result *x, const char *how,
+			const struct result *ref)
+{
+	if (x->status != 1 && ref->status != 1) {
+		FUZZ_CHECK(x->status == ref->status, "%s: %s ends with %d, byte by byte with %d",
+			   c->name, how, x->status, ref->status);
+		if (x->status == 0)
+			FUZZ_CHECK(x->len == ref->len, "%s: %s gave %zu bytes, byte by byte %zu",
+				   c->name, how, x->len, ref->len);
+	}
+	size_t common = x->len < ref->len ? x->len : ref->len;
+	FUZZ_CHECK(memcmp(x->out, ref->out, common) == 0, "%s: %s and byte by byte differ "
+		   "within the first %zu bytes", c->name, how, common);
+}
+
 /* zlib's view of a gzip (multi-member) or zlib (concatenated) stream;
  * 0 and the output, or -1 if zlib rejects it. */
 static int zlib_reference(const uint8_t *data, size_t size, bool gzip, struct result *ref)
 {
-	ref->out = output_buffer(2);
+	ref->out = output_buffer(3);
 	ref->len = 0;
 	z_stream zs;
 	memset(&zs, 0, sizeof(zs));
@@ -137,28 +162,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t chunk = chunk_sizes[(how & 0x0f) % (sizeof(chunk_sizes) / sizeof(chunk_sizes[0]))];
 	size_t read_size = read_sizes[(how >> 4) % (sizeof(read_sizes) / sizeof(read_sizes[0]))];
 
-	struct result a, b;
-	decode(c, data, size, chunk, read_size, &a, 0);
-	decode(c, data, size, 1, 1 << 20, &b, 1);
-	if (a.status != 1 && b.status != 1) {
-		FUZZ_CHECK(a.status == b.status, "%s: chunk %zu/read %zu ends with %d, byte by byte "
-			   "with %d", c->name, chunk, read_size, a.status, b.status);
-		if (a.status == 0)
-			FUZZ_CHECK(a.len == b.len && memcmp(a.out, b.out, a.len) == 0,
-				   "%s: outputs differ (%zu and %zu bytes)", c->name, a.len, b.len);
-	}
-	/* Whatever both decoded must agree, even when one stopped earlier. */
-	size_t common = a.len < b.len ? a.len : b.len;
-	FUZZ_CHECK(memcmp(a.out, b.out, common) == 0, "%s: outputs differ within %zu bytes",
-		   c->name, common);
+	/* The options' way, byte by byte from below, and 7 bytes at a time
+	 * above: the caller's small reads keep the decoder stopping mid-block
+	 * with input held, wherever the options byte points. */
+	struct result a, b, t;
+	decode(c, data, size, chunk, read_size, OUTPUT_CAP, &a, 0);
+	decode(c, data, size, 1, 1 << 20, OUTPUT_CAP, &b, 1);
+	decode(c, data, size, 0, 7, SMALL_READS_CAP, &t, 2);
+	char how_a[64];
+	snprintf(how_a, sizeof(how_a), "chunk %zu/read %zu", chunk, read_size);
+	same_result(c, &a, how_a, &b);
+	same_result(c, &t, "reads of 7", &b);
 
+	/* gzip -dc and zlib's inflate read these streams: crstream must read
+	 * what they read, as they read it. */
 	bool gzip = !strcmp(c->name, "gzip");
-	if (a.status == 0 && (gzip || !strcmp(c->name, "zlib"))) {
+	if (a.status != 1 && (gzip || !strcmp(c->name, "zlib"))) {
 		struct result ref;
-		if (zlib_reference(data, size, gzip, &ref) == 0)
+		if (zlib_reference(data, size, gzip, &ref) == 0) {
+			FUZZ_CHECK(a.status == 0, "%s: zlib decodes the stream (%zu bytes), crstream "
+				   "refuses it: %s", c->name, ref.len, err_msg());
 			FUZZ_CHECK(ref.len == a.len && memcmp(ref.out, a.out, a.len) == 0,
 				   "%s: ISA-L decoded %zu bytes, zlib %zu bytes, not the same", c->name,
 				   a.len, ref.len);
+		}
 	}
 	return 0;
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned seed)
+{
+	fuzz_rng_seed(seed);
+	if (size >= 1 && fuzz_rand(8) == 0) {
+		data[0] = (uint8_t)fuzz_rand(256);
+		return size;
+	}
+	return LLVMFuzzerMutate(data, size, max_size);
 }

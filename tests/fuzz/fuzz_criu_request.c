@@ -14,8 +14,13 @@
  * Properties: a request the reader accepts is a non-empty name without
  * '/' that fits its buffer; a pipe it accepts is a pipe of the right
  * direction; every failure has a message; no fd leaks (each run ends with
- * as many open fds as it started with). */
+ * as many open fds as it started with).
+ *
+ * Mutations: three in four work on the chunks (a request's protobuf fields
+ * with both lengths kept right, chunks repeated, dropped or swapped, the
+ * kind of fd passed, the options), the others are libFuzzer's. */
 #include "fuzz.h"
+#include "fuzz_mutate.h"
 #include "criu/criu_socket.h"
 
 #include <dirent.h>
@@ -158,4 +163,114 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(count_fds() == fds_before, "fds leaked: %d before, %d after", fds_before,
 		   count_fds());
 	return 0;
+}
+
+/* ---- structure-aware mutation: the input as a list of chunks ---- */
+
+#define MAX_CHUNKS 256
+
+struct chunk {
+	uint8_t tag;
+	const uint8_t *p;	/* data chunks: the bytes written */
+	size_t len;		/* data chunks: their count; fd chunks: the kind */
+};
+
+static int parse_chunks(const uint8_t *data, size_t size, struct chunk *c)
+{
+	int n = 0;
+	while (size >= 3 && n < MAX_CHUNKS) {
+		size_t len = (size_t)data[1] | (size_t)data[2] << 8;
+		c[n].tag = data[0];
+		c[n].p = data + 3;
+		c[n].len = len;
+		if (data[0] % 4 == 0 && len > size - 3)
+			c[n].len = len = size - 3;
+		if (data[0] % 4 != 0)
+			len = 0;
+		data += 3 + len;
+		size -= 3 + len;
+		n++;
+	}
+	return n;
+}
+
+/* A data chunk that is one request: [u32 length][message]. Mutates the
+ * message and keeps both lengths right. */
+static bool mutate_request(struct chunk *c, uint8_t *store, size_t cap)
+{
+	if (c->tag % 4 != 0 || c->len < 4)
+		return false;
+	uint32_t len;
+	memcpy(&len, c->p, 4);
+	if (len != c->len - 4 || c->len > cap)
+		return false;
+	memcpy(store, c->p, c->len);
+	size_t m = pb_mutate(store + 4, len, cap - 4 < 0xffff - 4 ? cap - 4 : 0xffff - 4, 0);
+	if (!m)
+		return false;
+	len = (uint32_t)m;
+	memcpy(store, &len, 4);
+	c->p = store;
+	c->len = 4 + m;
+	return true;
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned seed)
+{
+	static uint8_t copy[1 << 16], store[1 << 16], out[1 << 17];
+	static struct chunk c[MAX_CHUNKS + 1];
+	fuzz_rng_seed(seed);
+	if (size < 1 || size > sizeof(copy) || !fuzz_rand(4))
+		return LLVMFuzzerMutate(data, size, max_size);
+	memcpy(copy, data, size);
+	uint8_t opts = copy[0];
+	int n = parse_chunks(copy + 1, size - 1, c);
+	int i = n ? (int)fuzz_rand((size_t)n) : 0;
+	switch (n ? fuzz_rand(6) : 5) {
+	case 0:
+	case 1:
+		if (!mutate_request(&c[i], store, sizeof(store)))
+			return LLVMFuzzerMutate(data, size, max_size);
+		break;
+	case 2: /* a chunk repeated */
+		memmove(&c[i + 1], &c[i], (size_t)(n - i) * sizeof(c[0]));
+		n++;
+		break;
+	case 3: /* a chunk dropped, or two swapped */
+		if (fuzz_rand(2)) {
+			memmove(&c[i], &c[i + 1], (size_t)(n - i - 1) * sizeof(c[0]));
+			n--;
+		} else {
+			struct chunk t = c[i];
+			int j = (int)fuzz_rand((size_t)n);
+			c[i] = c[j];
+			c[j] = t;
+		}
+		break;
+	case 4: /* another kind of chunk or fd */
+		c[i].tag = (uint8_t)fuzz_rand(4);
+		if (c[i].tag % 4 == 1)
+			c[i].len = fuzz_rand(6);
+		else if (c[i].tag % 4 == 0 && !c[i].p)
+			c[i].len = 0;
+		break;
+	default:
+		opts = (uint8_t)fuzz_rand(256);
+		break;
+	}
+	size_t pos = 0;
+	out[pos++] = opts;
+	for (int k = 0; k < n; k++) {
+		size_t body = c[k].tag % 4 == 0 ? c[k].len : 0;
+		if (pos + 3 + body > sizeof(out) || pos + 3 + body > max_size)
+			return LLVMFuzzerMutate(data, size, max_size);
+		out[pos] = c[k].tag;
+		out[pos + 1] = (uint8_t)c[k].len;
+		out[pos + 2] = (uint8_t)(c[k].len >> 8);
+		if (body)
+			memcpy(out + pos + 3, c[k].p, body);
+		pos += 3 + body;
+	}
+	memcpy(data, out, pos);
+	return pos;
 }

@@ -5,9 +5,10 @@
  * a size is an object of 0 bytes); then FUZZ_SEPARATOR and manifest.json.
  * Without a separator there is no manifest object.
  *
- * Properties: a failure has a message; a detected layout names 1..N
- * streams that exist in the listing with a codec, and a checkpoint that is
- * not complete is never accepted. */
+ * Properties: a failure has a message and leaves nothing allocated; a
+ * detected layout has a codec and names streams that exist in the listing,
+ * with the sizes the manifest records (if there is one) adding up to
+ * stored_bytes; a checkpoint that is not complete is never accepted. */
 #include "fuzz.h"
 #include "checkpoint/layout.h"
 
@@ -68,12 +69,13 @@ static void parse_listing(struct fake_store *f, char *text)
 	}
 }
 
-static bool listed(const struct fake_store *f, const char *name)
+/* The listing's entry for name, or NULL. */
+static const struct store_entry *listed(const struct fake_store *f, const char *name)
 {
 	for (size_t i = 0; i < f->n; i++)
 		if (!strcmp(f->e[i].key, name))
-			return true;
-	return false;
+			return &f->e[i];
+	return NULL;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -102,10 +104,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(!lay.have_manifest || lay.m.complete, "an incomplete checkpoint accepted");
 		FUZZ_CHECK(lay.streams >= 0 && (lay.streams > 0 || lay.have_manifest),
 			   "%d streams without a manifest", lay.streams);
-		for (int i = 0; i < lay.streams; i++)
-			FUZZ_CHECK(lay.files && lay.files[i] && listed(&f, lay.files[i]),
-				   "stream %d (%s) is not in the listing", i,
+		uint64_t stored = 0;
+		for (int i = 0; i < lay.streams; i++) {
+			const struct store_entry *e = lay.files && lay.files[i] ? listed(&f, lay.files[i]) : NULL;
+			FUZZ_CHECK(e, "stream %d (%s) is not in the listing", i,
 				   lay.files && lay.files[i] ? lay.files[i] : "none");
+			FUZZ_CHECK(!lay.have_manifest || e->size == lay.m.stream[i].stored_bytes,
+				   "stream %s has %llu bytes, the manifest says %llu", e->key,
+				   (unsigned long long)e->size,
+				   (unsigned long long)lay.m.stream[i].stored_bytes);
+			stored += e->size;
+		}
+		FUZZ_CHECK(stored == lay.stored_bytes, "stored_bytes %llu, the streams hold %llu",
+			   (unsigned long long)lay.stored_bytes, (unsigned long long)stored);
 		FUZZ_CHECK(lay.streams == 0 || !lay.files[lay.streams], "files[] not terminated");
 		layout_free(&lay);
 	}

@@ -2,8 +2,12 @@
  * length) from a shard that anyone may have written.
  *
  * Property: a marker that decodes re-encodes (marker_encode) into a record
- * that decodes to the same marker. */
+ * that decodes to the same marker.
+ *
+ * Mutations: three in four are made on the protobuf fields (fuzz_mutate.h),
+ * the others by libFuzzer on the bytes. */
 #include "fuzz.h"
+#include "fuzz_mutate.h"
 #include "shard/marker.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -35,4 +39,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		   (unsigned long long)m.seq, marker_kind_name(again.kind),
 		   (unsigned long long)again.seq);
 	return 0;
+}
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned seed)
+{
+	fuzz_rng_seed(seed);
+	if (fuzz_rand(4)) {
+		size_t n = pb_mutate(data, size, max_size, 0);
+		if (n)
+			return n;
+	}
+	return LLVMFuzzerMutate(data, size, max_size);
 }
