@@ -22,6 +22,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
 
 SEPARATOR = b"\n--next-part--\n"  # tests/fuzz/fuzz.h FUZZ_SEPARATOR
@@ -115,6 +116,14 @@ def compress(codec, data, level=1, cli_defaults=False):
         return data
     if codec == "zlib":
         return zlib.compress(data, level)
+    if codec == "gzip" and cli_defaults:
+        # As gzip compresses a file: its name goes into the header (FNAME).
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "img-0")
+            with open(path, "wb") as f:
+                f.write(data)
+            return subprocess.run(["gzip", "-c", f"-{level}", path], stdout=subprocess.PIPE,
+                                  check=True).stdout
     cmd = {
         "lz4": ["lz4", "-q", "-c", f"-{level}"] + ([] if cli_defaults else ["-B4", "-BX", "--no-frame-crc"]),
         "zstd": ["zstd", "-q", "-c", f"-{level}"] + ([] if cli_defaults else ["--check"]),

@@ -25,10 +25,11 @@ source tests/lib/harness.sh
 T=$(mktemp -d /tmp/crstream-corpus.XXXXXX)
 mem=""
 files=""
+tree=""
 # start_subject runs in a subshell ($(...)): its pids are killed here.
 cleanup() {
 	local pid
-	for pid in $mem $files; do
+	for pid in $mem $files $tree; do
 		kill -9 "$pid" && wait_gone "$pid"
 	done
 	rm -rf "$T"
@@ -44,18 +45,21 @@ dump() {
 	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name "$name" --leave-running "$@" >/dev/null
 }
 
-# A small process (1 MiB of patterned memory), and one with an open file
-# and a listening TCP socket (for files.img and its port remapping).
+# A small process (1 MiB of patterned memory), one with an open file and a
+# listening TCP socket (for files.img and its port remapping), and a tree
+# of 13 processes (a manifest of about a hundred image files).
 mem=$(start_subject mem mem --mib 1)
 port=$((20000 + RANDOM % 20000))
 echo data >"$T/data"
 files=$(start_subject files files --data "$T/data" --port "$port")
+tree=$(start_subject tree tree --children 12)
 
 dump "$mem" plain-mem --streams 0
 dump "$files" plain-files --streams 0
 dump "$files" files-none-2 --streams 2 --compression none
 dump "$mem" mem-none-1 --streams 1 --compression none
 dump "$mem" mem-none-3 --streams 3 --compression none
+dump "$tree" plain-tree --streams 0
 for codec in lz4 zstd gzip zlib; do
 	dump "$mem" "mem-$codec-2" --streams 2 --compression "$codec"
 done
