@@ -6,6 +6,7 @@
  * length prefix around it consistent, and the protobuf-c and library code
  * that would reward getting them right is not instrumented, so a file name
  * of 64 bytes or a record moved to another shard is hardly ever produced.
+ * fuzz_grow_run() makes a field longer than any seed's in one step.
  * These helpers parse a message at the wire level (tag, varint, length-
  * delimited, fixed32/64), change one thing (a varint to an interesting
  * value, a string grown or shrunk, a field duplicated, dropped, swapped or
@@ -38,6 +39,23 @@ static inline size_t fuzz_rand(size_t n)
 	fuzz_rng_state ^= fuzz_rng_state >> 7;
 	fuzz_rng_state ^= fuzz_rng_state << 17;
 	return (size_t)(fuzz_rng_state % n);
+}
+
+/* Inserts 16..1024 more copies of the byte at a random position: a name,
+ * a header line or a string grown past a fixed-size buffer in one step,
+ * which libFuzzer's own insertions (up to 128 bytes, anywhere) rarely
+ * achieve where nothing rewards the lengths in between. Returns the new
+ * size (size itself if there is no room). */
+static inline size_t fuzz_grow_run(uint8_t *data, size_t size, size_t max)
+{
+	if (size == 0 || size >= max)
+		return size;
+	size_t at = fuzz_rand(size), n = 16 + fuzz_rand(1009);
+	if (n > max - size)
+		n = max - size;
+	memmove(data + at + n, data + at, size - at);
+	memset(data + at, data[at + n], n);
+	return size + n;
 }
 
 /* ---- protobuf wire format ---- */

@@ -125,10 +125,11 @@ for name in "${names[@]}"; do
 	[ -f "$FUZZ_DIR/dict/$name.dict" ] && opts+=(-dict="$FUZZ_DIR/dict/$name.dict")
 	# Room for the longest input the parser takes apart (libFuzzer's
 	# default stops at 4 KiB): a marker up to its 10 KiB limit, several
-	# shards with payloads, CRIU requests up to the 1 KiB name limit.
+	# shards with payloads, CRIU requests up to the 1 KiB name limit, a
+	# files.img of a few hundred sockets.
 	case $name in
 	fuzz_marker) opts+=(-max_len=10240) ;;
-	fuzz_shard_reader) opts+=(-max_len=32768) ;;
+	fuzz_shard_reader | fuzz_files_patch) opts+=(-max_len=32768) ;;
 	fuzz_criu_request) opts+=(-max_len=8192) ;;
 	esac
 
