@@ -16,6 +16,9 @@
 # (-rss_limit_mb 2048) fails the run; the input that did it is copied into
 # the regressions directory, to be committed with the fix.
 #
+# With CRSTREAM_TEST_RESULTS set (tests/run.sh), appends "pass fuzz:NAME" or
+# "fail fuzz:NAME" there per harness.
+#
 # Exit status: 0 all harnesses clean, 1 a harness failed, 2 misuse.
 set -uo pipefail
 
@@ -91,6 +94,11 @@ export ASAN_OPTIONS=${FUZZ_ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=()
 
+# record pass|fail NAME: one line per harness for tests/run.sh's total.
+record() {
+	[ -z "${CRSTREAM_TEST_RESULTS:-}" ] || echo "$1 fuzz:$2" >>"$CRSTREAM_TEST_RESULTS"
+}
+
 # keep_artifacts NAME LOG: copy what libFuzzer saved into the regressions.
 keep_artifacts() {
 	local name=$1 log=$2 a kept=""
@@ -139,6 +147,7 @@ for name in "${names[@]}"; do
 		echo "  $name: FAILED on a regression input (log: $log)" >&2
 		grep -m3 -E 'ERROR|check failed|Running:' "$log" | sed 's/^/    /' >&2
 		failed+=("$name")
+		record fail "$name"
 		continue
 	fi
 
@@ -147,11 +156,13 @@ for name in "${names[@]}"; do
 	[ -d "$regress" ] && dirs+=("$regress")
 	if "$bin" "${opts[@]}" -max_total_time="$seconds_each" "${dirs[@]}" >"$log" 2>&1; then
 		echo "  $name: ok (${seconds_each} s: $(summary "$log"); ${#old[@]} regression inputs)" >&2
+		record pass "$name"
 	else
 		echo "  $name: FAILED after $(summary "$log")" >&2
 		grep -m1 -A2 -E '^==[0-9]+==ERROR|check failed|runtime error|SUMMARY' "$log" | sed 's/^/    /' >&2
 		keep_artifacts "$name" "$log"
 		failed+=("$name")
+		record fail "$name"
 	fi
 done
 
