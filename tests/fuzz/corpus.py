@@ -2,7 +2,7 @@
 """Writes the fuzz harnesses' seed corpora (tests/fuzz/corpus/<harness>/)
 from real checkpoints: the ones tests/fuzz/make-corpus.sh has just made with
 the real CRIU through crstream, and the third-party shards in
-/work/shared/fixtures (criu-image-streamer 1.0.0, Cedana).
+tests/fixtures (criu-image-streamer 1.0.0, Cedana).
 
 Seeds are kept small so that the fuzzer mutates the structure, not a
 megabyte of page data: every shard keeps all its records (the real file

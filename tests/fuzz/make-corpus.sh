@@ -3,7 +3,7 @@
 # checkpoints: the test subjects are checkpointed with the real CRIU through
 # crstream (every codec, 0-4 streams), and tests/fuzz/corpus.py cuts the
 # results down to small seeds (with the third-party shards of
-# /work/shared/fixtures). The S3 seeds come from a real Swift: see
+# tests/fixtures). The S3 seeds come from a real Swift: see
 # tests/fuzz/s3-corpus.sh. The config seeds are written by hand.
 #
 #   tests/fuzz/make-corpus.sh      (root; after scripts/setup.sh)
@@ -16,8 +16,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "make-corpus.sh: CRIU needs root" >&2; exit 1; }
 [ -n "${CRSTREAM_CRIU:-}" ] || source build/env.sh
-FIXTURES=${CRSTREAM_FIXTURES:-$ROOT/../shared/fixtures}
-[ -d "$FIXTURES" ] || FIXTURES=/work/shared/fixtures
+FIXTURES=$ROOT/tests/fixtures
 make -s -j2 all subjects >/dev/null
 
 CRSTREAM_BIN=$ROOT/build/crstream
@@ -26,11 +25,11 @@ T=$(mktemp -d /tmp/crstream-corpus.XXXXXX)
 mem=""
 files=""
 tree=""
-# start_subject runs in a subshell ($(...)): its pids are killed here.
 cleanup() {
 	local pid
+	kill_subjects
 	for pid in $mem $files $tree; do
-		kill -9 "$pid" && wait_gone "$pid"
+		wait_gone "$pid" || true
 	done
 	rm -rf "$T"
 }

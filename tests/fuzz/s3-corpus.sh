@@ -31,8 +31,8 @@ T=$(mktemp -d /tmp/crstream-s3corpus.XXXXXX)
 recorder=""
 mem=""
 cleanup() {
-	# start_subject runs in a subshell ($(...)): its pid is killed here.
-	[ -z "$mem" ] || { kill -9 "$mem" 2>/dev/null; wait_gone "$mem"; }
+	kill_subjects
+	[ -z "$mem" ] || wait_gone "$mem" || true
 	[ -z "$recorder" ] || kill "$recorder"
 	[ "$was_running" = 1 ] || "$SWIFT" stop
 	rm -rf "$T"
