@@ -36,7 +36,7 @@ targets() {
 	fuzz_codec_lz4) echo "src/codec/codec_filter.c src/codec/codec_lz4.c decoder|lz4_step" ;;
 	fuzz_codec_zstd) echo "src/codec/codec_filter.c src/codec/codec_zstd.c decoder|zstd_step" ;;
 	fuzz_codec_gzip | fuzz_codec_zlib)
-		echo "src/codec/codec_filter.c src/codec/codec_igzip.c decoder|igzip_(inflate|step|next_frame|feed_carry|leftover|error)" ;;
+		echo "src/codec/codec_filter.c src/codec/codec_igzip.c decoder|igzip_(inflate|step|next_frame|feed_carry|leftover|error|start_member)|header" ;;
 	fuzz_manifest) echo "src/checkpoint/manifest.c parse|field|get_u64|opt_str|copy_opt|is_checksum|add_file" ;;
 	fuzz_layout) echo "src/checkpoint/layout.c ." ;;
 	fuzz_criu_request) echo "src/criu/criu_socket.c read_request|read_exact|recv_pipe|close_passed" ;;

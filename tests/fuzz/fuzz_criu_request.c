@@ -6,9 +6,9 @@
  * write end of CRIU's pipe; else capture, which expects the read end), then
  * chunks, each a tag byte and a u16 little-endian length:
  *   tag % 4 == 0  the next `length` bytes, written to the socket as they are
- *   tag % 4 == 1  a 1-byte message carrying fds: (length % 6) picks a
+ *   tag % 4 == 1  a 1-byte message carrying fds: (length % 7) picks a
  *                 pipe's read end, its write end, a regular file, a socket,
- *                 no fd at all, or both ends of a pipe
+ *                 no fd at all, both ends of a pipe, or three fds
  *   otherwise     the input is over
  *
  * Properties: a request the reader accepts is a non-empty name without
@@ -47,7 +47,7 @@ static void send_fds(int sock, const int *fds, int n)
 	char byte = 0;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
 	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(3 * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -63,23 +63,23 @@ static void send_fds(int sock, const int *fds, int n)
 	FUZZ_CHECK(sendmsg(sock, &msg, MSG_DONTWAIT) == 1, "sendmsg failed");
 }
 
-/* Sends a message with the fds the chunk asks for (kind % 6): a pipe's
- * read end, its write end, a regular file, a socket, none, or both ends of
- * a pipe at once. */
+/* Sends a message with the fds the chunk asks for (kind % 7): a pipe's
+ * read end, its write end, a regular file, a socket, none, both ends of a
+ * pipe at once, or three fds (more than the receiver has room for). */
 static void send_kind(int sock, unsigned kind)
 {
-	int p[2], n = 1;
-	switch (kind % 6) {
+	int p[3] = {-1, -1, -1}, n = 1;
+	switch (kind % 7) {
 	case 0:
 	case 1:
 	case 5:
 		FUZZ_CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
-		if (kind % 6 == 1) {
+		if (kind % 7 == 1) {
 			int t = p[0];
 			p[0] = p[1];
 			p[1] = t;
 		}
-		n = kind % 6 == 5 ? 2 : 1;
+		n = kind % 7 == 5 ? 2 : 1;
 		break;
 	case 2:
 		p[0] = fuzz_memfd("file", "", 0);
@@ -88,12 +88,16 @@ static void send_kind(int sock, unsigned kind)
 	case 3:
 		FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) == 0, "socketpair");
 		break;
+	case 6:
+		FUZZ_CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe");
+		p[2] = fuzz_memfd("file", "", 0);
+		n = 3;
+		break;
 	default:
-		p[0] = p[1] = -1;
 		n = 0;
 	}
 	send_fds(sock, p, n);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (p[i] >= 0)
 			close(p[i]);
 }
@@ -250,7 +254,7 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 	case 4: /* another kind of chunk or fd */
 		c[i].tag = (uint8_t)fuzz_rand(4);
 		if (c[i].tag % 4 == 1)
-			c[i].len = fuzz_rand(6);
+			c[i].len = fuzz_rand(7);
 		else if (c[i].tag % 4 == 0 && !c[i].p)
 			c[i].len = 0;
 		break;

@@ -18,6 +18,7 @@
  * bytes. */
 #include "fuzz.h"
 #include "fuzz_mutate.h"
+#include "engine/engine_util.h"
 #include "shard/shard_reader.h"
 
 #include <fcntl.h>
@@ -43,6 +44,10 @@ static void *sink_open(void *ctx, const char *name)
 {
 	struct sink *s = ctx;
 	FUZZ_CHECK(name[0] != '\0', "open with an empty name");
+	/* As extract's and serve's sinks do: a name that could climb out of
+	 * the images directory is refused. */
+	if (engine_check_name(name) < 0)
+		return NULL;
 	for (int i = 0; i < s->nfiles; i++)
 		FUZZ_CHECK(strcmp(s->files[i]->name, name) != 0, "file %s opened twice", name);
 	if (s->nfiles == MAX_FILES) {
