@@ -69,7 +69,7 @@ for name in "${names[@]}"; do
 	done
 	rm -f "$OUT/profiles/$name".*
 	LLVM_PROFILE_FILE=$OUT/profiles/$name.%p.profraw "$OUT/fuzz/$name" -runs=0 \
-		"${dirs[@]}" >"$OUT/report/$name.run.log" 2>&1 ||
+		-artifact_prefix="$OUT/report/$name-" "${dirs[@]}" >"$OUT/report/$name.run.log" 2>&1 ||
 		die "$name failed replaying its corpus (see $OUT/report/$name.run.log)"
 	"$PROFDATA" merge -sparse -o "$OUT/profiles/$name.profdata" "$OUT/profiles/$name".*.profraw
 	echo "== $name ($(find "${dirs[@]}" -type f | wc -l) inputs)"
