@@ -139,6 +139,9 @@ def shard_seeds(c, name, shards, cedana=False):
     for opts, how in ((0, "read"), (2, "skip"), (4, "splice")):
         for kind, bit in (("file", 0), ("pipe", 8)):
             c.add("fuzz_shard_reader", f"{name}-{how}-{kind}", bytes([opts | bit | cedana]) + joined)
+    # Each shard limited to its length, as serve limits them to the raw
+    # sizes a manifest records.
+    c.add("fuzz_shard_reader", f"{name}-limited", bytes([0x10 | cedana]) + joined)
 
 
 def marker_seeds(c, shards):

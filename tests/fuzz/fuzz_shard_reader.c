@@ -6,11 +6,14 @@
  * (at most 8). Options: bit 0 allows Cedana's layout (as restore does for
  * stored streams); bits 1-2 pick how the sink consumes payloads (read,
  * skip, splice into a file); bit 3 passes the shards as pipes instead of
- * regular files when they fit in a pipe's buffer.
+ * regular files when they fit in a pipe's buffer; bit 4 gives each shard a
+ * limit, as serve does with the raw sizes a manifest records: its length
+ * less bits 5-7 (0-7 bytes).
  *
  * Properties: the sink sees open/data/eof in a consistent order (data and
  * eof only for an open file, no file opened twice); after a successful
- * run every file reached its eof, and each shard's offset is its length.
+ * run every file reached its eof, and each shard's offset is its length
+ * (and within its limit).
  *
  * Mutations: three in four work on whole records (a marker's fields, a
  * payload with its length, records duplicated, dropped, swapped or moved
@@ -158,16 +161,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(shard_reader_init(&r, fds, n, &sink_ops, &s) == 0, "init: %s", err_msg());
 	if (opts & 1)
 		shard_reader_allow_cedana(&r);
+	uint64_t short_by = opts >> 5;
+	for (int i = 0; (opts & 0x10) && i < n; i++)
+		shard_reader_set_limit(&r, i, parts[i].len > short_by ? parts[i].len - short_by : 0);
 	int rc = shard_reader_run(&r);
 	if (rc < 0) {
 		fuzz_failed_with_message("shard_reader_run");
 	} else {
 		for (int i = 0; i < s.nfiles; i++)
 			FUZZ_CHECK(s.files[i]->eof, "run succeeded with %s incomplete", s.files[i]->name);
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
 			FUZZ_CHECK(r.shards[i].eof && r.shards[i].offset == parts[i].len,
 				   "run succeeded with shard %d at offset %llu of %zu", i,
 				   (unsigned long long)r.shards[i].offset, parts[i].len);
+			FUZZ_CHECK(r.shards[i].offset <= r.shards[i].limit, "shard %d read to %llu, "
+				   "past its limit %llu", i, (unsigned long long)r.shards[i].offset,
+				   (unsigned long long)r.shards[i].limit);
+		}
 	}
 	shard_reader_free(&r);
 	FUZZ_CHECK(s.open_handles == 0, "%d handles neither ended nor discarded", s.open_handles);
@@ -332,8 +342,8 @@ static bool mutate_records(struct record *r, int *nrec, int *nshards, uint8_t *o
 		r[j] = t;
 		return true;
 	}
-	case 6: /* the options */
-		*opts = (uint8_t)fuzz_rand(256);
+	case 6: /* the options: one bit, or all of them */
+		*opts = fuzz_rand(2) ? *opts ^ (uint8_t)(1u << fuzz_rand(8)) : (uint8_t)fuzz_rand(256);
 		return true;
 	default: /* a shard more (the records from i on), or one less */
 		if (*nshards < MAX_SHARDS && fuzz_rand(2)) {
