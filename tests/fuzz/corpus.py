@@ -224,6 +224,7 @@ def main():
             port = os.environ.get("CORPUS_LISTEN_PORT") if "files" in name else None
             spec = f"{port}:{int(port) + 1}" if port else "1:2"
             c.add("fuzz_files_patch", name, spec.encode() + SEPARATOR + files_img)
+            c.add("fuzz_files_patch", f"{name}-two-remaps", (spec + ",1:2").encode() + SEPARATOR + files_img)
             c.add("fuzz_files_patch", f"{name}-image-only", files_img)
             continue
         if m["compression"] == "none":
