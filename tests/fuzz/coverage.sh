@@ -50,8 +50,11 @@ targets() {
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-	mapfile -t names < <(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//' | grep -v '^fuzz_codec$'
-			     for c in none lz4 zstd gzip zlib; do echo "fuzz_codec_$c"; done)
+	for f in tests/fuzz/fuzz_*.c; do
+		f=$(basename "$f" .c)
+		[ "$f" = fuzz_codec ] || names+=("$f")
+	done
+	names+=(fuzz_codec_none fuzz_codec_lz4 fuzz_codec_zstd fuzz_codec_gzip fuzz_codec_zlib)
 fi
 
 log "building the coverage variant (make FUZZ=cov fuzz)"

@@ -78,4 +78,4 @@ AWS_SECRET_ACCESS_KEY=wrong "$CRSTREAM" ls "$loc" >/dev/null 2>&1 || true
 
 rm -rf tests/fuzz/corpus/fuzz_s3_header tests/fuzz/corpus/fuzz_s3_xml
 cp -r "$T/seeds/fuzz_s3_header" "$T/seeds/fuzz_s3_xml" tests/fuzz/corpus/
-ls tests/fuzz/corpus/fuzz_s3_header tests/fuzz/corpus/fuzz_s3_xml | wc -l >&2
+echo "s3-corpus: $(find tests/fuzz/corpus/fuzz_s3_header tests/fuzz/corpus/fuzz_s3_xml -type f | wc -l) seeds" >&2
