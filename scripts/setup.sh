@@ -46,6 +46,9 @@ PACKAGES=(
 	# our streams (age) and verify our signatures (ssh-keygen), and gcore
 	# (gdb) for looking for keys in a core dump of crstream
 	age openssh-client gdb
+	# fuzzing (tests/fuzz/run.sh): clang and libFuzzer's runtime, which
+	# Debian ships in libclang-rt-14-dev (only recommended by clang)
+	clang libclang-rt-14-dev
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
