@@ -120,8 +120,8 @@ FUZZ_SRC := $(filter-out tests/fuzz/fuzz_codec.c,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_HDR := $(wildcard tests/fuzz/*.h)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC)) \
             $(patsubst %,$(BUILD)/fuzz/fuzz_codec_%,$(FUZZ_CODECS))
-FUZZ_LINK := -fsanitize=fuzzer $(S3_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
-             $(LDLIBS) $(S3_LIBS) -ldl
+FUZZ_LINK := -fsanitize=fuzzer $(S3_OBJ) $(CRYPT_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
+             $(LDLIBS) $(S3_LIBS) $(CRYPT_LIBS) -ldl
 
 .PHONY: all programs man check subjects clean install uninstall FORCE fuzz
 # Keep generated protobuf sources between builds.
@@ -199,12 +199,12 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a $(S3_O
 
 fuzz: $(FUZZ_BIN)
 
-$(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
+$(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ) $(CRYPT_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -DFUZZ_CODEC='"$*"' -o $@ $< $(FUZZ_LINK)
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ) $(CRYPT_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -o $@ $< $(FUZZ_LINK)

@@ -176,9 +176,10 @@ static int dearmor(const char *text, size_t len, const char *begin, const char *
 		   size_t *n)
 {
 	size_t bl = strlen(begin);
-	if (len < bl || memcmp(text, begin, bl) || (text[bl] != '\n' && text[bl] != '\r'))
+	if (len <= bl || memcmp(text, begin, bl) || (text[bl] != '\n' && text[bl] != '\r'))
 		return err_set("does not start with \"%s\"", begin);
-	const char *e = strstr(text + bl, end);
+	/* The text is len bytes, not a C string. */
+	const char *e = memmem(text + bl, len - bl, end, strlen(end));
 	if (!e)
 		return err_set("has no \"%s\" line", end);
 	for (const char *p = e + strlen(end); p < text + len; p++)
