@@ -48,14 +48,14 @@ SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=un
             -fno-omit-frame-pointer
 # A 64 KiB decoder input buffer instead of 1 MiB: small inputs cross
 # refills, and ASan serves it without an mmap per decoder.
-FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)'
+FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)' -DAGE_IN_CAP='((size_t)80 << 10)'
 OPT     := -O1
 else ifeq ($(FUZZ),cov)
 # Source-based coverage of the parsers the harnesses reach (llvm-cov).
 CC      := clang
 BUILD   ?= build-fuzzcov
 SANFLAGS := -fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping
-FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)'
+FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)' -DAGE_IN_CAP='((size_t)80 << 10)'
 OPT     := -O1
 else ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan

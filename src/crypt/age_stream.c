@@ -15,8 +15,13 @@
  * already writes in large pieces, and a dump's memory is this times the
  * streams. */
 #define AGE_OUT_CAP SEALED_CHUNK
-/* Ciphertext read from next at a time. */
+/* Ciphertext read from next at a time: at least a sealed chunk and one
+ * byte, and a whole header. (The fuzz build makes it smaller, as it does
+ * CODEC_IN_CAP: fewer pages touched per input.) */
+#ifndef AGE_IN_CAP
 #define AGE_IN_CAP ((size_t)1 << 20)
+#endif
+_Static_assert(AGE_IN_CAP > SEALED_CHUNK && AGE_IN_CAP >= AGE_HEADER_MAX, "AGE_IN_CAP too small");
 
 static void chunk_nonce(uint64_t counter, bool last, uint8_t nonce[AEAD_NONCE_LEN])
 {
