@@ -287,6 +287,9 @@ test_make_install_and_uninstall() {
 	CRSTREAM_PLUGIN_DIR=$stage$prefix/lib/crstream "$stage$prefix/bin/crstream" --version |
 		grep -qF "object storage: s3://, gs:// (plugin $stage$prefix/lib/crstream/crstream-s3.so)" ||
 		fail "the installed plugin does not load"
+	CRSTREAM_PLUGIN_DIR=$stage$prefix/lib/crstream "$stage$prefix/bin/crstream" --version |
+		grep -qF "keys:           age encryption, SSH signatures (plugin $stage$prefix/lib/crstream/crstream-crypt.so)" ||
+		fail "the installed crypto plugin does not load"
 	grep -q "^\.so man1/criu-image-streamer.1" "$stage$prefix/share/man/man1/crstream-serve.1" || fail "no .so alias"
 	make -s -C "$ROOT" uninstall DESTDIR="$stage" >"$T/make.log" 2>&1 || { fail "make uninstall: $(cat "$T/make.log")"; return 1; }
 	got=$(cd "$stage" && find . ! -type d)
@@ -332,7 +335,8 @@ test_deb_package_install_use_remove() {
 	# The installed crstream, its compiled-in plugin directory.
 	[ "$(command -v crstream)" = /usr/bin/crstream ] || fail "crstream is not /usr/bin/crstream"
 	/usr/bin/crstream --version >"$T/version" || { fail "crstream --version failed"; return 1; }
-	grep -qF "object storage: s3://, gs:// (plugin /usr/lib/crstream/crstream-s3.so)" "$T/version" ||
+	grep -qF "object storage: s3://, gs:// (plugin /usr/lib/crstream/crstream-s3.so)" "$T/version" &&
+		grep -qF "keys:           age encryption, SSH signatures (plugin /usr/lib/crstream/crstream-crypt.so)" "$T/version" ||
 		fail "version: $(cat "$T/version")"
 
 	# A round trip (CRSTREAM_CRIU names the provisioned CRIU).
