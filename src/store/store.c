@@ -2,6 +2,7 @@
 #include "util/err.h"
 #include "util/plugin.h"
 
+#include <stdio.h>
 #include <string.h>
 
 extern const struct store_ops local_store_ops;
@@ -9,8 +10,8 @@ extern const struct store_ops local_store_ops;
 /* The object-storage backend (s3://, gs://) lives in a plugin,
  * crstream-s3.so: libcurl, OpenSSL and their dependencies are only loaded
  * by the commands that need them, which keeps a local dump's memory
- * footprint small. util/plugin.h says where it is looked for and when it
- * is refused. */
+ * footprint small (util/plugin.h: where it is looked for, and which
+ * directories are trusted). */
 
 #define S3_PLUGIN "crstream-s3.so"
 
@@ -27,11 +28,10 @@ int store_plugin_load(char *path, size_t size, void **handle)
 /* The plugin's ops for this location's scheme, loading it on first use. */
 static const struct store_ops *remote_ops(const char *location)
 {
+	char what[300];
+	snprintf(what, sizeof(what), "%.200s: object storage", location);
 	const char *sym = strncmp(location, "gs://", 5) ? "s3_store_ops" : "gs_store_ops";
-	const struct store_ops *ops = plugin_symbol(S3_PLUGIN, sym, "object storage");
-	if (!ops)
-		err_prefix("%s", location);
-	return ops;
+	return plugin_symbol(S3_PLUGIN, sym, what);
 }
 
 static int remote_open(const char *location, const struct store_options *opt, struct store **out)

@@ -11,13 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* dlopen of a loaded object returns the same handle, so loading twice
- * needs no bookkeeping; the lock keeps dlerror() to one loader at a time. */
-static pthread_mutex_t plugin_mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* The plugin's directory, by the order in plugin.h, and how to name it. */
-static void plugin_dir(const char *file, char *dir, size_t size, char *label,
-		       size_t label_size)
+/* The directory holding plugin file, by the order in plugin.h, and how to
+ * name it in an error. */
+static void plugin_dir(const char *file, char *dir, size_t size, char *label, size_t label_size)
 {
 	const char *env = getenv("CRSTREAM_PLUGIN_DIR");
 	if (env && *env) {
@@ -45,19 +41,20 @@ static void plugin_dir(const char *file, char *dir, size_t size, char *label,
 
 int plugin_load(const char *file, char *path, size_t size, void **handle_out)
 {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	char dir[PATH_MAX], label[PATH_MAX + 64];
 	plugin_dir(file, dir, sizeof(dir), label, sizeof(label));
 	if (snprintf(path, size, "%s/%s", dir, file) >= (int)size)
 		return err_set("path too long: %s", dir);
 	if (path_trusted(dir, label) < 0 || path_trusted(path, NULL) < 0)
 		return -1;
-	pthread_mutex_lock(&plugin_mu);
+	/* dlopen() of a loaded object only takes a reference: no table of
+	 * handles is needed, and the reference is never dropped. */
+	pthread_mutex_lock(&mu);
 	void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	pthread_mutex_unlock(&mu);
 	if (!handle)
-		err_set("%s", dlerror());
-	pthread_mutex_unlock(&plugin_mu);
-	if (!handle)
-		return -1;
+		return err_set("%s", dlerror());
 	if (handle_out)
 		*handle_out = handle;
 	return 0;
@@ -65,14 +62,14 @@ int plugin_load(const char *file, char *path, size_t size, void **handle_out)
 
 void *plugin_symbol(const char *file, const char *sym, const char *what)
 {
-	char path[PATH_MAX];
 	void *handle;
+	char path[PATH_MAX];
 	if (plugin_load(file, path, sizeof(path), &handle) < 0) {
 		err_prefix("%s needs the plugin %s", what, path);
 		return NULL;
 	}
 	void *p = dlsym(handle, sym);
 	if (!p)
-		err_set("%s: the plugin %s has no %s", what, path, sym);
+		err_set("%s: %s has no %s", what, path, sym);
 	return p;
 }
