@@ -426,4 +426,35 @@ test_unsigned_checkpoints_are_called_so() {
 	verify_subject u2
 }
 
+# The cryptography is a plugin (README: libcrypto would cost every dump
+# 1.4 MB): a dump without keys never loads it or libcrypto (the dynamic
+# loader's own log says so; the sealed dump beside it shows the log sees
+# the plugin when it is loaded), and without the plugin a dump with a key
+# is refused before CRIU starts, the process running on.
+test_plain_dumps_never_load_the_crypto_plugin() {
+	keys
+	local pid f own=()
+	pid=$(start_subject p mem --mib 8)
+	mkdir -m 0755 "$T/noplugins"
+	CRSTREAM_PLUGIN_DIR=$T/noplugins expect_fail "needs the plugin $T/noplugins/crstream-crypt.so" \
+		"$CRSTREAM" dump "$pid" --dir "$T/ck" --name refused --recipient "$REC"
+	alive "$pid" || fail "the process did not survive a refused dump"
+	[ ! -e "$T/ck/refused" ] || fail "a refused dump left $(ls "$T/ck/refused")"
+	LD_DEBUG=files LD_DEBUG_OUTPUT=$T/plain.ld "$CRSTREAM" dump "$pid" --dir "$T/ck" \
+		--name plain >/dev/null || { fail "plain dump"; return 1; }
+	wait_gone "$pid"
+	for f in "$T"/plain.ld.*; do
+		grep -q "needed by $CRSTREAM " "$f" && own+=("$f")
+	done
+	[ ${#own[@]} -ge 1 ] || { fail "no loader log of crstream itself"; return 1; }
+	! grep -l "crstream-crypt.so\|libcrypto" "${own[@]}" ||
+		fail "a dump without keys loaded the crypto plugin or libcrypto"
+	pid=$(start_subject p2 mem --mib 8)
+	LD_DEBUG=files LD_DEBUG_OUTPUT=$T/sealed.ld "$CRSTREAM" dump "$pid" --dir "$T/ck" \
+		--name sealed --recipient "$REC" >/dev/null || { fail "sealed dump"; return 1; }
+	wait_gone "$pid"
+	grep -q "file=[^ ]*/crstream-crypt.so .*dynamically loaded by" "$T"/sealed.ld.* ||
+		fail "the loader log does not show the sealed dump loading the plugin"
+}
+
 run_tests "$@"
