@@ -37,12 +37,12 @@ chmod 600 sk
 seed() {
 	local out=$1 opt=$2
 	shift 2
-	{ printf "\\x$(printf %02x "$opt")"; cat "$@"; } >"$out"
+	{ printf '%b' "\\x$(printf %02x "$opt")"; cat "$@"; } >"$out"
 }
 # le32 N: N as 4 bytes, little-endian.
 le32() {
-	printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $((($1 >> 8) & 255)))"
-	printf "\\x$(printf %02x $((($1 >> 16) & 255)))\\x$(printf %02x $((($1 >> 24) & 255)))"
+	printf '%b' "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $((($1 >> 8) & 255)))"
+	printf '%b' "\\x$(printf %02x $((($1 >> 16) & 255)))\\x$(printf %02x $((($1 >> 24) & 255)))"
 }
 
 rm -rf "$AGE_DIR" "$SIG_DIR"

@@ -8,10 +8,9 @@
 source "$(dirname "$0")/../lib/harness.sh"
 
 # The slow ones, on 2 shared cores under ASan (each cycle starts CRIU twice).
-TEST_TIMEOUT[test_round_trips_encrypted_and_signed]=600
-TEST_TIMEOUT[test_refusals_hand_criu_nothing]=480
-TEST_TIMEOUT[test_flipped_bytes_never_reach_criu]=600
-TEST_TIMEOUT[test_keys_stay_secret]=300
+# shellcheck disable=SC2034,SC2154 # the harness's table
+TEST_TIMEOUT+=([test_round_trips_encrypted_and_signed]=600 [test_refusals_hand_criu_nothing]=480
+	[test_flipped_bytes_never_reach_criu]=600 [test_keys_stay_secret]=300)
 
 json_get() {	# json_get FILE KEY (flat objects only)
 	"$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
@@ -116,7 +115,8 @@ test_round_trips_encrypted_and_signed() {
 			[ "$(json_get "$T/$name.dump.json" encrypted)" = True ] &&
 				[ "$(json_get "$T/$name.dump.json" signed)" = True ] || fail "$(cat "$T/$name.dump.json")"
 			for ((i = 0; i < n; i++)); do
-				local f=$T/ck/$name/img-$i$(ext_of $c).age
+				local f
+				f=$T/ck/$name/img-$i$(ext_of "$c").age
 				age -d -i "$T/id.txt" "$f" | decompress $c >"$T/raw" || fail "age -d $f"
 				[ "$(stat -c %s "$T/raw")" = "$(manifest_get "$T/ck/$name" "m['stream_files'][$i]['raw_bytes']")" ] ||
 					fail "$f: age -d | $c -dc is not the raw shard"
