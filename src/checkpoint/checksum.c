@@ -57,7 +57,8 @@ static int sw_write(struct writer *w, const void *buf, size_t len)
 {
 	struct sum_writer *s = (struct sum_writer *)w;
 	checksum_update(s->st, buf, len);
-	s->res->bytes += len;
+	/* Atomic: progress reports read it from another thread. */
+	__atomic_fetch_add(&s->res->bytes, (uint64_t)len, __ATOMIC_RELAXED);
 	return writer_write(w->next, buf, len);
 }
 
@@ -107,7 +108,7 @@ static ssize_t sr_read(struct reader *r, void *buf, size_t cap)
 	ssize_t n = reader_read(r->next, buf, cap);
 	if (n > 0) {
 		checksum_update(s->st, buf, (size_t)n);
-		s->res->bytes += (uint64_t)n;
+		__atomic_fetch_add(&s->res->bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	} else if (n == 0 && !s->res->done) {
 		checksum_final(s->st, s->res);
 	}

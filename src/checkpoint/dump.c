@@ -12,11 +12,12 @@
 #include "checkpoint/dump.h"
 #include "checkpoint/hook.h"
 #include "checkpoint/manifest.h"
+#include "checkpoint/progress.h"
 #include "checkpoint/session.h"
 #include "checkpoint/streams.h"
-#include "cli/cli.h"
 #include "criu/criu_exec.h"
 #include "util/fdio.h"
+#include "util/version.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,8 +52,9 @@ struct dump {
 	struct hook_server hook;
 	atomic_bool interrupted;
 	uint64_t t0;
-	struct progress progress;
-	char progress_what[64];
+	struct progress_meter meter;
+	_Atomic int phase;		/* enum ckpt_phase; the hook thread moves it on */
+	char target[64];		/* "pid 1234", for progress reports */
 };
 
 /* ---- setup ---- */
@@ -212,10 +214,12 @@ static int make_durable(struct dump *d)
 {
 	if (atomic_load(&d->interrupted))
 		return err_set("interrupted");
+	atomic_store(&d->phase, CKPT_STORING);
 	if (d->o->streams > 0 && finish_streams(d) < 0)
 		return -1;
 	if (atomic_load(&d->interrupted))
 		return err_set("interrupted");
+	atomic_store(&d->phase, CKPT_SEALING);
 	d->m.complete = true;
 	free(d->m.error);
 	d->m.error = NULL;
@@ -249,9 +253,23 @@ static void on_signal(void *arg, int sig)
 		(void)!write(d->cancel_fd, &one, sizeof(one));
 }
 
+/* From the thread that waits for CRIU only (the sink's contract). */
+static void report_progress(struct dump *d)
+{
+	struct ckpt_progress p = {.op = "dump", .target = d->target, .phase = atomic_load(&d->phase),
+				  .streams = d->o->streams};
+	p.captured_bytes = __atomic_load_n(&d->eres.file_bytes, __ATOMIC_RELAXED);
+	streams_progress(&d->streams, &p.done_bytes, &p.stored_bytes);
+	/* Once CRIU has sent its last image, the capture knows the image's
+	 * size, and storing it is what is left. */
+	if (p.phase >= CKPT_STORING)
+		p.total_bytes = p.captured_bytes;
+	progress_meter_emit(&d->meter, &p);
+}
+
 static void on_tick(void *arg)
 {
-	progress_tick(&((struct dump *)arg)->progress);
+	report_progress(arg);
 }
 
 /* ---- running the streamed dump ---- */
@@ -293,7 +311,14 @@ static int run_criu(struct dump *d, const char *images_dir)
 	}
 	struct criu_watch w = {.log_path = d->log_path, .on_signal = on_signal, .on_tick = on_tick,
 			       .arg = d};
-	return session_run_criu(d->privdir, &a, &w, &d->progress, &d->r->criu_ms);
+	atomic_store(&d->phase, CKPT_CAPTURING);
+	report_progress(d);
+	int rc = session_run_criu(d->privdir, &a, &w, &d->r->criu_ms);
+	/* The last event: what follows is bookkeeping (and any warnings). */
+	atomic_store(&d->phase, rc == 0 && d->hook.answered && d->hook.rc == 0 ? CKPT_DONE
+										: CKPT_FAILED);
+	report_progress(d);
+	return rc;
 }
 
 /* Best effort: the log is for diagnosis, a failure to keep it is not a
@@ -540,9 +565,8 @@ int checkpoint_dump(const struct dump_opts *o, struct dump_result *r)
 	d->r = r;
 	d->cancel_fd = d->finish_fd = -1;
 	d->t0 = now_ms();
-	snprintf(d->progress_what, sizeof(d->progress_what), "dumping pid %d", (int)o->pid);
-	d->progress = (struct progress){.enabled = o->progress, .what = d->progress_what,
-					.streams = o->streams, .bytes = &d->eres.file_bytes};
+	snprintf(d->target, sizeof(d->target), "pid %d", (int)o->pid);
+	progress_meter_init(&d->meter, &o->progress);
 	pthread_mutex_init(&d->mu, NULL);
 	r->streams = o->streams;
 	snprintf(r->compression, sizeof(r->compression), "%s", o->streams ? o->codec->name : "none");

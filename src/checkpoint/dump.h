@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "checkpoint/progress.h"
 #include "codec/codec.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -30,7 +31,7 @@ struct dump_opts {
 	const char *criu;		/* CRIU binary */
 	const char *self;		/* the crstream binary, for CRIU's action script */
 	const struct store_options *store_opt;
-	bool progress;			/* live progress line on stderr */
+	struct ckpt_progress_sink progress;	/* progress events (fn NULL: none) */
 };
 
 struct dump_result {

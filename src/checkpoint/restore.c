@@ -11,6 +11,7 @@
 #include "checkpoint/restore.h"
 #include "checkpoint/hook.h"
 #include "checkpoint/layout.h"
+#include "checkpoint/progress.h"
 #include "checkpoint/session.h"
 #include "checkpoint/streams.h"
 #include "criu/criu_exec.h"
@@ -51,7 +52,9 @@ struct restore {
 	pthread_cond_t loaded_cv;
 	atomic_bool interrupted;
 	uint64_t t0;
-	struct progress progress;
+	struct progress_meter meter;
+	_Atomic int phase;		/* enum ckpt_phase; the hook thread moves it on */
+	uint64_t raw_total;		/* shard bytes the manifest promises, 0 if unknown */
 };
 
 /* ---- engine callbacks ---- */
@@ -130,6 +133,7 @@ static int failure_reason(struct restore *x, const char *fallback)
 
 static int verify(struct restore *x)
 {
+	atomic_store(&x->phase, CKPT_VERIFYING);
 	/* A plain image directory was verified before CRIU started. */
 	if (x->lay.streams == 0)
 		return atomic_load(&x->interrupted) ? err_set("interrupted") : 0;
@@ -201,9 +205,20 @@ static int build_argv(struct restore *x, const char *images_dir, struct argv *a)
 	return rc ? -1 : 0;
 }
 
+/* From the thread that waits for CRIU only (the sink's contract). */
+static void report_progress(struct restore *x)
+{
+	struct ckpt_progress p = {.op = "restore", .target = x->o->path,
+				  .phase = atomic_load(&x->phase), .streams = x->lay.streams,
+				  .total_bytes = x->raw_total};
+	p.captured_bytes = __atomic_load_n(&x->eres.file_bytes, __ATOMIC_RELAXED);
+	streams_progress(&x->streams, &p.done_bytes, &p.stored_bytes);
+	progress_meter_emit(&x->meter, &p);
+}
+
 static void on_tick(void *arg)
 {
-	progress_tick(&((struct restore *)arg)->progress);
+	report_progress(arg);
 }
 
 static int run_criu(struct restore *x, const char *images_dir)
@@ -215,9 +230,14 @@ static int run_criu(struct restore *x, const char *images_dir)
 	}
 	struct criu_watch w = {.log_path = x->log_path, .on_signal = on_signal, .on_tick = on_tick,
 			       .arg = x};
-	x->progress = (struct progress){.enabled = x->o->progress, .what = "restoring",
-					.streams = x->lay.streams, .bytes = &x->eres.file_bytes};
-	return session_run_criu(x->privdir, &a, &w, &x->progress, &x->r->criu_ms);
+	atomic_store(&x->phase, CKPT_FETCHING);
+	report_progress(x);
+	int rc = session_run_criu(x->privdir, &a, &w, &x->r->criu_ms);
+	/* The last event: what follows is bookkeeping (and any warnings). */
+	bool verified = x->lay.streams == 0 || (x->hook.answered && x->hook.rc == 0);
+	atomic_store(&x->phase, rc == 0 && verified ? CKPT_DONE : CKPT_FAILED);
+	report_progress(x);
+	return rc;
 }
 
 static int read_pid(const char *path, pid_t *pid)
@@ -372,6 +392,8 @@ static int prepare(struct restore *x)
 	snprintf(x->r->compression, sizeof(x->r->compression), "%s", x->lay.codec->name);
 	snprintf(x->r->layout, sizeof(x->r->layout), "%s", x->lay.kind);
 	x->r->stored_bytes = x->lay.stored_bytes;
+	for (int i = 0; x->lay.have_manifest && i < x->lay.streams; i++)
+		x->raw_total += x->lay.m.stream[i].raw_bytes;
 	if (session_mkdir(x->privdir, sizeof(x->privdir)) < 0)
 		return -1;
 	snprintf(x->log_path, sizeof(x->log_path), "%s/criu-restore.log", x->privdir);
@@ -437,6 +459,7 @@ int checkpoint_restore(const struct restore_opts *o, struct restore_result *r)
 	x->r = r;
 	x->cancel_fd = -1;
 	x->t0 = now_ms();
+	progress_meter_init(&x->meter, &o->progress);
 	pthread_mutex_init(&x->mu, NULL);
 	pthread_cond_init(&x->loaded_cv, NULL);
 	int rc = prepare(x);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "checkpoint/progress.h"
 #include "store/store.h"
 
 struct restore_opts {
@@ -24,7 +25,7 @@ struct restore_opts {
 	const char *criu;
 	const char *self;
 	const struct store_options *store_opt;
-	bool progress;
+	struct ckpt_progress_sink progress;	/* progress events (fn NULL: none) */
 };
 
 struct restore_result {

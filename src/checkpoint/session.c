@@ -1,7 +1,6 @@
 #include "checkpoint/session.h"
 #include "criu/criu_exec.h"
 #include "util/fdio.h"
-#include "util/fmt.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -116,7 +115,7 @@ int engine_thread_join(struct engine_thread *et)
 	return 0;
 }
 
-/* ---- CRIU, signals, progress ---- */
+/* ---- CRIU and signals ---- */
 
 static void signal_set(sigset_t *set)
 {
@@ -229,30 +228,6 @@ int resolve_program(const char *name, char *buf, size_t size)
 	return err_set("%s: not found in PATH", name);
 }
 
-void progress_tick(struct progress *p)
-{
-	if (!p->enabled)
-		return;
-	uint64_t bytes = __atomic_load_n(p->bytes, __ATOMIC_RELAXED);
-	uint64_t t = now_ms();
-	double rate = p->last_ms && t > p->last_ms
-			      ? (double)(bytes - p->last_bytes) * 1000.0 / (double)(t - p->last_ms)
-			      : 0;
-	p->last_bytes = bytes;
-	p->last_ms = t;
-	char b[32], rb[32];
-	format_bytes(bytes, b, sizeof(b));
-	format_bytes((uint64_t)rate, rb, sizeof(rb));
-	fprintf(stderr, "\rcrstream: %s: %s, %s/s, %d stream%s\033[K", p->what, b, rb, p->streams,
-		p->streams == 1 ? "" : "s");
-}
-
-void progress_end(struct progress *p)
-{
-	if (p->enabled && p->last_ms)
-		fprintf(stderr, "\r\033[K");
-}
-
 int criu_argv_start(struct argv *a, const char *criu, const char *action, bool stream,
 		    const char *images_dir, const char *log_path, const char *script)
 {
@@ -269,8 +244,7 @@ int criu_argv_start(struct argv *a, const char *criu, const char *action, bool s
 	return rc ? -1 : 0;
 }
 
-int session_run_criu(const char *privdir, struct argv *a, struct criu_watch *w,
-		     struct progress *p, uint64_t *ms)
+int session_run_criu(const char *privdir, struct argv *a, struct criu_watch *w, uint64_t *ms)
 {
 	char out_path[PATH_MAX];
 	if (snprintf(out_path, sizeof(out_path), "%s/criu-output.txt", privdir) >= (int)sizeof(out_path)) {
@@ -283,7 +257,6 @@ int session_run_criu(const char *privdir, struct argv *a, struct criu_watch *w,
 	if (rc < 0)
 		return -1;
 	rc = criu_watch_wait(w);
-	progress_end(p);
 	*ms = now_ms() - t;
 	return rc;
 }

@@ -1,6 +1,6 @@
 /* What a dump and a restore share: a private working directory, the
  * engine running in a thread, and waiting for CRIU while staying
- * responsive to Ctrl-C and drawing progress. */
+ * responsive to Ctrl-C. */
 #ifndef CRSTREAM_CHECKPOINT_SESSION_H
 #define CRSTREAM_CHECKPOINT_SESSION_H
 
@@ -66,38 +66,20 @@ struct criu_watch {
 /* Wait for CRIU to exit; 0 if it succeeded, else -1 with its error. */
 int criu_watch_wait(struct criu_watch *w);
 
-struct progress;
-
 /* The start of every CRIU command line we run: `criu ACTION [--stream] -D
  * DIR`, its log, full verbosity, and our action script. */
 int criu_argv_start(struct argv *a, const char *criu, const char *action, bool stream,
 		    const char *images_dir, const char *log_path, const char *script);
 
 /* Runs CRIU (argv is consumed) with its output in privdir/criu-output.txt,
- * watching it with w (w->pid is set here) and drawing p; *ms gets its run
- * time. 0 if CRIU succeeded, else -1 with its error. */
-int session_run_criu(const char *privdir, struct argv *a, struct criu_watch *w,
-		     struct progress *p, uint64_t *ms);
+ * watching it with w (w->pid is set here); *ms gets its run time. 0 if
+ * CRIU succeeded, else -1 with its error. */
+int session_run_criu(const char *privdir, struct argv *a, struct criu_watch *w, uint64_t *ms);
 
 /* True if the process exists and is not a zombie. */
 bool process_alive(pid_t pid);
 /* Wait (up to timeout_ms) until pid has exited; true if it did. */
 bool wait_process_exit(pid_t pid, int timeout_ms);
-
-/* The live progress line on a terminal: "dumping pid 12: 1.2 GiB,
- * 850 MiB/s, 4 streams". */
-struct progress {
-	bool enabled;
-	const char *what;	/* "dumping pid 12", "restoring NAME" */
-	int streams;
-	const uint64_t *bytes;	/* counter updated by another thread */
-	uint64_t last_bytes;
-	uint64_t last_ms;
-};
-
-void progress_tick(struct progress *p);
-/* Erase the line. */
-void progress_end(struct progress *p);
 
 /* Absolute path of a program: itself if it contains '/', else from $PATH. */
 int resolve_program(const char *name, char *buf, size_t size);

@@ -72,7 +72,7 @@ static void *dump_worker(void *arg)
 			break;
 		if (writer_write(s->out, buf, (size_t)n) < 0)
 			goto failed;
-		s->raw_bytes += (uint64_t)n;
+		__atomic_fetch_add(&s->raw_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	}
 	/* End of the shard: finish the frame and make the object durable,
 	 * unless the dump is being called off, when it must not exist. */
@@ -126,10 +126,10 @@ static void *dump_splice_worker(void *arg)
 			break;
 		if (hash_file_range(fd, s->raw_bytes, (size_t)n, st) < 0)
 			goto failed;
-		s->raw_bytes += (uint64_t)n;
+		__atomic_fetch_add(&s->raw_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 		s->out->bytes_in += (uint64_t)n;
+		__atomic_fetch_add(&s->sum.bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	}
-	s->sum.bytes = s->raw_bytes;
 	checksum_final(st, &s->sum);
 	checksum_free(st);
 	st = NULL;
@@ -310,7 +310,7 @@ static void *restore_worker(void *arg)
 			err_sys("feeding shard %d", s->index);
 			goto failed;
 		}
-		s->raw_bytes += (uint64_t)n;
+		__atomic_fetch_add(&s->raw_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	}
 	if (s->sum.done && s->sum.bytes != s->stored_bytes) {
 		err_set("read %llu bytes, the object has %llu",
@@ -460,6 +460,15 @@ void streams_abort(struct stream_set *set)
 		}
 	}
 	join_all(set);
+}
+
+void streams_progress(const struct stream_set *set, uint64_t *raw, uint64_t *stored)
+{
+	*raw = *stored = 0;
+	for (int i = 0; i < set->n; i++) {
+		*raw += __atomic_load_n(&set->s[i].raw_bytes, __ATOMIC_RELAXED);
+		*stored += __atomic_load_n(&set->s[i].sum.bytes, __ATOMIC_RELAXED);
+	}
 }
 
 void streams_free(struct stream_set *set)

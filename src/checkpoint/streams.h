@@ -25,7 +25,8 @@ struct stream {
 	struct writer *out;	/* dump: encoder -> checksum -> store */
 	struct reader *in;	/* restore: store -> checksum -> decoder */
 	struct checksum_result sum;
-	uint64_t raw_bytes;	/* shard bytes through the codec */
+	uint64_t raw_bytes;	/* shard bytes through the codec (the worker adds
+				 * atomically: progress reports read it) */
 	uint64_t stored_bytes;	/* restore: the object's size */
 	const char *expect_checksum;	/* restore: from the manifest, or NULL */
 	pthread_t thread;
@@ -77,6 +78,11 @@ void streams_abort(struct stream_set *set);
 /* The first worker's error as the current message (-1), or 0 if none
  * failed. A worker stopped by streams_cancel/abort has not failed. */
 int streams_error(const struct stream_set *set);
+
+/* For progress reports, from any thread while the workers run: shard
+ * bytes through the codecs so far, and bytes written to (dump) or read
+ * from (restore) the store. */
+void streams_progress(const struct stream_set *set, uint64_t *raw, uint64_t *stored);
 
 /* Free the set (after finish/wait/abort). */
 void streams_free(struct stream_set *set);

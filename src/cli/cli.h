@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CRSTREAM_VERSION "0.1.0"
+#include "util/version.h"
 
 #define EXIT_USAGE 2
 
@@ -55,5 +55,10 @@ int close_location(struct config *cfg, struct store *s, int rc);
 
 struct dump_result;
 void print_dump_summary(const struct dump_result *r);
+
+struct ckpt_progress;
+/* A progress sink drawing the terminal line on stderr; arg points to a
+ * bool (false at first) that says whether a line is on the screen. */
+void progress_line_render(void *arg, const struct ckpt_progress *p);
 
 #endif

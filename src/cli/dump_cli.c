@@ -212,7 +212,9 @@ int cmd_dump(int argc, char **argv)
 	a.o.self = self;
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
-	a.o.progress = !a.json && !a.no_progress && isatty(STDERR_FILENO);
+	bool line_drawn = false;
+	if (!a.json && !a.no_progress && isatty(STDERR_FILENO))
+		a.o.progress = (struct ckpt_progress_sink){progress_line_render, &line_drawn};
 	struct dump_result r;
 	rc = session_block_signals();
 	if (rc == 0)

@@ -155,7 +155,9 @@ int cmd_restore(int argc, char **argv)
 	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
-	a.o.progress = !a.json && isatty(STDERR_FILENO);
+	bool line_drawn = false;
+	if (!a.json && isatty(STDERR_FILENO))
+		a.o.progress = (struct ckpt_progress_sink){progress_line_render, &line_drawn};
 	struct restore_result r;
 	rc = session_block_signals();
 	if (rc == 0)

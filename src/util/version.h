@@ -1,0 +1,7 @@
+/* crstream's version: printed by --version, recorded in every manifest. */
+#ifndef CRSTREAM_UTIL_VERSION_H
+#define CRSTREAM_UTIL_VERSION_H
+
+#define CRSTREAM_VERSION "0.1.0"
+
+#endif
