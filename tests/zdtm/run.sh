@@ -12,12 +12,12 @@
 #             CAP_SYS_RESOURCE), and always `--keep-going --report DIR`.
 #             E.g. `tests/zdtm/run.sh --stream -t zdtm/static/maps09 -k always`.
 #
-# Not part of scripts/test.sh: a full run takes 10-30 minutes. Steps:
+# Not part of scripts/test.sh: a full run takes about an hour on 2 busy cores. Steps:
 #   1. install what zdtm needs (Debian packages, below);
 #   2. get the pinned CRIU's source tree, sha256-verified, from
 #      scripts/provision-criu.sh --source into the cache dir (outside the
 #      repo) and build CRIU, its libraries and the zdtm tests there
-#      (incremental after the first run, ~5 minutes on 2 cores);
+#      (incremental after the first run);
 #   3. build crstream (make, or make SANITIZE=1);
 #   4. run zdtm.py from the CRIU tree with Debian's python3. A lock on the
 #      cache dir serialises runs (they share the CRIU tree's test dirs).
@@ -116,6 +116,8 @@ make "${make_args[@]}" >"$CACHE/crstream-build.log" 2>&1 ||
 # ---- 4. the run -----------------------------------------------------------------
 mode=plain
 $stream && mode=stream
+# What is tested, taken now: the tree may move on during an hour-long run.
+commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
 run_dir=$CACHE/runs/$(date -u +%Y%m%dT%H%M%SZ)-$mode
 mkdir -p "$run_dir"
 zdtm_args=(run "${args[@]}" --keep-going --report "$run_dir")
@@ -134,8 +136,7 @@ rc=0
 tap=$run_dir/criu-testreport.tap
 if [[ -f $tap ]]; then
 	{
-		printf 'mode: %s, crstream %s (%s), zdtm.py %s\n' "$mode" \
-			"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "$build_dir" "${zdtm_args[*]}"
+		printf 'mode: %s, crstream %s (%s), zdtm.py %s\n' "$mode" "$commit" "$build_dir" "${zdtm_args[*]}"
 		printf 'passed: %d\n' "$(grep -Ec '^ok [0-9]+ - [^#]*$' "$tap")"
 		printf 'failed: %d\n' "$(grep -Ec '^not ok ' "$tap")"
 		printf 'skipped: %d\n' "$(grep -Ec '^ok [0-9]+ - .*# SKIP' "$tap")"
