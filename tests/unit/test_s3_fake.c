@@ -3,19 +3,27 @@
  * that must not be retried, CompleteMultipartUpload answering 200 with an
  * <Error> body, opaque (non-MD5) part ETags, GCS signing scope, a kept-alive
  * connection reset under a PUT. Also checks that over plain http
- * x-amz-content-sha256 is the body's hash. */
+ * x-amz-content-sha256 is the body's hash, and rebuilds a virtual-hosted
+ * GCS request's whole canonical request from what arrived on the wire and
+ * checks its signature with OpenSSL, independently of store/sigv4.c. And
+ * the hostile server: one that trickles its answer a byte at a time (the
+ * request deadline ends it), lists keys outside the prefix asked for, or
+ * answers a manifest's GET with more than a manifest may have. */
 #include "store/s3.h"
 #include "util/err.h"
 #include "unit.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <fcntl.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum mode { FLAKY, DENY, DOWN, MPU };
+enum mode { FLAKY, DENY, DOWN, MPU, TRICKLE, LIST_OUTSIDE, HUGE };
 
 static struct {
 	pthread_mutex_t mu;
@@ -39,6 +47,8 @@ static struct {
 	char complete_body[4096];
 	char last_auth[512];
 	char last_target[1024];
+	int trickled;		/* TRICKLE: bytes of the body sent */
+	char last_head[8192];	/* the request line and headers, as received */
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int port;
@@ -87,6 +97,25 @@ static bool handle(int fd, const struct req *r)
 	case DOWN:
 		respond(fd, 503, "", ERRDOC("ServiceUnavailable", "Try later"));
 		break;
+	case TRICKLE:
+		break;	/* below, without the lock */
+	case LIST_OUTSIDE:
+		respond(fd, 200, "", "<ListBucketResult><IsTruncated>false</IsTruncated>"
+				     "<Contents><Key>pre/ck/manifest.json</Key><Size>1</Size></Contents>"
+				     "<Contents><Key>other/secret</Key><Size>1</Size></Contents>"
+				     "</ListBucketResult>");
+		break;
+	case HUGE: {
+		size_t n = (5u << 20) + 1;
+		char *body = malloc(n + 1);
+		if (body) {
+			memset(body, ' ', n);
+			body[n] = '\0';
+			respond(fd, 200, "", body);
+			free(body);
+		}
+		break;
+	}
 	case MPU:
 		if (strcmp(r->method, "POST") == 0 && uploads && srv.create_lost > 0) {
 			srv.create_lost--;
@@ -133,7 +162,26 @@ static bool handle(int fd, const struct req *r)
 		}
 		break;
 	}
+	enum mode mode = srv.mode;
 	pthread_mutex_unlock(&srv.mu);
+	if (mode == TRICKLE) {
+		/* Two bytes a second beat any low-speed limit; give up after
+		 * 20 s so that a client without a deadline fails, not hangs. */
+		static const char head[] = "HTTP/1.1 200 X\r\nContent-Length: 100000\r\n\r\n";
+		if (send(fd, head, sizeof(head) - 1, MSG_NOSIGNAL) < 0)
+			return false;
+		for (int i = 0; i < 40; i++) {
+			struct timespec ts = {0, 500 * 1000000L};
+			nanosleep(&ts, NULL);
+			if (send(fd, "{", 1, MSG_NOSIGNAL) != 1)
+				break;
+			pthread_mutex_lock(&srv.mu);
+			srv.trickled++;
+			pthread_mutex_unlock(&srv.mu);
+		}
+		shutdown(fd, SHUT_RDWR);	/* whoever is still there sees the end */
+		return false;
+	}
 	return reset;
 }
 
@@ -183,6 +231,9 @@ static void *conn_main(void *arg)
 			have += (size_t)n;
 		}
 		r.body = buf + hlen;
+		pthread_mutex_lock(&srv.mu);
+		snprintf(srv.last_head, sizeof(srv.last_head), "%s", buf);
+		pthread_mutex_unlock(&srv.mu);
 		if (!reset_now)
 			reset_now = handle(fd, &r);
 		if (reset_now) {
@@ -262,6 +313,17 @@ static struct store *open_at(const char *loc, const char *retries)
 	return s;
 }
 
+static struct store *open_with(const char *loc, const char *key, const char *value)
+{
+	struct kv cfg[] = {{"s3.endpoint", endpoint}, {"s3.retries", "3"}, {key, value},
+			   {NULL, NULL}};
+	struct store_options opt = {kv_config, cfg};
+	struct store *s = NULL;
+	if (s3_store_ops.open(loc, &opt, &s) < 0)
+		fprintf(stderr, "open %s: %s\n", loc, err_msg());
+	return s;
+}
+
 static void reset(enum mode m)
 {
 	pthread_mutex_lock(&srv.mu);
@@ -276,6 +338,7 @@ static void reset(enum mode m)
 	srv.created = false;
 	srv.aborted_lost = false;
 	srv.aborted_other = false;
+	srv.trickled = 0;
 	pthread_mutex_unlock(&srv.mu);
 }
 
@@ -393,6 +456,121 @@ static void test_gcs_scope(void)
 	store_close(s);
 }
 
+/* The value of header `name` (lower case) in a raw request head, trimmed. */
+static void head_value(const char *head, const char *name, char *out, size_t size)
+{
+	out[0] = '\0';
+	for (const char *line = strstr(head, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+		const char *p = line + 2;
+		size_t n = strlen(name);
+		if (strncasecmp(p, name, n) != 0 || p[n] != ':')
+			continue;
+		p += n + 1;
+		while (*p == ' ')
+			p++;
+		snprintf(out, size, "%.*s", (int)strcspn(p, "\r\n"), p);
+		return;
+	}
+}
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* gs://gbkt, virtual-hosted (s3.addressing=virtual): the bucket is in the
+ * Host, not the path, and the signature is scoped to GCS's region "auto".
+ * The canonical request is rebuilt from the bytes the server received and
+ * compared whole with the one AWS's SigV4 rules give for this request;
+ * the signature is recomputed from it with OpenSSL's HMAC. */
+static void test_gcs_virtual_hosted_canonical_request(void)
+{
+	reset(FLAKY);
+	srv.requests = 10;
+	char ep[64];
+	snprintf(ep, sizeof(ep), "http://localhost:%d", port);
+	struct kv cfg[] = {{"gcs.endpoint", ep}, {"s3.addressing", "virtual"}, {"s3.retries", "0"},
+			   {"gcs.hmac_access_id", "GOOG1EXAMPLE"}, {"gcs.hmac_secret", "gsecret"},
+			   {NULL, NULL}};
+	struct store_options opt = {kv_config, cfg};
+	struct store *s = NULL;
+	CHECK(s3_store_ops.open("gs://gbkt/p q", &opt, &s) == 0);
+	CHECK(s && s->ops->put(s, "k+1~=", "abc", 3) == 0);
+	store_close(s);
+
+	char head[8192], date[32], auth[512];
+	pthread_mutex_lock(&srv.mu);
+	snprintf(head, sizeof(head), "%s", srv.last_head);
+	pthread_mutex_unlock(&srv.mu);
+	head_value(head, "x-amz-date", date, sizeof(date));
+	head_value(head, "authorization", auth, sizeof(auth));
+	CHECK(strlen(date) == 16);
+	char day[9];
+	snprintf(day, sizeof(day), "%.8s", date);
+
+	/* What arrived, as SigV4 canonicalises it: the request line's path
+	 * and query, then each signed header (lower-cased name, trimmed value). */
+	char method[16], target[1024], signed_headers[256];
+	CHECK(sscanf(head, "%15s %1023s", method, target) == 2);
+	const char *sh = strstr(auth, "SignedHeaders=");
+	snprintf(signed_headers, sizeof(signed_headers), "%.*s", sh ? (int)strcspn(sh + 14, ",") : 0,
+		 sh ? sh + 14 : "");
+	char got[4096];
+	int n = snprintf(got, sizeof(got), "%s\n%.*s\n%s\n", method, (int)strcspn(target, "?"), target,
+			 strchr(target, '?') ? strchr(target, '?') + 1 : "");
+	char names[256], *save = NULL;
+	snprintf(names, sizeof(names), "%s", signed_headers);
+	for (char *h = strtok_r(names, ";", &save); h; h = strtok_r(NULL, ";", &save)) {
+		char v[512];
+		head_value(head, h, v, sizeof(v));
+		n += snprintf(got + n, sizeof(got) - (size_t)n, "%s:%s\n", h, v);
+	}
+	char payload[80];
+	head_value(head, "x-amz-content-sha256", payload, sizeof(payload));
+	snprintf(got + n, sizeof(got) - (size_t)n, "\n%s\n%s", signed_headers, payload);
+
+	/* What it must be. */
+	char want[4096];
+	snprintf(want, sizeof(want),
+		 "PUT\n"
+		 "/p%%20q/k%%2B1~%%3D\n"
+		 "\n"
+		 "host:gbkt.localhost:%d\n"
+		 "x-amz-content-sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
+		 "x-amz-date:%s\n"
+		 "\n"
+		 "host;x-amz-content-sha256;x-amz-date\n"
+		 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		 port, date);
+	if (strcmp(got, want) != 0)
+		fprintf(stderr, "  canonical request received:\n%s\n  expected:\n%s\n", got, want);
+	CHECK(strcmp(got, want) == 0);
+
+	/* The scope and the signature, by OpenSSL from the canonical request. */
+	char scope[128], cred[200];
+	snprintf(scope, sizeof(scope), "%s/auto/s3/aws4_request", day);
+	snprintf(cred, sizeof(cred), "Credential=GOOG1EXAMPLE/%s,", scope);
+	CHECK(strncmp(auth, "AWS4-HMAC-SHA256 ", 17) == 0 && strstr(auth, cred) != NULL);
+	unsigned char digest[SHA256_DIGEST_LENGTH], k[EVP_MAX_MD_SIZE];
+	unsigned int klen;
+	char creq_hex[2 * SHA256_DIGEST_LENGTH + 1], sts[512], sig[2 * SHA256_DIGEST_LENGTH + 1];
+	SHA256((const unsigned char *)want, strlen(want), digest);
+	hex(digest, sizeof(digest), creq_hex);
+	snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", date, scope, creq_hex);
+	const char *steps[] = {day, "auto", "s3", "aws4_request", sts};
+	unsigned char key[64];
+	size_t keylen = (size_t)snprintf((char *)key, sizeof(key), "AWS4gsecret");
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)steps[i], strlen(steps[i]), k, &klen);
+		memcpy(key, k, klen);
+		keylen = klen;
+	}
+	hex(key, keylen, sig);
+	const char *at = strstr(auth, "Signature=");
+	CHECK(at && strcmp(at + 10, sig) == 0);
+}
+
 static void test_connection_refused(void)
 {
 	struct kv cfg[] = {{"s3.endpoint", "http://127.0.0.1:1"}, {"s3.retries", "1"}, {NULL, NULL}};
@@ -467,6 +645,59 @@ static void test_create_answer_lost(void)
 	store_close(s);
 }
 
+/* Bytes trickling in, never finishing: the request's deadline, not the
+ * low-speed limit, ends it, and it is not retried past the deadline. */
+static void test_request_deadline(void)
+{
+	reset(TRICKLE);
+	struct store *s = open_with("s3://bkt/pre", "s3.request_timeout_seconds", "2");
+	void *buf = NULL;
+	size_t len;
+	CHECK(s && s->ops->get(s, "ck/manifest.json", &buf, &len) < 0);
+	CHECK_ERR("not done within 2 s (s3.request_timeout_seconds)");
+	/* Cut after about 2 s (4 bytes), not when the server gave up. */
+	pthread_mutex_lock(&srv.mu);
+	int sent = srv.trickled;
+	pthread_mutex_unlock(&srv.mu);
+	CHECK(sent < 40);
+	free(buf);
+	store_close(s);
+}
+
+static int count_key(const struct store_entry *e, void *arg)
+{
+	(void)e;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* A listing naming keys outside the prefix asked for: refused, nothing
+ * handed on (rm would delete them, restore read them). */
+static void test_listing_outside_prefix(void)
+{
+	reset(LIST_OUTSIDE);
+	struct store *s = open_at("s3://bkt/pre", "0");
+	int n = 0;
+	CHECK(s && s->ops->list(s, "ck/", count_key, &n) < 0);
+	CHECK_ERR("the answer has key \"other/secret\", outside the prefix asked for");
+	CHECK(n <= 1);
+	store_close(s);
+}
+
+/* A manifest's GET answered with more than a manifest may have. */
+static void test_small_object_too_big(void)
+{
+	reset(HUGE);
+	struct store *s = open_at("s3://bkt/pre", "3");
+	void *buf = NULL;
+	size_t len;
+	CHECK(s && s->ops->get(s, "ck/manifest.json", &buf, &len) < 0);
+	CHECK_ERR("the answer has more than the 4194304 bytes expected");
+	CHECK(srv.requests == 1);	/* not retried */
+	free(buf);
+	store_close(s);
+}
+
 int main(void)
 {
 	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
@@ -488,8 +719,12 @@ int main(void)
 	RUN(test_retries_exhausted);
 	RUN(test_complete_200_error);
 	RUN(test_gcs_scope);
+	RUN(test_gcs_virtual_hosted_canonical_request);
 	RUN(test_connection_refused);
 	RUN(test_put_on_reset_connection);
 	RUN(test_create_answer_lost);
+	RUN(test_request_deadline);
+	RUN(test_listing_outside_prefix);
+	RUN(test_small_object_too_big);
 	return unit_done();
 }
