@@ -274,6 +274,7 @@ class Row:
         # sealed: streams encrypted with age, manifest signed, restored under
         # a trust policy (every chunk verified before CRIU sees it).
         self.sealed = sealed
+        self.binary = CRSTREAM
         if kind == "A":
             self.id, self.label = "A", "A: criu dump/restore, tmpfs"
         elif kind == "B":
@@ -282,6 +283,15 @@ class Row:
             self.id = "%s-%d-%s%s" % (codec, streams, target, "-sealed" if sealed else "")
             self.label = "crstream %s ×%d, %s%s" % (codec, streams, target,
                                                     ", age + signed" if sealed else "")
+
+    def twin(self, binary, name):
+        """The same row run with another crstream binary (bench/run.sh
+        --against REV), interleaved with this one so both see the same
+        machine."""
+        t = Row(self.kind, self.streams, self.codec, self.target)
+        t.kind, t.binary, t.of = "against", binary, self.id
+        t.id, t.label = "%s@%s" % (self.id, name), "%s @%s" % (self.label, name)
+        return t
 
 
 class Bench:
@@ -371,7 +381,7 @@ class Bench:
                        all_cpu_dump_s=dump_cpu, all_cpu_restore_s=restore_cpu)
         else:
             os.makedirs(work)
-            cmd = [CRSTREAM, "dump", str(subj.pid), "--dir", work, "--name", "ck",
+            cmd = [row.binary, "dump", str(subj.pid), "--dir", work, "--name", "ck",
                    "--streams", str(row.streams), "--compression", row.codec,
                    "--json", "--no-progress"]
             if row.codec != "none":
@@ -380,7 +390,7 @@ class Bench:
             p, d_wall, d_cpu = run(LAUNCH + cmd + dump_keys, stdout=subprocess.PIPE)
             dj = json.loads(p.stdout)
             subj.wait_gone()
-            p, r_wall, r_cpu = run(LAUNCH + [CRSTREAM, "restore", "--path", os.path.join(work, "ck"),
+            p, r_wall, r_cpu = run(LAUNCH + [row.binary, "restore", "--path", os.path.join(work, "ck"),
                                              "--json"] + restore_keys, stdout=subprocess.PIPE)
             rj = json.loads(p.stdout)
             if rj.get("pid") != subj.pid:
@@ -566,6 +576,14 @@ def targets(summary, main):
                      val(l2, "frozen_ms"), 1.1, "sealed frozen", "frozen")
         ratio_target("lz4 ×2 encrypted + signed, restored under a trust policy: restore ≤ 1.1 × unsealed",
                      val(sealed, "restore_ms"), val(l2, "restore_ms"), 1.1, "sealed restore", "restore")
+    # --against REV: this tree against another revision, row by row, same run.
+    for t in sorted((s for s in rows.values() if s["kind"] == "against"), key=lambda s: s["row"]):
+        this = g(t["row"].split("@")[0])
+        name = t["row"].split("@", 1)[1]
+        ratio_target("%s: restore ≤ 1.03 × the same row @%s" % (t["label"].split(" @")[0], name),
+                     val(this, "restore_ms"), val(t, "restore_ms"), 1.03, "restore", "@" + name)
+        ratio_target("%s: frozen ≤ 1.03 × the same row @%s" % (t["label"].split(" @")[0], name),
+                     val(this, "frozen_ms"), val(t, "frozen_ms"), 1.03, "frozen", "@" + name)
     return out
 
 
@@ -733,6 +751,14 @@ def make_plan(o):
     if o.rows:
         rx = re.compile(o.rows)
         main_rows = [r for r in main_rows if r.id == "A" or rx.search(r.id)]
+    if o.against_bin:
+        twins = []
+        for r in main_rows:
+            twins.append(r)
+            # Not the sealed row: the other revision may have no keys.
+            if r.kind == "crstream" and not r.sealed:
+                twins.append(r.twin(o.against_bin, o.against_name))
+        main_rows = twins
     plan = {"groups": [], "scaling_subjects": [], "main_subject": "mem-%d" % o.mib,
             "main_label": "mem %d MiB" % o.mib}
     plan["groups"].append(("mem-%d" % o.mib, "mem %d MiB" % o.mib, ["mem", "--mib", str(o.mib)], o.mib,
@@ -924,6 +950,10 @@ def main():
                     help="add the row lz4-2-tmpfs-sealed (age-encrypted, signed, restored under a trust "
                          "policy) next to lz4-2-tmpfs; with --rows lz4-2-tmpfs --no-threads --no-scaling "
                          "only those (see bench/CRYPTO.md)")
+    ap.add_argument("--against-bin", metavar="BIN",
+                    help="another crstream binary: each main-subject crstream row is also run with it, "
+                         "interleaved (bench/run.sh --against REV builds one from a git revision)")
+    ap.add_argument("--against-name", default="other", help="the name of --against-bin's rows (e.g. its revision)")
     ap.add_argument("--no-threads", action="store_true", help="skip the multi-threaded subject")
     ap.add_argument("--threads", type=int, default=4, help="threads of the threads subject (default 4)")
     ap.add_argument("--threads-mib", type=int, default=512, help="threads subject memory (default 512)")

@@ -25,32 +25,15 @@ import sys
 import tempfile
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from protowire import read_varint, varint  # noqa: E402
+
 SEPARATOR = b"\n--next-part--\n"  # tests/fuzz/fuzz.h FUZZ_SEPARATOR
 # The seed directories this script writes whole (the others, S3 and config,
 # come from elsewhere).
 OWNED = ["fuzz_marker", "fuzz_shard_reader", "fuzz_manifest", "fuzz_layout", "fuzz_criu_request",
          "fuzz_files_patch"] + [f"fuzz_codec_{c}" for c in ("none", "lz4", "zstd", "gzip", "zlib")]
 PAYLOAD_KEEP = 48                  # bytes of each file_data payload kept
-
-
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def read_varint(b, i):
-    v = shift = 0
-    while True:
-        c = b[i]
-        i += 1
-        v |= (c & 0x7F) << shift
-        shift += 7
-        if c < 0x80:
-            return v, i
 
 
 def marker_fields(body):
