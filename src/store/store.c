@@ -1,8 +1,7 @@
 #include "store/store.h"
 #include "util/err.h"
+#include "util/plugin.h"
 
-#include <dlfcn.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,43 +20,13 @@ static bool remote_handles(const char *location)
 	return store_is_remote(location);
 }
 
-static int plugin_path(char *buf, size_t size)
-{
-	const char *dir = getenv("CRSTREAM_PLUGIN_DIR");
-	if (dir && *dir)
-		return snprintf(buf, size, "%s/%s", dir, S3_PLUGIN) < (int)size ? 0 : -1;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n < 0)
-		return -1;
-	exe[n] = '\0';
-	char *slash = strrchr(exe, '/');
-	if (slash)
-		*slash = '\0';
-	return snprintf(buf, size, "%s/%s", exe, S3_PLUGIN) < (int)size ? 0 : -1;
-}
-
 /* The plugin's ops for this location's scheme, loading it on first use. */
 static const struct store_ops *remote_ops(const char *location)
 {
-	static void *handle;
-	char path[PATH_MAX];
-	if (!handle) {
-		if (plugin_path(path, sizeof(path)) < 0) {
-			err_set("%s: cannot locate %s", location, S3_PLUGIN);
-			return NULL;
-		}
-		handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-		if (!handle) {
-			err_set("%s: object storage needs the plugin %s: %s", location, path, dlerror());
-			return NULL;
-		}
-	}
+	char what[300];
+	snprintf(what, sizeof(what), "%.200s: object storage", location);
 	const char *sym = strncmp(location, "gs://", 5) ? "s3_store_ops" : "gs_store_ops";
-	const struct store_ops *ops = dlsym(handle, sym);
-	if (!ops)
-		err_set("%s: %s has no %s", location, S3_PLUGIN, sym);
-	return ops;
+	return plugin_symbol(S3_PLUGIN, sym, what);
 }
 
 static int remote_open(const char *location, const struct store_options *opt, struct store **out)
