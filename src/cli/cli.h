@@ -53,8 +53,27 @@ int open_location(const char *location, struct config **cfg, struct store **s);
  * printed if rc < 0). */
 int close_location(struct config *cfg, struct store *s, int rc);
 
+struct config;
+/* Deletes the checkpoint s is opened at (location, for messages): its
+ * streams, log, manifest last. Refuses a location that is not one.
+ * *objects gets how many objects there were. */
+int remove_checkpoint(struct store *s, const char *location, size_t *objects);
+
 struct dump_result;
 void print_dump_summary(const struct dump_result *r);
+
+struct dump_opts;
+/* The effective configuration (flags included) into dump options: streams,
+ * location, codec and level, leave-running, the CRIU binary (into criu).
+ * Shared by `crstream dump` and the daemon's worker. 0; EXIT_USAGE for a
+ * bad value (error set, nothing printed); -1 on failure. */
+int dump_opts_resolve(struct config *cfg, struct dump_opts *o, char *criu, size_t size);
+
+/* The result objects of `dump --json` and `restore --json` (one line);
+ * rc < 0: the error object, with the current error message. */
+void dump_result_json(FILE *out, const struct dump_result *r, int rc);
+struct restore_result;
+void restore_result_json(FILE *out, const char *path, const struct restore_result *r, int rc);
 
 struct ckpt_progress;
 /* A progress sink drawing the terminal line on stderr; arg points to a

@@ -134,51 +134,53 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 	return 0;
 }
 
-/* Turn the effective configuration into dump options. */
-static int resolve(struct config *cfg, struct dump_args *a, char *criu, size_t size)
+int dump_opts_resolve(struct config *cfg, struct dump_opts *o, char *criu, size_t size)
 {
 	uint64_t streams = config_uint(cfg, "checkpoint.streams");
-	if (streams > 64)
-		return usage_error("crstream dump", "--streams %llu: at most 64 streams",
-				   (unsigned long long)streams);
-	a->o.streams = (int)streams;
-	a->o.dir = config_get(cfg, "checkpoint.dir");
-	a->o.codec = codec_by_name(config_get(cfg, "checkpoint.compression"));
-	a->o.level = config_is_set(cfg, "checkpoint.level") ? (int)config_int(cfg, "checkpoint.level")
-							     : a->o.codec->default_level;
-	if (a->o.streams && (a->o.level < a->o.codec->min_level || a->o.level > a->o.codec->max_level))
-		return usage_error("crstream dump", "--level %d: %s takes %d to %d", a->o.level,
-				   a->o.codec->name, a->o.codec->min_level, a->o.codec->max_level);
-	a->o.leave_running = config_bool(cfg, "criu.leave_running");
+	if (streams > 64) {
+		err_set("--streams %llu: at most 64 streams", (unsigned long long)streams);
+		return EXIT_USAGE;
+	}
+	o->streams = (int)streams;
+	o->dir = config_get(cfg, "checkpoint.dir");
+	o->codec = codec_by_name(config_get(cfg, "checkpoint.compression"));
+	o->level = config_is_set(cfg, "checkpoint.level") ? (int)config_int(cfg, "checkpoint.level")
+							   : o->codec->default_level;
+	if (o->streams && (o->level < o->codec->min_level || o->level > o->codec->max_level)) {
+		err_set("--level %d: %s takes %d to %d", o->level, o->codec->name,
+			o->codec->min_level, o->codec->max_level);
+		return EXIT_USAGE;
+	}
+	o->leave_running = config_bool(cfg, "criu.leave_running");
 	if (resolve_program(config_get(cfg, "criu.path"), criu, size) < 0)
 		return -1;
-	a->o.criu = criu;
+	o->criu = criu;
 	return 0;
 }
 
-static void print_json(const struct dump_result *r, int rc)
+void dump_result_json(FILE *out, const struct dump_result *r, int rc)
 {
 	if (rc < 0) {
-		printf("{\"status\":\"error\",\"error\":");
-		json_print_string(stdout, err_msg());
-		printf(",\"checkpoint\":");
-		json_print_string(stdout, r->location);
-		printf(",\"process_running\":%s}\n", r->process_running ? "true" : "false");
+		fprintf(out, "{\"status\":\"error\",\"error\":");
+		json_print_string(out, err_msg());
+		fprintf(out, ",\"checkpoint\":");
+		json_print_string(out, r->location);
+		fprintf(out, ",\"process_running\":%s}\n", r->process_running ? "true" : "false");
 		return;
 	}
-	printf("{\"status\":\"ok\",\"checkpoint\":");
-	json_print_string(stdout, r->location);
-	printf(",\"name\":");
-	json_print_string(stdout, r->name);
-	printf(",\"streams\":%d,\"compression\":\"%s\",\"image_bytes\":%llu,\"stored_bytes\":%llu,"
-	       "\"compression_ratio\":%.3f,\"frozen_ms\":%.1f,\"criu_ms\":%llu,\"dump_ms\":%llu",
-	       r->streams, r->compression, (unsigned long long)r->image_bytes,
-	       (unsigned long long)r->stored_bytes,
-	       r->stored_bytes ? (double)r->image_bytes / (double)r->stored_bytes : 1.0,
-	       (double)r->frozen_us / 1000.0, (unsigned long long)r->criu_ms,
-	       (unsigned long long)r->dump_ms);
-	print_self_usage_json(stdout);
-	printf("}\n");
+	fprintf(out, "{\"status\":\"ok\",\"checkpoint\":");
+	json_print_string(out, r->location);
+	fprintf(out, ",\"name\":");
+	json_print_string(out, r->name);
+	fprintf(out, ",\"streams\":%d,\"compression\":\"%s\",\"image_bytes\":%llu,\"stored_bytes\":%llu,"
+		"\"compression_ratio\":%.3f,\"frozen_ms\":%.1f,\"criu_ms\":%llu,\"dump_ms\":%llu",
+		r->streams, r->compression, (unsigned long long)r->image_bytes,
+		(unsigned long long)r->stored_bytes,
+		r->stored_bytes ? (double)r->image_bytes / (double)r->stored_bytes : 1.0,
+		(double)r->frozen_us / 1000.0, (unsigned long long)r->criu_ms,
+		(unsigned long long)r->dump_ms);
+	print_self_usage_json(out);
+	fprintf(out, "}\n");
 }
 
 int cmd_dump(int argc, char **argv)
@@ -197,8 +199,11 @@ int cmd_dump(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
-	if (rc == 0)
-		rc = resolve(cfg, &a, criu, sizeof(criu));
+	if (rc == 0) {
+		rc = dump_opts_resolve(cfg, &a.o, criu, sizeof(criu));
+		if (rc == EXIT_USAGE)
+			usage_error("crstream dump", "%s", err_msg());
+	}
 	if (rc == 0 && self_path(self, sizeof(self)) < 0)
 		rc = -1;
 	if (rc) {
@@ -220,7 +225,7 @@ int cmd_dump(int argc, char **argv)
 	if (rc == 0)
 		rc = checkpoint_dump(&a.o, &r);
 	if (a.json)
-		print_json(&r, rc);
+		dump_result_json(stdout, &r, rc);
 	else if (rc < 0)
 		err_print(NULL);
 	else

@@ -131,6 +131,29 @@ static int remove_data(struct strmap_entry *me, void *arg)
 	return strcmp(me->key, MANIFEST_NAME) ? s->ops->remove(s, me->key) : 0;
 }
 
+int remove_checkpoint(struct store *s, const char *location, size_t *objects)
+{
+	struct strmap keys = {0};
+	int rc = strmap_init(&keys);
+	if (rc == 0)
+		rc = s->ops->list(s, "", collect_key, &keys);
+	bool is_checkpoint = false;
+	for (size_t b = 0; rc == 0 && b < keys.nbuckets; b++)
+		for (struct strmap_entry *e = keys.buckets[b]; e; e = e->next)
+			is_checkpoint |= !strcmp(e->key, MANIFEST_NAME) || !strncmp(e->key, "img-", 4);
+	if (rc == 0 && !is_checkpoint)
+		rc = err_set("%s is not a checkpoint (no %s, no img-N streams): nothing removed",
+			     location, MANIFEST_NAME);
+	if (rc == 0)
+		rc = strmap_each(&keys, remove_data, s);
+	if (rc == 0)
+		rc = s->ops->remove(s, MANIFEST_NAME);
+	*objects = keys.count;
+	if (keys.buckets)
+		strmap_free(&keys);
+	return rc;
+}
+
 int cmd_rm(int argc, char **argv)
 {
 	int status;
@@ -140,26 +163,11 @@ int cmd_rm(int argc, char **argv)
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
-	struct strmap keys = {0};
+	size_t objects = 0;
 	int rc = open_location(argv[2], &cfg, &s);
 	if (rc == 0)
-		rc = strmap_init(&keys);
+		rc = remove_checkpoint(s, argv[2], &objects);
 	if (rc == 0)
-		rc = s->ops->list(s, "", collect_key, &keys);
-	bool is_checkpoint = false;
-	for (size_t b = 0; rc == 0 && b < keys.nbuckets; b++)
-		for (struct strmap_entry *e = keys.buckets[b]; e; e = e->next)
-			is_checkpoint |= !strcmp(e->key, MANIFEST_NAME) || !strncmp(e->key, "img-", 4);
-	if (rc == 0 && !is_checkpoint)
-		rc = err_set("%s is not a checkpoint (no %s, no img-N streams): nothing removed",
-			     argv[2], MANIFEST_NAME);
-	if (rc == 0)
-		rc = strmap_each(&keys, remove_data, s);
-	if (rc == 0)
-		rc = s->ops->remove(s, MANIFEST_NAME);
-	if (rc == 0)
-		printf("removed %s (%zu objects)\n", argv[2], keys.count);
-	if (keys.buckets)
-		strmap_free(&keys);
+		printf("removed %s (%zu objects)\n", argv[2], objects);
 	return close_location(cfg, s, rc);
 }

@@ -93,27 +93,27 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 	return 0;
 }
 
-static void print_json(const struct restore_opts *o, const struct restore_result *r, int rc)
+void restore_result_json(FILE *out, const char *path, const struct restore_result *r, int rc)
 {
 	if (rc < 0) {
-		printf("{\"status\":\"error\",\"error\":");
-		json_print_string(stdout, err_msg());
-		printf(",\"checkpoint\":");
-		json_print_string(stdout, o->path);
-		printf("}\n");
+		fprintf(out, "{\"status\":\"error\",\"error\":");
+		json_print_string(out, err_msg());
+		fprintf(out, ",\"checkpoint\":");
+		json_print_string(out, path);
+		fprintf(out, "}\n");
 		return;
 	}
-	printf("{\"status\":\"ok\",\"checkpoint\":");
-	json_print_string(stdout, o->path);
-	printf(",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
-	       "\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
-	       "\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
-	       (int)r->pid, r->layout, r->streams, r->compression,
-	       (unsigned long long)r->image_bytes, (unsigned long long)r->stored_bytes,
-	       (unsigned long long)r->criu_ms, (unsigned long long)r->restore_ms,
-	       (unsigned long long)r->peak_buffered, (unsigned long long)r->spilled);
-	print_self_usage_json(stdout);
-	printf("}\n");
+	fprintf(out, "{\"status\":\"ok\",\"checkpoint\":");
+	json_print_string(out, path);
+	fprintf(out, ",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
+		"\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
+		"\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
+		(int)r->pid, r->layout, r->streams, r->compression,
+		(unsigned long long)r->image_bytes, (unsigned long long)r->stored_bytes,
+		(unsigned long long)r->criu_ms, (unsigned long long)r->restore_ms,
+		(unsigned long long)r->peak_buffered, (unsigned long long)r->spilled);
+	print_self_usage_json(out);
+	fprintf(out, "}\n");
 }
 
 static void print_summary(const struct restore_opts *o, const struct restore_result *r)
@@ -163,7 +163,7 @@ int cmd_restore(int argc, char **argv)
 	if (rc == 0)
 		rc = checkpoint_restore(&a.o, &r);
 	if (a.json)
-		print_json(&a.o, &r, rc);
+		restore_result_json(stdout, a.o.path, &r, rc);
 	else if (rc < 0)
 		err_print(NULL);
 	else
