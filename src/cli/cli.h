@@ -75,6 +75,18 @@ void dump_result_json(FILE *out, const struct dump_result *r, int rc);
 struct restore_result;
 void restore_result_json(FILE *out, const char *path, const struct restore_result *r, int rc);
 
+/* `crstream check`'s checks, reported one by one (the daemon's HealthCheck
+ * reports the same): area "criu" (the binary and its version, `criu check`
+ * if criu_check), "streaming" (--stream), "kernel" (pipe limits),
+ * "storage" (dir, or checkpoint.dir: free space, or credentials, bucket
+ * and a write+delete probe). */
+enum check_level { CHECK_OK, CHECK_WARN, CHECK_FAIL };
+struct check_sink {
+	void (*fn)(void *arg, const char *area, enum check_level level, const char *msg);
+	void *arg;
+};
+void run_checks(struct config *cfg, const char *dir, bool criu_check, const struct check_sink *sink);
+
 struct ckpt_progress;
 /* A progress sink drawing the terminal line on stderr; arg points to a
  * bool (false at first) that says whether a line is on the screen. */
