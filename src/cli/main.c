@@ -1,6 +1,7 @@
 /* crstream's entry point: picks the command from argv[0] or argv[1]. */
 #include "checkpoint/hook.h"
 #include "cli/cli.h"
+#include "daemon/worker.h"
 #include "util/err.h"
 
 #include <signal.h>
@@ -76,6 +77,9 @@ int main(int argc, char **argv)
 		return cmd_ls(argc, argv);
 	if (!strcmp(cmd, "rm"))
 		return cmd_rm(argc, argv);
+	/* Run by the daemon for each operation (see daemon/worker.h). */
+	if (!strcmp(cmd, WORKER_COMMAND))
+		return cmd_daemon_worker(argc, argv);
 	/* Run by CRIU as its action script (see checkpoint/hook.h). */
 	if (!strcmp(cmd, "hook") && argc == 3)
 		return hook_client(argv[2]);
