@@ -11,6 +11,12 @@ Q       := $(if $(V),,@)
 # used: loading those libraries alone costs ~6 MB of RSS.
 PKGS    := libprotobuf-c liblz4 libzstd zlib libisal json-c libxxhash
 S3_PKGS := libcurl openssl
+# The daemon (gRPC's core, SQLite, libsystemd) is a plugin as well,
+# crstream-daemon.so, loaded by `crstream daemon` and by the commands that
+# talk to it: gRPC alone costs ~8 MB of RSS and ~0.1 s of start-up. Its
+# worker (src/daemon/worker.c, which runs the daemon's dumps and restores)
+# is part of the binary and loads none of it.
+DAEMON_PKGS := grpc sqlite3 libsystemd
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
@@ -25,10 +31,11 @@ endif
 GEN     := $(BUILD)/gen
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(SANFLAGS) \
-           -Isrc -I$(GEN) $(shell pkg-config --cflags $(PKGS) $(S3_PKGS))
+           -Isrc -I$(GEN) -I$(GEN)/rpc $(shell pkg-config --cflags $(PKGS) $(S3_PKGS) $(DAEMON_PKGS))
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS))
 S3_LIBS := $(shell pkg-config --libs $(S3_PKGS))
+DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS))
 
 PROTOS  := $(wildcard proto/*.proto)
 PB_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
@@ -36,7 +43,12 @@ PB_O    := $(PB_C:.c=.o)
 
 S3_SRC  := $(wildcard src/store/s3*.c src/store/sigv4.c)
 S3_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(S3_SRC))
-LIB_SRC := $(filter-out src/cli/main.c $(S3_SRC),$(wildcard src/*/*.c))
+# The daemon's messages (proto/rpc/) are compiled into its plugin only.
+RPC_PROTOS := $(wildcard proto/rpc/*.proto)
+RPC_PB_C := $(patsubst proto/rpc/%.proto,$(GEN)/rpc/%.pb-c.c,$(RPC_PROTOS))
+DAEMON_SRC := $(filter-out src/daemon/worker.c,$(wildcard src/daemon/*.c))
+DAEMON_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(DAEMON_SRC)) $(RPC_PB_C:.c=.o)
+LIB_SRC := $(filter-out src/cli/main.c $(S3_SRC) $(DAEMON_SRC),$(wildcard src/*/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(PB_O)
 MAIN_OBJ := $(BUILD)/obj/cli/main.o
 
@@ -54,7 +66,8 @@ TOOL_BIN := $(patsubst tests/tools/%.c,build/tools/%,$(TOOL_SRC))
 .PHONY: all check subjects clean
 # Keep generated protobuf sources between builds.
 .SECONDARY:
-all: $(BUILD)/crstream $(BUILD)/crstream-s3.so $(BUILD)/criu-image-streamer $(UNIT_BIN)
+all: $(BUILD)/crstream $(BUILD)/crstream-s3.so $(BUILD)/crstream-daemon.so \
+	$(BUILD)/criu-image-streamer $(UNIT_BIN)
 subjects: $(SUBJ_BIN) $(TOOL_BIN)
 
 # -rdynamic: the plugin calls back into the binary (errors, byte streams).
@@ -66,6 +79,10 @@ $(BUILD)/crstream: $(MAIN_OBJ) $(BUILD)/libcrstream.a
 $(BUILD)/crstream-s3.so: $(S3_OBJ)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(S3_LIBS)
+
+$(BUILD)/crstream-daemon.so: $(DAEMON_OBJ)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(DAEMON_LIBS)
 
 # Invoked under this name, crstream behaves exactly like criu-image-streamer.
 $(BUILD)/criu-image-streamer: $(BUILD)/crstream
@@ -79,13 +96,17 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	$(Q)protoc-c --proto_path=proto --c_out=$(GEN) $<
 
+$(GEN)/rpc/%.pb-c.c $(GEN)/rpc/%.pb-c.h: proto/rpc/%.proto
+	@mkdir -p $(GEN)/rpc
+	$(Q)protoc-c --proto_path=proto/rpc --c_out=$(GEN)/rpc $<
+
 $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
 	@echo "  CC      $<"
-	$(Q)$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
+	$(Q)$(CC) $(filter-out -Werror,$(CFLAGS)) -fPIC -c -o $@ $<
 
 # Position-independent everywhere: the plugin's objects need it, and one
 # set of flags keeps the objects interchangeable.
-$(BUILD)/obj/%.o: src/%.c $(PB_C) Makefile
+$(BUILD)/obj/%.o: src/%.c $(PB_C) $(RPC_PB_C) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
@@ -96,6 +117,14 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a $(S3_O
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(S3_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
 		$(LDLIBS) $(S3_LIBS) -ldl
+
+# The catalog's test links the catalog (a part of the daemon plugin) in.
+$(BUILD)/tests/test_catalog: tests/unit/test_catalog.c tests/unit/unit.h $(BUILD)/libcrstream.a \
+		$(BUILD)/obj/daemon/catalog.o
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/obj/daemon/catalog.o \
+		$(BUILD)/libcrstream.a $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs sqlite3)
 
 build/subjects/%: tests/subjects/%.c
 	@mkdir -p $(dir $@)

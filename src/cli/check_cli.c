@@ -25,18 +25,18 @@ static const char check_usage[] =
 	"  -d, --dir LOCATION   location to probe (default: checkpoint.dir)\n"
 	"  -h, --help           this help\n";
 
-static void report(const struct check_sink *c, const char *area, enum check_level level,
-		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void report(const struct check_sink *c, const char *area, const char *name,
+		   enum check_level level, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void report(const struct check_sink *c, const char *area, enum check_level level,
-		   const char *fmt, ...)
+static void report(const struct check_sink *c, const char *area, const char *name,
+		   enum check_level level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	c->fn(c->arg, area, level, msg);
+	c->fn(c->arg, area, name, level, msg);
 }
 
 static long read_sysctl(const char *path)
@@ -56,27 +56,29 @@ static bool check_criu(const struct check_sink *c, struct config *cfg, char *cri
 {
 	const char *want = config_get(cfg, "criu.path");
 	if (resolve_program(want, criu, size) < 0) {
-		report(c, "criu", CHECK_FAIL, "CRIU: %s (set criu.path or CRSTREAM_CRIU; scripts/setup.sh builds one)",
+		report(c, "criu", "binary", CHECK_FAIL, "CRIU: %s (set criu.path or CRSTREAM_CRIU; scripts/setup.sh builds one)",
 		       err_msg());
+		report(c, "streaming", "--stream", CHECK_FAIL, "CRIU --stream support: no CRIU");
 		return false;
 	}
 	char version[64];
 	if (criu_version(criu, version, sizeof(version)) < 0) {
-		report(c, "criu", CHECK_FAIL, "CRIU %s: %s", criu, err_msg());
+		report(c, "criu", "binary", CHECK_FAIL, "CRIU %s: %s", criu, err_msg());
+		report(c, "streaming", "--stream", CHECK_FAIL, "CRIU --stream support: no usable CRIU");
 		return false;
 	}
 	int major = 0, minor = 0;
 	sscanf(version, "%d.%d", &major, &minor);
 	bool new_enough = major > 4 || (major == 4 && minor >= 1);
 	bool tcp_ok = major > 4 || (major == 4 && minor >= 2);
-	report(c, "criu", !new_enough ? CHECK_FAIL : tcp_ok ? CHECK_OK : CHECK_WARN,
+	report(c, "criu", "binary", !new_enough ? CHECK_FAIL : tcp_ok ? CHECK_OK : CHECK_WARN,
 	       "CRIU %s, version %s%s", criu,
 	       version,
 	       !new_enough ? " (4.1 or later needed: older CRIU fails on kernels with the "
 			     "[vvar_vclock] mapping)"
 	       : !tcp_ok ? " (4.1 cannot dump TCP sockets on Linux 6.16 and later; use 4.2)" : "");
 	bool stream = criu_has_stream(criu);
-	report(c, "streaming", stream ? CHECK_OK : CHECK_FAIL, "CRIU --stream support: %s",
+	report(c, "streaming", "--stream", stream ? CHECK_OK : CHECK_FAIL, "CRIU --stream support: %s",
 	       stream ? "yes" : "no");
 	return new_enough && stream;
 }
@@ -85,14 +87,14 @@ static void check_criu_check(const struct check_sink *c, const char *criu)
 {
 	char out[8192];
 	if (geteuid() != 0) {
-		report(c, "criu", CHECK_FAIL, "not running as root: CRIU needs root (or CAP_CHECKPOINT_RESTORE)");
+		report(c, "criu", "criu check", CHECK_FAIL, "not running as root: CRIU needs root (or CAP_CHECKPOINT_RESTORE)");
 		return;
 	}
 	int rc = criu_check(criu, out, sizeof(out));
 	char *last = out, *save = NULL;
 	for (char *p = strtok_r(out, "\n", &save); p; p = strtok_r(NULL, "\n", &save))
 		last = p;
-	report(c, "criu", rc == 0 ? CHECK_OK : CHECK_FAIL, "criu check: %s", rc == 0 ? last : (*last ? last : err_msg()));
+	report(c, "criu", "criu check", rc == 0 ? CHECK_OK : CHECK_FAIL, "criu check: %s", rc == 0 ? last : (*last ? last : err_msg()));
 }
 
 static void check_pipes(const struct check_sink *c)
@@ -101,16 +103,16 @@ static void check_pipes(const struct check_sink *c)
 	long soft = read_sysctl("/proc/sys/fs/pipe-user-pages-soft");
 	long hard = read_sysctl("/proc/sys/fs/pipe-user-pages-hard");
 	if (max >= (1 << 20))
-		report(c, "kernel", CHECK_OK, "pipe-max-size %ld: 1 MiB pipes, 252 KiB chunks", max);
+		report(c, "kernel", "pipe-max-size", CHECK_OK, "pipe-max-size %ld: 1 MiB pipes, 252 KiB chunks", max);
 	else
-		report(c, "kernel", CHECK_WARN, "pipe-max-size %ld: chunks shrink to a quarter of it, costing CPU; "
+		report(c, "kernel", "pipe-max-size", CHECK_WARN, "pipe-max-size %ld: chunks shrink to a quarter of it, costing CPU; "
 		       "fix: sysctl -w fs.pipe-max-size=1048576", max);
 	/* Root (CAP_SYS_ADMIN / CAP_SYS_RESOURCE) is exempt from the per-user
 	 * pipe budgets; others get one-page pipes once over the soft limit. */
 	if (geteuid() == 0 || (soft == 0 && hard == 0))
-		report(c, "kernel", CHECK_OK, "pipe-user-pages-soft %ld, -hard %ld (root is exempt)", soft, hard);
+		report(c, "kernel", "pipe-user-pages", CHECK_OK, "pipe-user-pages-soft %ld, -hard %ld (root is exempt)", soft, hard);
 	else
-		report(c, "kernel", CHECK_WARN, "pipe-user-pages-soft %ld, -hard %ld limit non-root pipes; fix: "
+		report(c, "kernel", "pipe-user-pages", CHECK_WARN, "pipe-user-pages-soft %ld, -hard %ld limit non-root pipes; fix: "
 		       "sysctl -w fs.pipe-user-pages-soft=0 fs.pipe-user-pages-hard=0", soft, hard);
 }
 
@@ -120,13 +122,13 @@ static void check_location(const struct check_sink *c, struct config *cfg, const
 	struct store *s;
 	char summary[512];
 	if (store_open(dir, &so, &s) < 0) {
-		report(c, "storage", CHECK_FAIL, "checkpoint location %s: %s", dir, err_msg());
+		report(c, "storage", "checkpoint.dir", CHECK_FAIL, "checkpoint location %s: %s", dir, err_msg());
 		return;
 	}
 	if (s->ops->probe(s, summary, sizeof(summary)) < 0)
-		report(c, "storage", CHECK_FAIL, "checkpoint location %s: %s", dir, err_msg());
+		report(c, "storage", "checkpoint.dir", CHECK_FAIL, "checkpoint location %s: %s", dir, err_msg());
 	else
-		report(c, "storage", CHECK_OK, "checkpoint location %s", summary);
+		report(c, "storage", "checkpoint.dir", CHECK_OK, "checkpoint location %s", summary);
 	store_close(s);
 }
 
@@ -144,10 +146,12 @@ struct checks {
 	int warnings;
 };
 
-static void print_check(void *arg, const char *area, enum check_level level, const char *msg)
+static void print_check(void *arg, const char *area, const char *name, enum check_level level,
+			const char *msg)
 {
 	struct checks *c = arg;
 	(void)area;
+	(void)name;
 	printf("%-5s %s\n", level == CHECK_OK ? "ok" : level == CHECK_WARN ? "warn" : "FAIL", msg);
 	c->blockers += level == CHECK_FAIL;
 	c->warnings += level == CHECK_WARN;

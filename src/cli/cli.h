@@ -30,6 +30,8 @@ int cmd_config(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+/* In the daemon plugin (cli/daemon_cli.c loads it). */
+int cmd_daemon(int argc, char **argv);
 
 /* The running crstream binary's absolute path (for CRIU's action script). */
 int self_path(char *buf, size_t size);
@@ -76,13 +78,14 @@ struct restore_result;
 void restore_result_json(FILE *out, const char *path, const struct restore_result *r, int rc);
 
 /* `crstream check`'s checks, reported one by one (the daemon's HealthCheck
- * reports the same): area "criu" (the binary and its version, `criu check`
- * if criu_check), "streaming" (--stream), "kernel" (pipe limits),
- * "storage" (dir, or checkpoint.dir: free space, or credentials, bucket
- * and a write+delete probe). */
+ * reports the same), each with an area and a name: "criu" ("binary": its
+ * version; "criu check" if criu_check), "streaming" ("--stream"), "kernel"
+ * (pipe limits), "storage" ("checkpoint.dir", or dir: free space, or
+ * credentials, bucket and a write+delete probe). */
 enum check_level { CHECK_OK, CHECK_WARN, CHECK_FAIL };
 struct check_sink {
-	void (*fn)(void *arg, const char *area, enum check_level level, const char *msg);
+	void (*fn)(void *arg, const char *area, const char *name, enum check_level level,
+		   const char *msg);
 	void *arg;
 };
 void run_checks(struct config *cfg, const char *dir, bool criu_check, const struct check_sink *sink);

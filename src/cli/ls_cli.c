@@ -7,9 +7,11 @@
 #include "util/fmt.h"
 #include "util/strmap.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What ls knows about one checkpoint (one first-level "directory"). */
 struct entry {
@@ -148,6 +150,10 @@ int remove_checkpoint(struct store *s, const char *location, size_t *objects)
 		rc = strmap_each(&keys, remove_data, s);
 	if (rc == 0)
 		rc = s->ops->remove(s, MANIFEST_NAME);
+	/* A local checkpoint is a directory: it goes too, once empty. */
+	const char *dir = !strncmp(location, "file://", 7) ? location + 7 : location;
+	if (rc == 0 && !store_is_remote(location) && rmdir(dir) < 0 && errno != ENOENT)
+		warnx_("could not remove the directory %s: %s", dir, strerror(errno));
 	*objects = keys.count;
 	if (keys.buckets)
 		strmap_free(&keys);

@@ -22,6 +22,8 @@ static const char main_usage[] =
 	"  check       can this machine checkpoint and restore? (CRIU, kernel, pipes,\n"
 	"              storage)\n"
 	"  config show the effective configuration and where each value comes from\n"
+	"  daemon      serve checkpoints, restores and jobs over gRPC (Cedana's daemon\n"
+	"              API and crstream.v1), with a catalog of checkpoints\n"
 	"\n"
 	"criu-image-streamer compatible commands (CRIU runs with --stream):\n"
 	"  capture     receive an image from `criu dump --stream`, write it as shards\n"
@@ -77,6 +79,8 @@ int main(int argc, char **argv)
 		return cmd_ls(argc, argv);
 	if (!strcmp(cmd, "rm"))
 		return cmd_rm(argc, argv);
+	if (!strcmp(cmd, "daemon"))
+		return cmd_daemon(argc, argv);
 	/* Run by the daemon for each operation (see daemon/worker.h). */
 	if (!strcmp(cmd, WORKER_COMMAND))
 		return cmd_daemon_worker(argc, argv);

@@ -295,6 +295,13 @@ static int op_restore(struct worker *w)
 	return 0;
 }
 
+static int count_object(const struct store_entry *e, void *arg)
+{
+	(void)e;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
 static int op_remove(struct worker *w)
 {
 	const char *location = req_string(w, "location");
@@ -305,6 +312,12 @@ static int op_remove(struct worker *w)
 	if (store_open(location, &w->so, &s) < 0)
 		return -1;
 	int rc = remove_checkpoint(s, location, &objects);
+	/* Gone already (removed by hand, or never written): nothing to do. */
+	if (rc < 0 && req_bool(w, "missing_ok")) {
+		objects = 0;
+		if (s->ops->list(s, "", count_object, &objects) == 0 && objects == 0)
+			rc = 0;
+	}
 	store_close(s);
 	if (rc < 0)
 		return -1;
@@ -345,10 +358,12 @@ static int op_manifest(struct worker *w)
 	return 0;
 }
 
-static void collect_check(void *arg, const char *area, enum check_level level, const char *msg)
+static void collect_check(void *arg, const char *area, const char *name, enum check_level level,
+			  const char *msg)
 {
 	struct json_object *a = arg, *o = json_object_new_object();
 	json_object_object_add(o, "area", json_object_new_string(area));
+	json_object_object_add(o, "name", json_object_new_string(name));
 	json_object_object_add(o, "level", json_object_new_string(level == CHECK_OK ? "ok"
 								  : level == CHECK_WARN ? "warn"
 											: "fail"));

@@ -1,0 +1,200 @@
+#!/bin/bash
+# crstream daemon, driven by an independent client: Python's gRPC with
+# stubs generated at test time from tests/daemon/proto (written from the
+# API's wire facts, not from the daemon's proto files). Real CRIU, real
+# subjects; each test has its own daemon on a private socket and catalog.
+source "$(dirname "$0")/../lib/harness.sh"
+
+DC_PY=$ROOT/tests/daemon/dc.py
+# Stubs are generated once for the whole file.
+export DC_GEN
+DC_GEN=$(mktemp -d /tmp/crstream-dc.XXXXXX)
+trap 'rm -rf "$DC_GEN"' EXIT
+
+# dc SERVICE.METHOD [JSON] [dc.py options]: the client against this test's
+# daemon; the answer (or {"code": ..., "details": ...}) on stdout.
+dc() {
+	/usr/bin/python3 "$DC_PY" "$@"
+}
+
+# dc_ok / dc_err CODE: the call must succeed / fail with CODE; the answer
+# is printed (and kept in $T/last.json).
+dc_ok() {
+	dc "$@" >"$T/last.json" || { fail "dc $1 failed: $(cat "$T/last.json")"; return 1; }
+	cat "$T/last.json"
+}
+dc_err() {
+	local code=$1
+	shift
+	if dc "$@" >"$T/last.json"; then
+		fail "dc $1 succeeded, expected $code: $(cat "$T/last.json")"
+		return 1
+	fi
+	[ "$(jq -r .code "$T/last.json")" = "$code" ] ||
+		{ fail "dc $1: expected $code, got $(cat "$T/last.json")"; return 1; }
+	cat "$T/last.json"
+}
+
+DAEMON_PIDS=()
+cleanup_daemons() {
+	local p
+	for p in "${DAEMON_PIDS[@]}"; do
+		kill -9 "$p" 2>/dev/null || true
+	done
+}
+
+# start_daemon [OPTIONS]: a daemon serving $T/run/d.sock with the catalog
+# $T/d.db and checkpoints under $T/ck; returns once it listens.
+start_daemon() {
+	export DC_ADDR=unix://$T/run/d.sock
+	local lines=0
+	[ -e "$T/daemon.log" ] && lines=$(wc -l <"$T/daemon.log")
+	CRSTREAM_CHECKPOINT_DIR=$T/ck CRSTREAM_DAEMON_JOB_LOGS=$T/logs \
+		"$CRSTREAM" daemon --socket "$T/run/d.sock" --db "$T/d.db" "$@" 2>>"$T/daemon.log" &
+	DAEMON_PID=$!
+	DAEMON_PIDS+=("$DAEMON_PID")
+	trap cleanup_daemons EXIT
+	local i
+	for i in $(seq 300); do
+		tail -n +$((lines + 1)) "$T/daemon.log" | grep -q 'serving on' && return 0
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	fail "the daemon did not start: $(cat "$T/daemon.log")"
+}
+
+# stop_daemon: SIGTERM, and the daemon must exit 0.
+stop_daemon() {
+	kill -TERM "$DAEMON_PID"
+	local rc=0
+	wait "$DAEMON_PID" || rc=$?
+	[ "$rc" = 0 ] || { fail "the daemon exited $rc: $(tail -n 20 "$T/daemon.log")"; return 1; }
+}
+
+dump_req() {	# dump_req PID [extra JSON fields]
+	printf '{"Details":{"Process":{"PID":%d}}%s}' "$1" "${2:+,$2}"
+}
+
+test_health_check_lists_criu_streaming_storage_and_catalog() {
+	start_daemon
+	dc_ok daemon.HealthCheck '{"Full": true}' >"$T/h.json"
+	local area
+	for area in criu streaming storage catalog; do
+		jq -e --arg a "$area" '.Results[] | select(.Name == $a) | .Components | length > 0' \
+			"$T/h.json" >/dev/null || fail "no $area result: $(cat "$T/h.json")"
+	done
+	jq -e '[.Results[].Components[] | select(.Errors)] | length == 0' "$T/h.json" >/dev/null ||
+		fail "errors in a healthy setup: $(cat "$T/h.json")"
+	jq -r '.Results[] | select(.Name == "criu") | .Components[].Data' "$T/h.json" |
+		grep -q "version 4\." || fail "no CRIU version: $(cat "$T/h.json")"
+	jq -r '.Results[] | select(.Name == "streaming") | .Components[].Data' "$T/h.json" |
+		grep -q -- "--stream support: yes" || fail "no --stream support: $(cat "$T/h.json")"
+	jq -r '.Results[] | select(.Name == "catalog") | .Components[].Data' "$T/h.json" |
+		grep -q "schema version 2, journal wal" || fail "catalog: $(cat "$T/h.json")"
+	# Without CRIU the daemon cannot checkpoint: an error, not a warning.
+	stop_daemon
+	CRSTREAM_CRIU=/nonexistent/criu start_daemon
+	dc_ok daemon.HealthCheck >"$T/h.json"
+	jq -e '.Results[] | select(.Name == "criu") | .Components[] | select(.Errors)' "$T/h.json" \
+		>/dev/null || fail "a missing CRIU is not an error: $(cat "$T/h.json")"
+	stop_daemon
+}
+
+test_dump_streams_4_lz4_and_restore_verifies() {
+	local pid counter
+	pid=$(start_subject p mem --mib 24)
+	counter=$(status_get "$T/p.status" counter)
+	start_daemon
+	dc_ok daemon.Dump "$(dump_req "$pid" '"Dir":"'"$T"'/ck","Name":"p","Streams":4,"Compression":"lz4"')" \
+		>"$T/dump.json"
+	jq -e --arg p "$T/ck/p" '.Paths == [$p]' "$T/dump.json" >/dev/null ||
+		fail "Paths: $(cat "$T/dump.json")"
+	[ "$(ls "$T/ck/p" | grep -c '^img-[0-3]\.lz4$')" = 4 ] || fail "streams: $(ls "$T/ck/p")"
+	jq -e '.complete and .streams == 4 and .compression == "lz4"' "$T/ck/p/manifest.json" \
+		>/dev/null || fail "manifest: $(head -c 300 "$T/ck/p/manifest.json")"
+	wait_gone "$pid"
+	dc_ok daemon.Restore '{"Path":"'"$T"'/ck/p"}' >"$T/restore.json"
+	[ "$(jq -r .PID "$T/restore.json")" = "$pid" ] || fail "restored as $(cat "$T/restore.json")"
+	verify_subject p "$counter"
+	# The daemon is a subreaper: the restored tree is its child.
+	[ "$(ps -o ppid= -p "$pid" | tr -d ' ')" = "$DAEMON_PID" ] ||
+		fail "restored pid $pid has parent $(ps -o ppid= -p "$pid")"
+	stop_daemon
+}
+
+test_list_and_delete_checkpoints_agree_with_the_disk() {
+	local pid
+	pid=$(start_subject p mem --mib 8)
+	start_daemon
+	local crit='"Criu":{"images_dir_fd":-1,"leave_running":true}'
+	dc_ok daemon.Dump "$(dump_req "$pid" '"Name":"a","Streams":2,'"$crit")" >/dev/null
+	dc_ok daemon.Dump "$(dump_req "$pid" '"Name":"b","Streams":0,'"$crit")" >/dev/null
+	alive "$pid" || fail "leave_running: the subject is gone"
+	dc_ok daemon.ListCheckpoints >"$T/list.json"
+	jq -r '.Checkpoints[].Path' "$T/list.json" | sort >"$T/paths"
+	ls -d "$T"/ck/* | sort >"$T/disk"
+	diff "$T/paths" "$T/disk" >&2 || fail "catalog and disk differ"
+	jq -e '.Checkpoints | all(.ID != "" and (.Time | tonumber) > 0 and (.Size | tonumber) > 0)' \
+		"$T/list.json" >/dev/null || fail "entries: $(cat "$T/list.json")"
+	local a
+	a=$(jq -r '.Checkpoints[] | select(.Path | endswith("/a")) | .ID' "$T/list.json")
+	dc_ok daemon.GetCheckpoint '{"ID":"'"$a"'"}' | jq -e --arg p "$T/ck/a" '.Checkpoint.Path == $p' \
+		>/dev/null || fail "GetCheckpoint: $(cat "$T/last.json")"
+	dc_ok daemon.DeleteCheckpoint '{"ID":"'"$a"'"}' >/dev/null
+	[ ! -e "$T/ck/a" ] || fail "DeleteCheckpoint left $(ls -la "$T/ck/a")"
+	dc_ok daemon.ListCheckpoints | jq -r '.Checkpoints[].Path' >"$T/paths"
+	ls -d "$T"/ck/* >"$T/disk"
+	diff "$T/paths" "$T/disk" >&2 || fail "catalog and disk differ after the delete"
+	dc_err NOT_FOUND daemon.DeleteCheckpoint '{"ID":"'"$a"'"}' >/dev/null
+	stop_daemon
+}
+
+test_bad_requests_get_status_codes_and_the_daemon_keeps_serving() {
+	local pid
+	pid=$(start_subject p mem --mib 4)
+	start_daemon
+	local p='"Details":{"Process":{"PID":'$pid'}}'
+	# field -> expected code and the field named in the message
+	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Name\":\"a/b\"}" | grep -q Name || fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Name\":\"..\"}" | grep -q Name || fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Streams\":65}" | grep -q Streams || fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Streams\":-1}" | grep -q Streams || fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Compression\":\"brotli\"}" | grep -q Compression ||
+		fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Dir\":\"relative/dir\"}" | grep -q Dir || fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Restore '{"Path":"relative"}' | grep -q Path || fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Restore '{"Path":"'"$T"'/x","PidFile":"pid"}' | grep -q PidFile ||
+		fail "$(cat "$T/last.json")"
+	dc_err NOT_FOUND daemon.Dump '{"Details":{"Process":{"PID":4000000}}}' | grep -q 4000000 ||
+		fail "$(cat "$T/last.json")"
+	dc_err NOT_FOUND daemon.Dump '{"Type":"job","Details":{"JID":"nosuchjob"}}' | grep -q nosuchjob ||
+		fail "$(cat "$T/last.json")"
+	dc_err NOT_FOUND daemon.GetCheckpoint '{"ID":"0123456789abcdef"}' >/dev/null
+	dc_err NOT_FOUND daemon.DeleteCheckpoint '{"ID":"0123456789abcdef"}' >/dev/null
+	dc_err NOT_FOUND daemon.Get '{"JID":"nosuchjob"}' >/dev/null
+	# Bytes that are no DumpReq (a truncated length-delimited field).
+	dc_err INVALID_ARGUMENT daemon.Dump --raw 0a0501 | grep -q DumpReq || fail "$(cat "$T/last.json")"
+	dc_err UNIMPLEMENTED daemon.Freeze "{$p}" >/dev/null
+	dc_err UNIMPLEMENTED daemon.Dump "{$p,\"Action\":\"FREEZE_ONLY\"}" >/dev/null
+	dc_err FAILED_PRECONDITION daemon.Dump '{"Details":{"Process":{"PID":1}}}' >/dev/null
+	alive "$pid" || fail "the subject died"
+	[ ! -e "$T/ck" ] || [ -z "$(ls -A "$T/ck")" ] || fail "refused dumps left $(ls "$T/ck")"
+	dc_ok daemon.HealthCheck >/dev/null
+	stop_daemon
+}
+
+test_catalog_survives_a_restart() {
+	local pid
+	pid=$(start_subject p mem --mib 4)
+	start_daemon
+	dc_ok daemon.Dump "$(dump_req "$pid" '"Name":"x","Criu":{"images_dir_fd":-1,"leave_running":true}')" >/dev/null
+	dc_ok daemon.ListCheckpoints >"$T/before.json"
+	stop_daemon
+	start_daemon
+	dc_ok daemon.ListCheckpoints >"$T/after.json"
+	diff "$T/before.json" "$T/after.json" >&2 || fail "the catalog changed across a restart"
+	jq -e '.Checkpoints | length == 1' "$T/after.json" >/dev/null || fail "$(cat "$T/after.json")"
+	stop_daemon
+}
+
+run_tests "$@"
