@@ -411,7 +411,13 @@ static void finish_dump(struct daemon *d, struct op *op, const char *text, int s
 			if (catalog_update_job(d->cat, &j) < 0)
 				warnx_("%s", err_msg());
 		} else if (!op->process_running) {
-			job_exited(d, op->jid, op->pid, 0, false);
+			/* It died during a dump that failed: its status went to
+			 * the reaper while the dump held the job. */
+			snprintf(j.state, sizeof(j.state), "exited");
+			j.exit_code = -1;
+			j.exit_signal = 0;
+			if (catalog_update_job(d->cat, &j) < 0)
+				warnx_("%s", err_msg());
 		}
 	}
 	pthread_mutex_unlock(&d->mu);

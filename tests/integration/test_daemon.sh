@@ -197,4 +197,103 @@ test_catalog_survives_a_restart() {
 	stop_daemon
 }
 
+# job_field JID JQ: a field of daemon.Daemon's Get answer.
+job_field() {
+	dc_ok daemon.Get '{"JID":"'"$1"'"}' | jq -r ".Job$2"
+}
+
+# run_subject_job JID NAME MODE [ARGS]: Run a subject as a job (its
+# status file $T/NAME.status, as start_subject's); prints its pid.
+run_subject_job() {
+	local jid=$1 name=$2 mode=$3 args
+	shift 3
+	args=$(printf '%s\n' "$mode" --status "$T/$name.status" "$@" | jq -cRn '[inputs]')
+	dc_ok daemon.Run '{"JID":"'"$jid"'","Details":{"Process":{"Path":"'"$SUBJECT"'","Args":'"$args"',
+		"WorkingDir":"'"$T"'"}}}' >"$T/run.json"
+	"$TESTTOOL" wait-status "$T/$name.status" state=ready --timeout 120 >/dev/null ||
+		{ fail "job $jid did not become ready: $(cat "$T/logs/$jid.log")"; return 1; }
+	jq -r .PID "$T/run.json"
+}
+
+test_jobs_run_dump_twice_restore_latest_kill() {
+	start_daemon
+	local pid counter
+	pid=$(run_subject_job j1 j mem --mib 16)
+	[ "$(status_get "$T/j.status" pid)" = "$pid" ] || fail "Run said pid $pid, the job is $(status_get "$T/j.status" pid)"
+	[ "$(ps -o ppid= -p "$pid" | tr -d ' ')" = "$DAEMON_PID" ] || fail "the job is not the daemon's child"
+	[ "$(job_field j1 .State.Status)" = running ] || fail "state: $(cat "$T/last.json")"
+	local job='"Type":"job","Details":{"JID":"j1"}'
+	dc_ok daemon.Dump '{'"$job"',"Name":"first","Criu":{"images_dir_fd":-1,"leave_running":true}}' >/dev/null
+	alive "$pid" || fail "leave_running: the job's process is gone"
+	[ "$(job_field j1 .State.Status)" = running ] || fail "after leave_running: $(cat "$T/last.json")"
+	counter=$(status_get "$T/j.status" counter)
+	dc_ok daemon.Dump '{'"$job"',"Name":"second"}' >/dev/null
+	wait_gone "$pid"
+	[ "$(job_field j1 .State.Status)" = checkpointed ] || fail "after the dump: $(cat "$T/last.json")"
+	dc_ok daemon.ListCheckpoints '{"JID":"j1"}' | jq -r '.Checkpoints[].Path' >"$T/paths"
+	printf '%s\n' "$T/ck/first" "$T/ck/second" | diff - "$T/paths" >&2 || fail "the job's checkpoints"
+	dc_ok daemon.GetCheckpoint '{"JID":"j1"}' | jq -e --arg p "$T/ck/second" '.Checkpoint.Path == $p' \
+		>/dev/null || fail "latest: $(cat "$T/last.json")"
+	# Restore the latest, as the job.
+	dc_ok daemon.Restore '{"Type":"job","Details":{"JID":"j1"}}' >"$T/restore.json"
+	[ "$(jq -r .PID "$T/restore.json")" = "$pid" ] || fail "restored as $(cat "$T/restore.json")"
+	verify_subject j "$counter"
+	dc_ok daemon.List >"$T/list.json"
+	jq -e --argjson p "$pid" '.Jobs | length == 1 and .[0].JID == "j1" and .[0].State.PID == $p and
+		.[0].State.IsRunning' "$T/list.json" >/dev/null || fail "List: $(cat "$T/list.json")"
+	job_field j1 .State.Status | grep -q '^running (restored from ' || fail "Get: $(cat "$T/last.json")"
+	# The restored process is the daemon's child again: its end is reaped.
+	dc_ok daemon.Kill '{"JIDs":["j1"]}' | grep -q 'killed by signal 9' || fail "Kill: $(cat "$T/last.json")"
+	wait_gone "$pid"
+	[ "$(job_field j1 .State.Status)" = "killed by signal 9 (Killed)" ] || fail "after Kill: $(cat "$T/last.json")"
+	# proto3 JSON leaves false out.
+	[ "$(jq -r ".Job.State.IsRunning // false" "$T/last.json")" = false ] || fail "$(cat "$T/last.json")"
+	dc_err FAILED_PRECONDITION daemon.Kill '{"JIDs":["j1"]}' >/dev/null
+	dc_ok daemon.Delete '{"JIDs":["j1"]}' >/dev/null
+	dc_err NOT_FOUND daemon.Get '{"JID":"j1"}' >/dev/null
+	stop_daemon
+}
+
+test_job_output_goes_to_its_log_and_exit_code_is_recorded() {
+	start_daemon
+	dc_ok daemon.Run '{"JID":"sh","Details":{"Process":{"Path":"sh","Args":["-c",
+		"echo to-stdout; echo to-stderr >&2; read x; exit 3"]}}}' >/dev/null
+	local pid
+	pid=$(job_field sh .State.PID)
+	# It waits on stdin, which is /dev/null: it reads EOF and exits 3.
+	wait_gone "$pid"
+	local i
+	for i in $(seq 50); do
+		[ "$(job_field sh .State.Status)" != running ] && break
+		sleep 0.1
+	done
+	[ "$(job_field sh .State.Status)" = "exited with code 3" ] || fail "$(cat "$T/last.json")"
+	[ "$(job_field sh .Log)" = "$T/logs/sh.log" ] || fail "log: $(cat "$T/last.json")"
+	printf 'to-stdout\nto-stderr\n' | diff - "$T/logs/sh.log" >&2 || fail "the job's log"
+	dc_err ALREADY_EXISTS daemon.Run '{"JID":"sh","Details":{"Process":{"Path":"true"}}}' >/dev/null
+	dc_err INVALID_ARGUMENT daemon.Run '{"Details":{"Process":{"Path":"/nonexistent/x"}}}' |
+		grep -q nonexistent || fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Run '{"JID":"a/b","Details":{"Process":{"Path":"true"}}}' |
+		grep -q JID || fail "$(cat "$T/last.json")"
+	stop_daemon
+}
+
+test_manage_adopts_a_running_process() {
+	local pid
+	pid=$(start_subject p mem --mib 4)
+	start_daemon
+	dc_ok daemon.Manage '{"JID":"adopted","Details":{"Process":{"PID":'"$pid"'}},"Action":"MANAGE_EXISTING"}' \
+		>/dev/null
+	[ "$(job_field adopted .State.PID)" = "$pid" ] || fail "$(cat "$T/last.json")"
+	job_field adopted .State.Cmdline | grep -q "subject mem" || fail "$(cat "$T/last.json")"
+	dc_err ALREADY_EXISTS daemon.Manage '{"Details":{"Process":{"PID":'"$pid"'}}}' >/dev/null
+	dc_ok daemon.Dump '{"Type":"job","Details":{"JID":"adopted"},"Name":"a"}' >/dev/null
+	wait_gone "$pid"
+	[ "$(job_field adopted .State.Status)" = checkpointed ] || fail "$(cat "$T/last.json")"
+	dc_ok daemon.Restore '{"Type":"job","Details":{"JID":"adopted"}}' >/dev/null
+	verify_subject p
+	[ "$(job_field adopted .State.Status | cut -d' ' -f1)" = running ] || fail "$(cat "$T/last.json")"
+	stop_daemon
+}
+
 run_tests "$@"
