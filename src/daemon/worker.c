@@ -343,9 +343,11 @@ static int op_manifest(struct worker *w)
 	} else {
 		struct manifest m;
 		char hex[CHECKSUM_HEX + 1];
-		bool complete = manifest_parse(text, &m) == 0 && m.complete;
-		if (complete)
+		bool complete = false;
+		if (manifest_parse(text, &m) == 0) {
+			complete = m.complete;
 			manifest_free(&m);
+		}
 		checksum_text(text, len, hex);
 		json_object_object_add(o, "status", json_object_new_string("ok"));
 		json_object_object_add(o, "manifest", json_object_new_string_len(text, (int)len));

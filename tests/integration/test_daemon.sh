@@ -296,4 +296,235 @@ test_manage_adopts_a_running_process() {
 	stop_daemon
 }
 
+SHIM=$ROOT/build/tools/faultinject.so
+
+# start_stalling_daemon: a daemon whose dumps stall inside CRIU's post-dump
+# hook (the tree frozen, CRIU waiting on crstream's answer), on the first
+# stream's fsync, until $T/fault/release exists (tests/tools/faultinject.c).
+start_stalling_daemon() {
+	mkdir -p "$T/fault"
+	LD_PRELOAD=$SHIM CRSTREAM_FAULT='fsync:*/img-0.lz4:stall' CRSTREAM_FAULT_DIR=$T/fault \
+		ASAN_OPTIONS=$ASAN_OPTIONS:verify_asan_link_order=0 start_daemon "$@"
+}
+
+# wait_stalled: a dump is held in its post-dump hook; prints the worker's pid.
+wait_stalled() {
+	"$TESTTOOL" wait-status "$T/fault/stalled" call=fsync --timeout 120 >/dev/null ||
+		{ fail "no dump reached its post-dump hook: $(tail -n 5 "$T/daemon.log")"; return 1; }
+	local worker
+	worker=$(status_get "$T/fault/stalled" pid)
+	"$TESTTOOL" wait-proc "$worker" --cmdline-has "crstream hook " --env CRTOOLS_SCRIPT_ACTION=post-dump \
+		--timeout 60 >/dev/null || { fail "CRIU is not waiting on the post-dump hook"; return 1; }
+	echo "$worker"
+}
+
+test_three_dumps_at_once_all_complete_and_verify() {
+	local n pids=()
+	declare -A counter
+	for n in a b c; do
+		start_subject "$n" mem --mib 16 >/dev/null
+		counter[$n]=$(status_get "$T/$n.status" counter)
+	done
+	start_daemon
+	for n in a b c; do
+		dc daemon.Dump "$(dump_req "$(status_get "$T/$n.status" pid)" \
+			'"Name":"'"$n"'","Streams":2,"Compression":"lz4"')" >"$T/$n.json" &
+		pids+=($!)
+	done
+	for n in 0 1 2; do
+		wait "${pids[$n]}" || fail "dump $n: $(cat "$T"/{a,b,c}.json)"
+	done
+	pids=()
+	for n in a b c; do
+		wait_gone "$(status_get "$T/$n.status" pid)"
+		dc daemon.Restore '{"Path":"'"$T/ck/$n"'"}' >"$T/$n.r.json" &
+		pids+=($!)
+	done
+	for n in 0 1 2; do
+		wait "${pids[$n]}" || fail "restore $n: $(cat "$T"/{a,b,c}.r.json)"
+	done
+	for n in a b c; do
+		verify_subject "$n" "${counter[$n]}"
+	done
+	stop_daemon
+}
+
+test_two_dumps_of_one_tree_at_once_exactly_one_proceeds() {
+	local pid child
+	pid=$(start_subject t tree --children 2 --mib 4)
+	child=$(status_get "$T/t.status" child_pids | cut -d, -f1)
+	[ -n "$child" ] || fail "no child pid in $(cat "$T/t.status")"
+	start_stalling_daemon
+	dc daemon.Dump "$(dump_req "$pid" '"Name":"one"')" >"$T/one.json" &
+	local one=$!
+	dc daemon.Dump "$(dump_req "$pid" '"Name":"two"')" >"$T/two.json" &
+	local two=$!
+	wait_stalled >/dev/null
+	# The one held in the hook has the lock: the other is refused while
+	# it holds it.
+	local first=0 refused held
+	wait -n "$one" "$two" || first=$?
+	[ "$first" = 1 ] || fail "a dump ended while the other was held: $(cat "$T/one.json" "$T/two.json")"
+	if [ -s "$T/one.json" ]; then refused=one held=$two; else refused=two held=$one; fi
+	jq -e '.code == "FAILED_PRECONDITION" and (.details | contains("being checkpointed already"))' \
+		"$T/$refused.json" >/dev/null || fail "refused: $(cat "$T/$refused.json")"
+	# A process of the same tree, its child, is refused as well.
+	dc_err FAILED_PRECONDITION daemon.Dump "$(dump_req "$child" '"Name":"child"')" >/dev/null
+	touch "$T/fault/release"
+	wait "$held" || fail "the held dump failed: $(cat "$T/one.json" "$T/two.json")"
+	[ "$(ls "$T/ck")" = "$([ $refused = one ] && echo two || echo one)" ] ||
+		fail "checkpoints: $(ls "$T/ck")"
+	stop_daemon
+}
+
+# mid_dump NAME: subject NAME (16 MiB) dumped by this test's (stalling)
+# daemon through a client in the background ($CLIENT); returns once the
+# dump is held inside its post-dump hook.
+mid_dump() {
+	local pid
+	pid=$(start_subject "$1" mem --mib 16)
+	start_stalling_daemon
+	dc daemon.Dump "$(dump_req "$pid" '"Name":"'"$1"'","Streams":2,"Compression":"lz4"')" \
+		>"$T/client.json" &
+	CLIENT=$!
+	wait_stalled >/dev/null
+}
+
+# incomplete_after_restart NAME: a fresh daemon on the same catalog
+# refuses to restore the checkpoint NAME: it is incomplete.
+incomplete_after_restart() {
+	start_daemon
+	dc_err FAILED_PRECONDITION daemon.Restore '{"Path":"'"$T/ck/$1"'"}' | grep -q 'is incomplete' ||
+		fail "$(cat "$T/last.json")"
+	jq -e '.complete == false' "$T/ck/$1/manifest.json" >/dev/null || fail "the manifest says complete"
+	stop_daemon
+}
+
+test_daemon_killed_mid_dump_process_resumes_checkpoint_incomplete() {
+	mid_dump k
+	local counter
+	counter=$(status_get "$T/k.status" counter)
+	kill -9 "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null || true
+	# Its worker died with it: CRIU's post-dump hook gets no answer, and
+	# CRIU resumes the tree instead of killing it.
+	"$TESTTOOL" wait-status "$T/k.status" "counter>$counter" --timeout 60 >/dev/null ||
+		fail "the process did not resume"
+	verify_subject k
+	! wait "$CLIENT" || fail "the client's dump succeeded: $(cat "$T/client.json")"
+	incomplete_after_restart k
+	grep -q "was in progress when the daemon stopped: now incomplete" "$T/daemon.log" ||
+		fail "no reconciliation: $(cat "$T/daemon.log")"
+}
+
+test_daemon_terminated_mid_dump_cancels_it_cleanly() {
+	mid_dump k
+	kill -TERM "$DAEMON_PID"
+	"$TESTTOOL" wait-status "$T/daemon.log" "crstream daemon: cancelled 1 dump(s); their processes keep running" \
+		--timeout 60 >/dev/null 2>&1 || grep -q "cancelled 1 dump" "$T/daemon.log" ||
+		fail "no drain: $(cat "$T/daemon.log")"
+	touch "$T/fault/release"
+	stop_daemon
+	! wait "$CLIENT" || fail "the client's dump succeeded: $(cat "$T/client.json")"
+	jq -e '.code == "CANCELLED"' "$T/client.json" >/dev/null || fail "client: $(cat "$T/client.json")"
+	verify_subject k
+	incomplete_after_restart k
+}
+
+test_client_going_away_does_not_cancel_the_dump() {
+	mid_dump k
+	local pid
+	pid=$(status_get "$T/k.status" pid)
+	kill -9 "$CLIENT"
+	wait "$CLIENT" 2>/dev/null || true
+	touch "$T/fault/release"
+	# The dump completes: CRIU kills the tree once the checkpoint is durable.
+	wait_gone "$pid"
+	jq -e '.complete' "$T/ck/k/manifest.json" >/dev/null || fail "the dump did not complete"
+	dc_ok daemon.Restore '{"Path":"'"$T/ck/k"'"}' >/dev/null
+	verify_subject k
+	stop_daemon
+}
+
+# as_user UID CMD...: CMD as that uid (and gid), no supplementary groups.
+as_user() {
+	local uid=$1
+	shift
+	setpriv --reuid "$uid" --regid "$uid" --clear-groups --inh-caps=-all "$@"
+}
+
+test_callers_credentials_decide() {
+	# Nobody else can reach a root-only daemon's socket at all.
+	start_daemon
+	[ "$(stat -c %a "$T/run")" = 700 ] || fail "socket directory mode $(stat -c %a "$T/run")"
+	[ "$(stat -c %a "$T/run/d.sock")" = 600 ] || fail "socket mode $(stat -c %a "$T/run/d.sock")"
+	chmod 755 "$T" "$DC_GEN"
+	dc_ok daemon.HealthCheck >/dev/null	# generates the stubs, as root
+	chmod -R a+rX "$DC_GEN"
+	as_user 65534 "$PYTHON" "$DC_PY" daemon.List >"$T/nobody.json" || true
+	jq -e '.code == "UNAVAILABLE"' "$T/nobody.json" >/dev/null || fail "nobody: $(cat "$T/nobody.json")"
+	stop_daemon
+	rm -rf "$T/run"
+	# With daemon.allowed_uids, others can connect, and SO_PEERCRED decides.
+	CRSTREAM_DAEMON_ALLOWED_UIDS=4242 start_daemon
+	[ "$(stat -c %a "$T/run")" = 711 ] || fail "socket directory mode $(stat -c %a "$T/run")"
+	[ "$(stat -c %a "$T/run/d.sock")" = 666 ] || fail "socket mode $(stat -c %a "$T/run/d.sock")"
+	local pid
+	pid=$(start_subject p mem --mib 4)
+	as_user 65534 "$PYTHON" "$DC_PY" daemon.Dump "$(dump_req "$pid")" >"$T/nobody.json" || true
+	jq -e '.code == "PERMISSION_DENIED" and (.details | contains("daemon.allowed_uids"))' \
+		"$T/nobody.json" >/dev/null || fail "nobody: $(cat "$T/nobody.json")"
+	alive "$pid" || fail "the subject is gone"
+	as_user 4242 "$PYTHON" "$DC_PY" daemon.HealthCheck >"$T/allowed.json" ||
+		fail "uid 4242: $(cat "$T/allowed.json")"
+	dc_ok daemon.HealthCheck >/dev/null
+	stop_daemon
+}
+
+# tls_files DIR: a CA, a server certificate for 127.0.0.1 and a client
+# certificate, all signed by the CA; and a stranger: a client certificate
+# from another CA.
+tls_files() {
+	local d=$1 ca
+	mkdir -p "$d"
+	for ca in ca other; do
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/$ca.key" -out "$d/$ca.crt" \
+			-subj "/CN=crstream test $ca" -days 2 2>/dev/null
+	done
+	openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" \
+		-subj /CN=localhost 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/san"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+		-out "$d/server.crt" -days 2 -extfile "$d/san" 2>/dev/null
+	local who signer
+	for who in client stranger; do
+		signer=ca
+		[ "$who" = stranger ] && signer=other
+		openssl req -newkey rsa:2048 -nodes -keyout "$d/$who.key" -out "$d/$who.csr" \
+			-subj "/CN=$who" 2>/dev/null
+		openssl x509 -req -in "$d/$who.csr" -CA "$d/$signer.crt" -CAkey "$d/$signer.key" \
+			-CAcreateserial -out "$d/$who.crt" -days 2 2>/dev/null
+	done
+}
+
+# A port of this engineer's range (the S3 tests use CRSTREAM_SWIFT_PORT).
+TLS_PORT=${CRSTREAM_DAEMON_TEST_PORT:-18711}
+
+test_tcp_is_served_with_client_certificates_only() {
+	# No TLS files: the daemon refuses to listen on TCP at all.
+	expect_fail "daemon.listen needs daemon.tls_cert" "$CRSTREAM" daemon --socket "$T/run/x.sock" \
+		--db "$T/x.db" --listen "127.0.0.1:$TLS_PORT"
+	tls_files "$T/tls"
+	CRSTREAM_DAEMON_TLS_CERT=$T/tls/server.crt CRSTREAM_DAEMON_TLS_KEY=$T/tls/server.key \
+		CRSTREAM_DAEMON_TLS_CLIENT_CA=$T/tls/ca.crt start_daemon --listen "127.0.0.1:$TLS_PORT"
+	local tls=$T/tls/ca.crt
+	dc_ok daemon.HealthCheck --addr "127.0.0.1:$TLS_PORT" --tls "$tls,$T/tls/client.crt,$T/tls/client.key" \
+		>/dev/null
+	dc_err UNAVAILABLE daemon.HealthCheck --addr "127.0.0.1:$TLS_PORT" --tls "$tls,-,-" --timeout 20 >/dev/null
+	dc_err UNAVAILABLE daemon.HealthCheck --addr "127.0.0.1:$TLS_PORT" \
+		--tls "$tls,$T/tls/stranger.crt,$T/tls/stranger.key" --timeout 20 >/dev/null
+	dc_err UNAVAILABLE daemon.HealthCheck --addr "127.0.0.1:$TLS_PORT" --timeout 20 >/dev/null
+	stop_daemon
+}
+
 run_tests "$@"
