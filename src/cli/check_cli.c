@@ -1,6 +1,7 @@
 /* `crstream check`: can this machine checkpoint and restore with crstream? */
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "daemon/plugin.h"
 #include "checkpoint/session.h"
 #include "criu/criu_exec.h"
 #include "store/store.h"
@@ -20,9 +21,13 @@ static const char check_usage[] =
 	"CRIU binary, its version and --stream support, `criu check`, pipe limits\n"
 	"(with the fix to apply), and the checkpoint location (free space, or for\n"
 	"s3:// and gs:// the credentials, the bucket and a write+delete probe).\n"
-	"Secrets are never printed. Exit status 1 if anything blocks crstream.\n"
+	"Secrets are never printed. Then the daemon: its TCP settings, and if one\n"
+	"answers (at --daemon's ADDR, $CRSTREAM_DAEMON or daemon.socket), its health.\n"
+	"Exit status 1 if anything blocks crstream.\n"
 	"\n"
 	"  -d, --dir LOCATION   location to probe (default: checkpoint.dir)\n"
+	"      --daemon [ADDR]  the daemon to ask (default: $CRSTREAM_DAEMON, else\n"
+	"                       unix://<daemon.socket> if that socket exists)\n"
 	"  -h, --help           this help\n";
 
 static void report(const struct check_sink *c, const char *area, const char *name,
@@ -157,6 +162,58 @@ static void print_check(void *arg, const char *area, const char *name, enum chec
 	c->warnings += level == CHECK_WARN;
 }
 
+static bool loopback(const char *hostport)
+{
+	return !strncmp(hostport, "127.", 4) || !strncmp(hostport, "localhost:", 10) ||
+	       !strncmp(hostport, "[::1]:", 6);
+}
+
+struct daemon_report {
+	const struct check_sink *sink;
+	const char *addr;
+};
+
+static void report_daemon(void *arg, const char *area, const char *name, bool error, bool warning,
+			  const char *data)
+{
+	struct daemon_report *r = arg;
+	report(r->sink, "daemon", name, error ? CHECK_FAIL : warning ? CHECK_WARN : CHECK_OK,
+	       "daemon %s: %s: %s", r->addr, area, data);
+}
+
+/* The daemon's TCP settings, and the health of a daemon that answers. */
+static void check_daemon(const struct check_sink *c, struct config *cfg, bool flag,
+			 const char *flag_addr)
+{
+	const char *listen = config_get(cfg, "daemon.listen");
+	bool tls = *config_get(cfg, "daemon.tls_cert") && *config_get(cfg, "daemon.tls_key") &&
+		   *config_get(cfg, "daemon.tls_client_ca");
+	if (*listen && !tls)
+		report(c, "daemon", "daemon.listen", CHECK_WARN,
+		       "daemon.listen %s without daemon.tls_cert, daemon.tls_key and "
+		       "daemon.tls_client_ca: %s; the daemon refuses to serve TCP without client "
+		       "certificates", listen,
+		       loopback(listen) ? "loopback only" : "a non-loopback address, reachable from "
+							    "other machines");
+	char buf[256];
+	const char *addr = daemon_target(flag, flag_addr, buf, sizeof(buf));
+	if (!addr) {
+		const char *sock = config_get(cfg, "daemon.socket");
+		if (access(sock, F_OK) < 0) {
+			report(c, "daemon", "socket", CHECK_OK,
+			       "no crstream daemon (%s absent): commands run without one", sock);
+			return;
+		}
+		snprintf(buf, sizeof(buf), "unix://%s", sock);
+		addr = buf;
+	}
+	const struct daemon_plugin *p = daemon_plugin("crstream check");
+	struct daemon_report r = {c, addr};
+	if (!p || p->health(addr, report_daemon, &r) < 0)
+		report(c, "daemon", "socket", flag ? CHECK_FAIL : CHECK_WARN, "daemon %s: %s", addr,
+		       err_msg());
+}
+
 int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -165,6 +222,8 @@ int cmd_check(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct config *cfg;
+	const char *flag_addr;
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
 	if (config_load(&cfg) < 0) {
 		err_print(NULL);
 		return 1;
@@ -185,7 +244,9 @@ int cmd_check(int argc, char **argv)
 		}
 	}
 	struct checks c = {0};
-	run_checks(cfg, dir, true, &(struct check_sink){print_check, &c});
+	struct check_sink sink = {print_check, &c};
+	run_checks(cfg, dir, true, &sink);
+	check_daemon(&sink, cfg, via_daemon, flag_addr);
 	printf("\n%s: %d blocker%s, %d warning%s\n", c.blockers ? "NOT READY" : "ready", c.blockers,
 	       c.blockers == 1 ? "" : "s", c.warnings, c.warnings == 1 ? "" : "s");
 	config_free(cfg);

@@ -30,8 +30,21 @@ int cmd_config(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
-/* In the daemon plugin (cli/daemon_cli.c loads it). */
+/* In the daemon plugin (cli/daemon_cli.c loads it): `crstream daemon`,
+ * and `crstream run|manage|jobs|kill` (argv[1] says which). */
 int cmd_daemon(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
+
+/* Going through a daemon. */
+struct daemon_plugin;
+/* The daemon plugin (NULL with the error set if it cannot be loaded). */
+const struct daemon_plugin *daemon_plugin(const char *what);
+/* Takes `--daemon`, `--daemon ADDR` (ADDR: unix:///path or /path) or
+ * `--daemon=ADDR` out of argv (before any "--"); true if it was there. */
+bool take_daemon_flag(int *argc, char **argv, const char **addr);
+/* The daemon a command goes through, or NULL (do it locally): the flag's
+ * ADDR, else $CRSTREAM_DAEMON, else with the flag unix://<daemon.socket>. */
+const char *daemon_target(bool flag, const char *flag_addr, char *buf, size_t size);
 
 /* The running crstream binary's absolute path (for CRIU's action script). */
 int self_path(char *buf, size_t size);

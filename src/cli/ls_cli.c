@@ -3,6 +3,7 @@
 #include "checkpoint/manifest.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "daemon/plugin.h"
 #include "util/err.h"
 #include "util/fmt.h"
 #include "util/strmap.h"
@@ -93,10 +94,25 @@ static int free_entry(struct strmap_entry *me, void *arg)
 int cmd_ls(int argc, char **argv)
 {
 	int status;
+	const char *flag_addr;
+	char addr_buf[256];
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
+	const char *addr = daemon_target(via_daemon, flag_addr, addr_buf, sizeof(addr_buf));
+	/* Through the daemon: its catalog, all of it or under LOCATION. */
+	if (addr && argc <= 3 && (argc == 2 || argv[2][0] != '-')) {
+		const struct daemon_plugin *p = daemon_plugin("crstream ls --daemon");
+		if (!p) {
+			err_print(NULL);
+			return 1;
+		}
+		return p->ls(addr, argc == 3 ? argv[2] : NULL);
+	}
 	if (!one_argument(argc, argv, "crstream ls LOCATION",
 			  "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
 			  "gs://bucket/prefix: name, start time, size, streams, compression,\n"
-			  "and whether the dump completed.\n", &status))
+			  "and whether the dump completed.\n"
+			  "With --daemon [ADDR] (or $CRSTREAM_DAEMON): the daemon's catalog, all\n"
+			  "of it or what is under LOCATION, with IDs and jobs.\n", &status))
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
@@ -163,9 +179,23 @@ int remove_checkpoint(struct store *s, const char *location, size_t *objects)
 int cmd_rm(int argc, char **argv)
 {
 	int status;
+	const char *flag_addr;
+	char addr_buf[256];
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
+	const char *addr = daemon_target(via_daemon, flag_addr, addr_buf, sizeof(addr_buf));
+	if (addr && argc == 3 && argv[2][0] != '-') {
+		const struct daemon_plugin *p = daemon_plugin("crstream rm --daemon");
+		if (!p) {
+			err_print(NULL);
+			return 1;
+		}
+		return p->rm(addr, argv[2]);
+	}
 	if (!one_argument(argc, argv, "crstream rm CHECKPOINT",
 			  "Deletes a checkpoint (its streams, manifest and log), complete or not.\n"
-			  "Refuses a location that is not a checkpoint.\n", &status))
+			  "Refuses a location that is not a checkpoint.\n"
+			  "With --daemon [ADDR] (or $CRSTREAM_DAEMON): through the daemon, which\n"
+			  "drops it from its catalog too; CHECKPOINT may be a catalog ID.\n", &status))
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;

@@ -194,6 +194,22 @@ void reaper_stop(struct daemon *d);
 
 /* ---- policies ---- */
 
+/* A job's periodic checkpoints: every interval seconds a dump with
+ * leave-running, into dir; once one is complete, the policy's complete
+ * checkpoints beyond the newest keep are deleted (and its incomplete ones
+ * older than the newest complete one). */
+struct policy_request {
+	bool given;
+	uint32_t interval;		/* seconds; 0: none */
+	uint32_t keep;			/* 0: policy.keep */
+	const char *dir;		/* NULL/"": policy.dir, else checkpoint.dir */
+	uint32_t streams;		/* 0: checkpoint.streams */
+	const char *compression;	/* NULL/"": checkpoint.compression */
+};
+
+int policy_check(struct daemon *d, const struct policy_request *p, struct rpc_status *st);
+int policy_set(struct daemon *d, const char *jid, const struct policy_request *p,
+	       struct rpc_status *st);
 int policy_start(struct daemon *d);
 void policy_stop(struct daemon *d);
 /* After a policy's dump completed: prune to keep. */
@@ -234,6 +250,9 @@ void health_components(struct daemon *d, bool full,
 		       void (*add)(void *arg, const char *area, const char *name, const char *level,
 				   const char *data),
 		       void *arg);
+
+/* `crstream daemon` (daemon_main.c). */
+int daemon_main(int argc, char **argv);
 
 /* Unix ms now. */
 int64_t unix_ms(void);

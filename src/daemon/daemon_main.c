@@ -141,7 +141,9 @@ static int run(struct daemon *d)
 	return rc;
 }
 
-static int daemon_main(int argc, char **argv)
+
+
+int daemon_main(int argc, char **argv)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
 	bool help = false;
@@ -185,7 +187,3 @@ static int daemon_main(int argc, char **argv)
 		fprintf(stderr, "crstream daemon: stopped\n");
 	return rc < 0 ? 1 : 0;
 }
-
-const struct daemon_plugin crstream_daemon_plugin = {
-	.daemon_main = daemon_main,
-};

@@ -298,6 +298,11 @@ test_manage_adopts_a_running_process() {
 
 SHIM=$ROOT/build/tools/faultinject.so
 
+# keys FILE: the sorted keys of a JSON object.
+keys() {
+	jq -r 'keys[]' "$1" | sort
+}
+
 # start_stalling_daemon: a daemon whose dumps stall inside CRIU's post-dump
 # hook (the tree frozen, CRIU waiting on crstream's answer), on the first
 # stream's fsync, until $T/fault/release exists (tests/tools/faultinject.c).
@@ -397,6 +402,8 @@ incomplete_after_restart() {
 	dc_err FAILED_PRECONDITION daemon.Restore '{"Path":"'"$T/ck/$1"'"}' | grep -q 'is incomplete' ||
 		fail "$(cat "$T/last.json")"
 	jq -e '.complete == false' "$T/ck/$1/manifest.json" >/dev/null || fail "the manifest says complete"
+	dc_ok v1.GetCheckpoint '{"location":"'"$T/ck/$1"'"}' | jq -e '.state == "incomplete"' >/dev/null ||
+		fail "catalog: $(cat "$T/last.json")"
 	stop_daemon
 }
 
@@ -443,6 +450,120 @@ test_client_going_away_does_not_cancel_the_dump() {
 	jq -e '.complete' "$T/ck/k/manifest.json" >/dev/null || fail "the dump did not complete"
 	dc_ok daemon.Restore '{"Path":"'"$T/ck/k"'"}' >/dev/null
 	verify_subject k
+	stop_daemon
+}
+
+test_v1_streams_progress_then_the_result_object() {
+	local pid
+	pid=$(start_subject p mem --mib 16)
+	start_daemon
+	dc_ok v1.Dump '{"pid":'"$pid"',"name":"p","streams":2,"compression":"zstd","level":3}' --stream \
+		>"$T/events"
+	head -n1 "$T/events" | jq -e --arg l "$T/ck/p" '.started.location == $l and .started.op == "dump"
+		and (.started.checkpoint_id | length) == 16' >/dev/null || fail "first: $(head -n1 "$T/events")"
+	jq -r 'select(.progress) | .progress.phase' "$T/events" | uniq >"$T/phases"
+	grep -qx capturing "$T/phases" || fail "phases: $(cat "$T/phases")"
+	[ "$(tail -n1 "$T/phases")" = done ] || fail "phases: $(cat "$T/phases")"
+	jq -se '[.[] | select(.progress.phase? == "done")] | length == 1 and
+		(.[0].progress.stored_bytes | tonumber > 0)' "$T/events" >/dev/null ||
+		fail "no stored bytes: $(grep '"done"' "$T/events")"
+	tail -n1 "$T/events" | jq -e '.result.ok' >/dev/null || fail "last: $(tail -n1 "$T/events")"
+	# The result object has the fields of `crstream dump --json`.
+	tail -n1 "$T/events" | jq -r .result.json >"$T/result.json"
+	local other
+	other=$(start_subject q mem --mib 4)
+	"$CRSTREAM" dump "$other" --dir "$T/local" --json >"$T/local.json"
+	diff <(keys "$T/local.json") <(keys "$T/result.json") >&2 || fail "result fields differ from --json's"
+	jq -e --arg l "$T/ck/p" '.status == "ok" and .checkpoint == $l and .streams == 2 and
+		.compression == "zstd"' "$T/result.json" >/dev/null || fail "result: $(cat "$T/result.json")"
+	# The manifest, and its checksum in the catalog.
+	local id
+	id=$(tail -n1 "$T/events" | jq -r .result.checkpoint_id)
+	dc_ok v1.GetCheckpoint '{"id":"'"$id"'","with_manifest":true}' >"$T/ck.json"
+	jq -j .manifest "$T/ck.json" | cmp - "$T/ck/p/manifest.json" || fail "manifest differs"
+	[ "$(jq -r .manifest_checksum "$T/ck.json")" = "$(xxh128sum "$T/ck/p/manifest.json" | cut -d' ' -f1)" ] ||
+		fail "manifest checksum: $(cat "$T/ck.json")"
+	jq -e '.state == "complete" and .streams == 2' "$T/ck.json" >/dev/null || fail "$(cat "$T/ck.json")"
+	dc_ok v1.Restore '{"checkpoint_id":"'"$id"'"}' --stream >"$T/r.events"
+	tail -n1 "$T/r.events" | jq -e --argjson p "$pid" '.result.ok and .result.pid == $p' >/dev/null ||
+		fail "restore: $(tail -n1 "$T/r.events")"
+	verify_subject p
+	stop_daemon
+}
+
+test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
+	local pid
+	pid=$(start_subject p mem --mib 16)
+	start_stalling_daemon
+	dc v1.Dump '{"pid":'"$pid"',"name":"p"}' --stream >"$T/events" &
+	local client=$!
+	wait_stalled >/dev/null
+	local op
+	op=$(head -n1 "$T/events" | jq -r .operation_id)
+	dc_ok v1.ListCheckpoints | jq -e --arg o "$op" '.checkpoints[0].state == "in_progress" and
+		.checkpoints[0].operation_id == $o' >/dev/null || fail "catalog: $(cat "$T/last.json")"
+	# Watching it from elsewhere sees the same operation.
+	dc v1.Watch '{"operation_id":"'"$op"'"}' --stream >"$T/watch" &
+	local watcher=$!
+	dc_ok v1.Cancel '{"operation_id":"'"$op"'"}' | jq -e .cancelled >/dev/null || fail "$(cat "$T/last.json")"
+	touch "$T/fault/release"
+	! wait "$client" || fail "the cancelled dump's stream ended OK"
+	tail -n1 "$T/events" | jq -e '.code == "CANCELLED"' >/dev/null || fail "$(tail -n2 "$T/events")"
+	tail -n2 "$T/events" | head -n1 | jq -e '(.result.ok // false) == false and .result.process_running' \
+		>/dev/null || fail "result: $(tail -n2 "$T/events")"
+	! wait "$watcher" || fail "the watcher's stream ended OK"
+	grep -q '"result"' "$T/watch" || fail "the watcher saw no result: $(cat "$T/watch")"
+	verify_subject p
+	dc_ok v1.ListCheckpoints | jq -e '.checkpoints[0].state == "incomplete"' >/dev/null ||
+		fail "catalog: $(cat "$T/last.json")"
+	dc_err NOT_FOUND v1.Cancel '{"operation_id":"'"$op"'"}' >/dev/null
+	stop_daemon
+}
+
+test_cli_through_the_daemon() {
+	start_daemon
+	export CRSTREAM_DAEMON=$DC_ADDR
+	"$CRSTREAM" run --jid cli -- "$SUBJECT" mem --mib 8 --status "$T/c.status" >"$T/run.out"
+	grep -q "^job cli: running (pid [0-9]*), log $T/logs/cli.log" "$T/run.out" || fail "run: $(cat "$T/run.out")"
+	"$TESTTOOL" wait-status "$T/c.status" state=ready --timeout 60 >/dev/null || fail "the job is not ready"
+	local pid
+	pid=$(status_get "$T/c.status" pid)
+	"$CRSTREAM" jobs --json | jq -e --argjson p "$pid" 'select(.jid == "cli") | .pid == $p and
+		.state == "running" and .child' >/dev/null || fail "jobs: $("$CRSTREAM" jobs --json)"
+	"$CRSTREAM" jobs | grep -q "^cli  *$pid  *running " || fail "jobs: $("$CRSTREAM" jobs)"
+	# On a terminal, the progress line comes through the daemon.
+	script -qfec "$(printf '%q ' "$CRSTREAM" dump job cli --leave-running --name first)" "$T/dump.tty" \
+		>/dev/null
+	tr '\r' '\n' <"$T/dump.tty" | grep -aq "^crstream: dump pid $pid: capturing" ||
+		fail "no progress line: $(tr '\r' '\n' <"$T/dump.tty" | tail -n 5)"
+	grep -aq "catalog ID [0-9a-f]*, job cli" "$T/dump.tty" || fail "summary: $(cat "$T/dump.tty")"
+	"$CRSTREAM" dump job cli --name second --json >"$T/second.json"
+	jq -e '.status == "ok"' "$T/second.json" >/dev/null || fail "dump job: $(cat "$T/second.json")"
+	wait_gone "$pid"
+	"$CRSTREAM" ls >"$T/ls"
+	[ "$(grep -c ' complete  *cli ' "$T/ls")" = 2 ] || fail "ls: $(cat "$T/ls")"
+	local id
+	id=$(awk '$NF ~ /second$/ {print $1}' "$T/ls")
+	"$CRSTREAM" restore --path "$id" >"$T/restore.out"
+	grep -q "^  job cli" "$T/restore.out" || fail "restore: $(cat "$T/restore.out")"
+	verify_subject c
+	"$CRSTREAM" kill cli | grep -q "killed by signal 9" || fail "kill"
+	"$CRSTREAM" rm "$id" | grep -q "^removed $T/ck/second " || fail "rm"
+	[ ! -e "$T/ck/second" ] || fail "rm left $T/ck/second"
+	# The daemon's health, in check.
+	"$CRSTREAM" check >"$T/check" || fail "check: $(cat "$T/check")"
+	grep -q "^ok    daemon $DC_ADDR: catalog: " "$T/check" || fail "check: $(cat "$T/check")"
+	unset CRSTREAM_DAEMON
+	CRSTREAM_DAEMON_LISTEN=0.0.0.0:1 "$CRSTREAM" check --dir "$T" >"$T/check" || true
+	grep -q "^warn  daemon.listen 0.0.0.0:1 without daemon.tls_cert.*non-loopback" "$T/check" ||
+		fail "check: $(cat "$T/check")"
+	# `dump process` is `dump`, and without a daemon, dump works alone.
+	local other
+	other=$(start_subject o mem --mib 4)
+	"$CRSTREAM" dump process "$other" --dir "$T/alone" --name o >/dev/null
+	[ -e "$T/alone/o/manifest.json" ] || fail "dump process"
+	expect_fail "no crstream daemon answers at unix:///nonexistent.sock" \
+		"$CRSTREAM" jobs --daemon unix:///nonexistent.sock
 	stop_daemon
 }
 
