@@ -476,6 +476,9 @@ static void *monitor_main(void *arg)
 	else
 		finish_restore(d, op, text, status);
 	free(text);
+	/* Before the end is announced: whoever sees it done sees it pruned. */
+	if (op->policy && op->ok && op->jid[0])
+		policy_prune(d, op->jid);
 	pthread_mutex_lock(&d->mu);
 	op->done = true;
 	op->worker = 0;
@@ -483,8 +486,6 @@ static void *monitor_main(void *arg)
 	op_unlink(d, op);
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
-	if (op->policy && op->ok && op->jid[0])
-		policy_prune(d, op->jid);
 	op_put(d, op);
 	free(m);
 	return NULL;

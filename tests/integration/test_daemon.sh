@@ -35,6 +35,9 @@ dc_err() {
 	cat "$T/last.json"
 }
 
+# The periodic policy test waits for four checkpoints to come and go.
+TEST_TIMEOUT[test_periodic_policy_checkpoints_and_prunes_to_keep]=240
+
 DAEMON_PIDS=()
 cleanup_daemons() {
 	local p
@@ -564,6 +567,51 @@ test_cli_through_the_daemon() {
 	[ -e "$T/alone/o/manifest.json" ] || fail "dump process"
 	expect_fail "no crstream daemon answers at unix:///nonexistent.sock" \
 		"$CRSTREAM" jobs --daemon unix:///nonexistent.sock
+	stop_daemon
+}
+
+test_periodic_policy_checkpoints_and_prunes_to_keep() {
+	start_daemon
+	CRSTREAM_DAEMON=$DC_ADDR "$CRSTREAM" run --jid per --every 1s --keep 2 --policy-dir "$T/periodic" \
+		-- "$SUBJECT" mem --mib 4 --status "$T/per.status" >/dev/null
+	"$TESTTOOL" wait-status "$T/per.status" state=ready --timeout 60 >/dev/null || fail "not ready"
+	# Until four checkpoints have been seen complete, each look at the
+	# catalog must show at most keep complete ones (keep + 1 for the
+	# moment between a completion and its pruning).
+	local seen=() i latest
+	for i in $(seq 600); do
+		dc_ok v1.ListCheckpoints '{"jid":"per"}' >"$T/list.json"
+		[ "$(jq '[.checkpoints[]? | select(.state == "complete")] | length' "$T/list.json")" -le 3 ] ||
+			fail "more than keep + 1 complete: $(cat "$T/list.json")"
+		latest=$(jq -r '[.checkpoints[]? | select(.state == "complete")] | last | .id // ""' "$T/list.json")
+		if [ -n "$latest" ] && [[ " ${seen[*]} " != *" $latest "* ]]; then
+			seen+=("$latest")
+		fi
+		[ "${#seen[@]}" -ge 4 ] && break
+		sleep 0.1
+	done
+	[ "${#seen[@]}" -ge 4 ] || fail "only ${#seen[@]} periodic checkpoints: $(cat "$T/list.json")"
+	# Policy off; once nothing runs, exactly keep remain, the newest.
+	dc_ok v1.SetPolicy '{"jid":"per","policy":{"interval_seconds":0,"keep":2}}' >/dev/null
+	for i in $(seq 600); do
+		dc_ok v1.ListCheckpoints '{"jid":"per"}' >"$T/list.json"
+		jq -e '[.checkpoints[]? | select(.state == "in_progress")] | length == 0' "$T/list.json" \
+			>/dev/null && break
+		sleep 0.1
+	done
+	jq -e '[.checkpoints[] | select(.state == "complete")] | length == 2' "$T/list.json" >/dev/null ||
+		fail "not pruned to 2: $(cat "$T/list.json")"
+	local newest
+	newest=$(jq -r '.checkpoints[-1].id' "$T/list.json")
+	[ "$newest" = "$(dc_ok v1.GetCheckpoint '{"jid":"per"}' | jq -r .id)" ] || fail "latest"
+	jq -r '.checkpoints[].location' "$T/list.json" | sort >"$T/catalog"
+	ls -d "$T"/periodic/* | sort >"$T/disk"
+	diff "$T/catalog" "$T/disk" >&2 || fail "the pruned checkpoints are still on disk"
+	# The job ran on throughout, and its latest checkpoint restores.
+	verify_subject per
+	dc_ok daemon.Kill '{"JIDs":["per"]}' >/dev/null
+	dc_ok daemon.Restore '{"Type":"job","Details":{"JID":"per"}}' >/dev/null
+	verify_subject per
 	stop_daemon
 }
 
