@@ -260,6 +260,8 @@ int op_cancel(struct daemon *d, const char *id, struct rpc_status *st)
 		 * CRIU resumes the tree. */
 		if (op->worker > 0)
 			kill(op->worker, SIGINT);
+		fprintf(stderr, "crstream daemon: operation %s: cancelled (SIGINT to worker %d)\n", id,
+			(int)op->worker);
 	}
 	pthread_mutex_unlock(&d->mu);
 	return rc;

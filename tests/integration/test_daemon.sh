@@ -78,8 +78,42 @@ dump_req() {	# dump_req PID [extra JSON fields]
 	printf '{"Details":{"Process":{"PID":%d}}%s}' "$1" "${2:+,$2}"
 }
 
+# notify_listener FILE: a datagram socket at $T/notify, as systemd's
+# NOTIFY_SOCKET, whose messages are appended to FILE; its pid in LISTENER.
+notify_listener() {
+	"$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[2], "w").close()
+while True:
+    with open(sys.argv[2], "a") as f:
+        f.write(s.recv(4096).decode() + "\n")
+' "$T/notify" "$1" &
+	LISTENER=$!
+	local i
+	for i in $(seq 300); do
+		[ -S "$T/notify" ] && return 0
+		sleep 0.1
+	done
+	fail "no notify listener"
+}
+
+# signal_taken PID SIG: SIG is no longer pending for PID (a process that
+# blocks it and reads it from a signalfd has taken it).
+signal_taken() {
+	local i mask
+	for i in $(seq 300); do
+		mask=$(sed -n 's/^ShdPnd:\s*//p' "/proc/$1/status")
+		(( (16#$mask >> ($2 - 1) & 1) == 0 )) && return 0
+		sleep 0.1
+	done
+	fail "pid $1 never took signal $2"
+}
+
 test_health_check_lists_criu_streaming_storage_and_catalog() {
-	start_daemon
+	notify_listener "$T/notified"
+	NOTIFY_SOCKET=$T/notify start_daemon
 	dc_ok daemon.HealthCheck '{"Full": true}' >"$T/h.json"
 	local area
 	for area in criu streaming storage catalog; do
@@ -96,6 +130,10 @@ test_health_check_lists_criu_streaming_storage_and_catalog() {
 		grep -q "schema version 2, journal wal" || fail "catalog: $(cat "$T/h.json")"
 	# Without CRIU the daemon cannot checkpoint: an error, not a warning.
 	stop_daemon
+	# systemd heard it: ready once serving, then stopping.
+	grep -q "^READY=1" "$T/notified" || fail "no READY=1: $(cat "$T/notified")"
+	grep -q "^STOPPING=1" "$T/notified" || fail "no STOPPING=1: $(cat "$T/notified")"
+	kill "$LISTENER"
 	CRSTREAM_CRIU=/nonexistent/criu start_daemon
 	dc_ok daemon.HealthCheck >"$T/h.json"
 	jq -e '.Results[] | select(.Name == "criu") | .Components[] | select(.Errors)' "$T/h.json" \
@@ -499,8 +537,8 @@ test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
 	pid=$(start_subject p mem --mib 16)
 	start_stalling_daemon
 	dc v1.Dump '{"pid":'"$pid"',"name":"p"}' --stream >"$T/events" &
-	local client=$!
-	wait_stalled >/dev/null
+	local client=$! worker
+	worker=$(wait_stalled)
 	local op
 	op=$(head -n1 "$T/events" | jq -r .operation_id)
 	dc_ok v1.ListCheckpoints | jq -e --arg o "$op" '.checkpoints[0].state == "in_progress" and
@@ -509,6 +547,7 @@ test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
 	dc v1.Watch '{"operation_id":"'"$op"'"}' --stream >"$T/watch" &
 	local watcher=$!
 	dc_ok v1.Cancel '{"operation_id":"'"$op"'"}' | jq -e .cancelled >/dev/null || fail "$(cat "$T/last.json")"
+	signal_taken "$worker" 2
 	touch "$T/fault/release"
 	! wait "$client" || fail "the cancelled dump's stream ended OK"
 	tail -n1 "$T/events" | jq -e '.code == "CANCELLED"' >/dev/null || fail "$(tail -n2 "$T/events")"
@@ -520,6 +559,39 @@ test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
 	dc_ok v1.ListCheckpoints | jq -e '.checkpoints[0].state == "incomplete"' >/dev/null ||
 		fail "catalog: $(cat "$T/last.json")"
 	dc_err NOT_FOUND v1.Cancel '{"operation_id":"'"$op"'"}' >/dev/null
+	stop_daemon
+}
+
+test_cli_interrupted_cancels_the_daemons_dump() {
+	local pid
+	pid=$(start_subject p mem --mib 16)
+	start_stalling_daemon
+	"$CRSTREAM" dump "$pid" --daemon "$DC_ADDR" --name p 2>"$T/cli.err" &
+	local cli=$! worker
+	worker=$(wait_stalled)
+	kill -INT "$cli"
+	# The CLI's Cancel reached the daemon, and the worker took the SIGINT:
+	# the dump backs out once its stalled call returns.
+	local i
+	for i in $(seq 300); do
+		grep -q "cancelled (SIGINT to worker $worker)" "$T/daemon.log" && break
+		sleep 0.1
+	done
+	grep -q "cancelled (SIGINT to worker $worker)" "$T/daemon.log" || fail "no cancel: $(cat "$T/daemon.log")"
+	signal_taken "$worker" 2
+	touch "$T/fault/release"
+	local rc=0
+	wait "$cli" || rc=$?
+	[ "$rc" = 1 ] || fail "the CLI exited $rc: $(cat "$T/cli.err")"
+	grep -q "interrupted (the process was resumed and keeps running)" "$T/cli.err" ||
+		fail "$(cat "$T/cli.err")"
+	verify_subject p
+	# Async: the answer comes once the dump has started; the catalog has it.
+	dc_ok daemon.Dump "$(dump_req "$pid" '"Name":"a","Async":true')" >"$T/async.json"
+	grep -q "dump started, asynchronously" "$T/async.json" || fail "$(cat "$T/async.json")"
+	wait_gone "$pid"
+	dc_ok v1.GetCheckpoint '{"location":"'"$T/ck/a"'"}' | jq -e '.state == "complete"' >/dev/null ||
+		fail "$(cat "$T/last.json")"
 	stop_daemon
 }
 
