@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Calls handled at once; beyond, RESOURCE_EXHAUSTED. */
@@ -402,8 +403,17 @@ void server_stop(struct daemon *d)
 		unlink(d->socket_path);
 	}
 	if (s->started) {
+		/* No new calls; those in flight get a while to answer (a dump's
+		 * caller its result), then the stragglers are cancelled. */
 		grpc_server_shutdown_and_notify(s->main, s->cq, &shutdown_tag_main);
 		grpc_server_shutdown_and_notify(s->deny, s->cq, &shutdown_tag_deny);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 10;
+		pthread_mutex_lock(&s->mu);
+		while (s->calls > 0 && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0)
+			;
+		pthread_mutex_unlock(&s->mu);
 		grpc_server_cancel_all_calls(s->main);
 		grpc_server_cancel_all_calls(s->deny);
 	}
