@@ -24,6 +24,9 @@ Options:
 Prints the answer as JSON on stdout and exits 0; on a gRPC error prints
 {"code": "NOT_FOUND", "details": "..."} and exits 1 (after any streamed
 messages). Exit 2: misuse.
+
+  dc.py --serve DIR   the same calls, one after the other, through FIFOs
+                      in DIR (see serve()): one Python for a whole test.
 """
 import argparse
 import importlib
@@ -45,14 +48,15 @@ def generate(gen):
     plugin = subprocess.run(["sh", "-c", "command -v grpc_python_plugin"], capture_output=True,
                             text=True).stdout.strip()
     if not plugin:
-        sys.exit("dc.py: grpc_python_plugin not found (Debian protobuf-compiler-grpc)")
+        raise SystemExit("dc.py: grpc_python_plugin not found (Debian protobuf-compiler-grpc)")
     present = [p for p in PROTOS if os.path.exists(os.path.join(proto_dir, p))]
     subprocess.run(["protoc", "-I", proto_dir, "--python_out", gen, "--grpc_python_out", gen,
                     "--plugin=protoc-gen-grpc_python=" + plugin] + present, check=True)
     open(stamp, "w").close()
 
 
-def main():
+def call(argv, out):
+    """One call as the command line says; its answer to out; the exit status."""
     ap = argparse.ArgumentParser(usage=__doc__)
     ap.add_argument("call")
     ap.add_argument("request", nargs="?", default="{}")
@@ -62,12 +66,13 @@ def main():
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--gen", default=os.environ.get("DC_GEN", ""))
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if not a.gen or not a.addr or "." not in a.call:
         ap.print_usage(sys.stderr)
-        sys.exit(2)
+        return 2
     generate(a.gen)
-    sys.path.insert(0, a.gen)
+    if a.gen not in sys.path:
+        sys.path.insert(0, a.gen)
     import grpc
     from google.protobuf import json_format
 
@@ -78,7 +83,8 @@ def main():
         pb, pb_grpc, stub_name, full = ("crstream_v1_pb2", "crstream_v1_pb2_grpc", "CrstreamStub",
                                         "crstream.v1.Crstream")
     else:
-        sys.exit("dc.py: unknown service %s" % service)
+        print("dc.py: unknown service %s" % service, file=sys.stderr)
+        return 2
     pb = importlib.import_module(pb)
     pb_grpc = importlib.import_module(pb_grpc)
 
@@ -95,27 +101,62 @@ def main():
     if a.raw is not None:
         # Bytes as they are: a malformed message reaches the daemon.
         path = "/%s/%s" % (full, method)
-        call = (channel.unary_stream if a.stream else channel.unary_unary)(
+        rpc = (channel.unary_stream if a.stream else channel.unary_unary)(
             path, request_serializer=lambda b: b, response_deserializer=resp_class.FromString)
         request = bytes.fromhex(a.raw)
     else:
         stub = getattr(pb_grpc, stub_name)(channel)
-        call = getattr(stub, method)
+        rpc = getattr(stub, method)
         request = json_format.Parse(a.request, getattr(pb, desc.input_type.name)())
 
     def show(msg):
         print(json.dumps(json_format.MessageToDict(msg, preserving_proto_field_name=True)),
-              flush=True)
+              file=out, flush=True)
 
     try:
         if a.stream:
-            for msg in call(request, timeout=a.timeout):
+            for msg in rpc(request, timeout=a.timeout):
                 show(msg)
         else:
-            show(call(request, timeout=a.timeout))
+            show(rpc(request, timeout=a.timeout))
     except grpc.RpcError as e:
-        print(json.dumps({"code": e.code().name, "details": e.details()}), flush=True)
-        sys.exit(1)
+        print(json.dumps({"code": e.code().name, "details": e.details()}), file=out, flush=True)
+        return 1
+    finally:
+        channel.close()
+    return 0
+
+
+def serve(directory):
+    """Calls one after the other, each a JSON array of arguments written to
+    DIR/in; the answer, then a line "#rc=N", read from DIR/out. Saves the
+    tests a Python start-up per call."""
+    import io
+    fifo_in, fifo_out = os.path.join(directory, "in"), os.path.join(directory, "out")
+    for f in (fifo_in, fifo_out):
+        if not os.path.exists(f):
+            os.mkfifo(f, 0o600)
+    while True:
+        with open(fifo_in) as f:
+            line = f.read().strip()
+        if not line:
+            continue
+        out = io.StringIO()
+        try:
+            rc = call(json.loads(line), out)
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 2
+        except Exception as e:  # a client bug must not hang the caller
+            print(json.dumps({"code": "CLIENT_ERROR", "details": repr(e)}), file=out)
+            rc = 3
+        with open(fifo_out, "w") as f:
+            f.write(out.getvalue() + "#rc=%d\n" % rc)
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        serve(sys.argv[2])
+    sys.exit(call(sys.argv[1:], sys.stdout))
 
 
 if __name__ == "__main__":
