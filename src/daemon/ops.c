@@ -226,7 +226,7 @@ static void op_unlink(struct daemon *d, struct op *gone)
 		}
 }
 
-bool op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms)
+void op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -242,7 +242,6 @@ bool op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms)
 			break;
 	*seq = op->seq;
 	pthread_mutex_unlock(&d->mu);
-	return true;
 }
 
 int op_cancel(struct daemon *d, const char *id, struct rpc_status *st)

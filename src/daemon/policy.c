@@ -127,8 +127,14 @@ static void *scheduler_main(void *arg)
 		struct due due = {0};
 		if (catalog_each_job(d->cat, collect_due, &due) < 0)
 			warnx_("policies: %s", err_msg());
-		for (size_t i = 0; i < due.n && !d->draining; i++)
+		for (size_t i = 0; i < due.n; i++) {
+			pthread_mutex_lock(&d->mu);
+			bool draining = d->draining;
+			pthread_mutex_unlock(&d->mu);
+			if (draining)
+				break;
 			start_policy_dump(d, &due.rows[i]);
+		}
 		free(due.rows);
 	}
 	return NULL;

@@ -60,11 +60,13 @@ dc_err() {
 TEST_TIMEOUT[test_periodic_policy_checkpoints_and_prunes_to_keep]=240
 
 DAEMON_PIDS=()
+SWIFT_STARTED=0
 cleanup_daemons() {
 	local p
 	for p in "${DAEMON_PIDS[@]}"; do
 		kill -9 "$p" 2>/dev/null || true
 	done
+	[ "$SWIFT_STARTED" = 0 ] || "$ROOT/scripts/s3-server.sh" stop >/dev/null 2>&1 || true
 }
 
 # start_daemon [OPTIONS]: a daemon serving $T/run/d.sock with the catalog
@@ -280,8 +282,12 @@ test_bad_requests_get_status_codes_and_the_daemon_keeps_serving() {
 test_catalog_survives_a_restart() {
 	local pid
 	pid=$(start_subject p mem --mib 4)
+	# Cedana's spelling of checkpoint.streams: the default for a dump that
+	# leaves Streams unset.
+	printf '{"checkpoint": {"stream": 3}}\n' >"$T/config.json"
 	start_daemon
 	dc_ok daemon.Dump "$(dump_req "$pid" '"Name":"x","Criu":{"images_dir_fd":-1,"leave_running":true}')" >/dev/null
+	jq -e '.streams == 3' "$T/ck/x/manifest.json" >/dev/null || fail "streams: $(head -c 200 "$T/ck/x/manifest.json")"
 	dc_ok daemon.ListCheckpoints >"$T/before.json"
 	stop_daemon
 	start_daemon
@@ -729,6 +735,37 @@ test_periodic_policy_checkpoints_and_prunes_to_keep() {
 	dc_ok daemon.Kill '{"JIDs":["per"]}' >/dev/null
 	dc_ok daemon.Restore '{"Type":"job","Details":{"JID":"per"}}' >/dev/null
 	verify_subject per
+	stop_daemon
+}
+
+# The daemon with object storage: the S3 server (OpenStack Swift on
+# loopback, scripts/s3-server.sh; CRSTREAM_SWIFT_PORT and _DIR say where)
+# is started for this test unless it runs already, and stopped after it.
+test_s3_checkpoint_through_the_daemon() {
+	local swift=$ROOT/scripts/s3-server.sh exports
+	if ! "$swift" status; then
+		SWIFT_STARTED=1
+		trap cleanup_daemons EXIT
+	fi
+	exports=$("$swift" start) || fail "cannot start the S3 server"
+	eval "$exports"
+	local url=s3://$CRSTREAM_TEST_S3_BUCKET/daemon-$$-$RANDOM pid
+	pid=$(start_subject p mem --mib 8)
+	start_daemon	# with the server's credentials in its environment
+	dc_ok daemon.Dump "$(dump_req "$pid" '"Dir":"'"$url"'","Name":"p","Streams":2,"Compression":"lz4"')" \
+		>/dev/null
+	wait_gone "$pid"
+	dc_ok daemon.ListCheckpoints | jq -e --arg p "$url/p" '.Checkpoints | length == 1 and
+		.[0].Path == $p' >/dev/null || fail "catalog: $(cat "$T/last.json")"
+	"$CRSTREAM" ls "$url" | grep -q "^p .* complete$" || fail "not in the bucket: $("$CRSTREAM" ls "$url")"
+	dc_ok daemon.Restore '{"Path":"'"$url/p"'"}' >/dev/null
+	verify_subject p
+	local id
+	id=$(dc_ok daemon.ListCheckpoints | jq -r '.Checkpoints[0].ID')
+	dc_ok daemon.DeleteCheckpoint '{"ID":"'"$id"'"}' >/dev/null
+	[ -z "$("$CRSTREAM" ls "$url" | tail -n +2)" ] || fail "objects left: $("$CRSTREAM" ls "$url")"
+	dc_ok daemon.ListCheckpoints | jq -e '.Checkpoints | length == 0' >/dev/null ||
+		fail "catalog: $(cat "$T/last.json")"
 	stop_daemon
 }
 
