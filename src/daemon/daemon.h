@@ -100,8 +100,8 @@ int op_start_dump(struct daemon *d, const struct dump_request *rq, struct op **o
 int op_start_restore(struct daemon *d, const struct restore_request *rq, struct op **out,
 		     struct rpc_status *st);
 /* Waits (up to timeout_ms) for progress after *seq, or the end; updates
- * *seq. */
-void op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms);
+ * *seq. True once the operation has ended. */
+bool op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms);
 struct op *op_find(struct daemon *d, const char *id);	/* a reference, or NULL */
 void op_put(struct daemon *d, struct op *op);
 int op_cancel(struct daemon *d, const char *id, struct rpc_status *st);

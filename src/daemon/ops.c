@@ -226,7 +226,7 @@ static void op_unlink(struct daemon *d, struct op *gone)
 		}
 }
 
-void op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms)
+bool op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -241,7 +241,9 @@ void op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms)
 		if (pthread_cond_timedwait(&d->cv, &d->mu, &until) != 0)
 			break;
 	*seq = op->seq;
+	bool done = op->done;
 	pthread_mutex_unlock(&d->mu);
+	return done;
 }
 
 int op_cancel(struct daemon *d, const char *id, struct rpc_status *st)

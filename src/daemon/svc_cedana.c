@@ -170,8 +170,8 @@ static void finish_error(struct rpc_call *c, const struct rpc_status *st)
 static void wait_done(struct daemon *d, struct op *op)
 {
 	uint64_t seq = 0;
-	while (!op->done)
-		op_wait(d, op, &seq, 1000);
+	while (!op_wait(d, op, &seq, 1000))
+		;
 }
 
 static void operation_failed(struct op *op, struct rpc_status *st)
@@ -236,17 +236,17 @@ static void handle_dump(struct daemon *d, struct rpc_call *c, const ProtobufCMes
 	if (op_start_dump(d, &rq, &op, &st) < 0)
 		return finish_error(c, &st);
 	Daemon__DumpResp resp = DAEMON__DUMP_RESP__INIT;
-	if (!(r->has_async && r->async))
-		wait_done(d, op);
-	if (op->done && !op->ok) {
+	uint64_t seq = 0;
+	bool done = r->has_async && r->async ? op_wait(d, op, &seq, 0) : (wait_done(d, op), true);
+	if (done && !op->ok) {
 		operation_failed(op, &st);
 	} else {
 		add_message(c, &resp.messages, &resp.n_messages, "checkpoint %s%s", op->ckpt_id,
-			    op->done ? "" : " (dump started, asynchronously)");
+			    done ? "" : " (dump started, asynchronously)");
 		add_message(c, &resp.messages, &resp.n_messages, "operation %s", op->id);
 		if (op->jid[0])
 			add_message(c, &resp.messages, &resp.n_messages, "job %s", op->jid);
-		if (op->result_json)
+		if (done && op->result_json)
 			add_message(c, &resp.messages, &resp.n_messages, "%s", op->result_json);
 		arena_push(A(c), &resp.paths, &resp.n_paths, dup_str(c, op->location));
 		resp.state = process_state(c, op->pid, NULL);

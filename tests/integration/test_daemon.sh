@@ -318,7 +318,7 @@ run_subject_job() {
 test_jobs_run_dump_twice_restore_latest_kill() {
 	start_daemon
 	local pid counter
-	pid=$(run_subject_job j1 j mem --mib 16)
+	pid=$(run_subject_job j1 j mem --mib 8)
 	[ "$(status_get "$T/j.status" pid)" = "$pid" ] || fail "Run said pid $pid, the job is $(status_get "$T/j.status" pid)"
 	[ "$(ps -o ppid= -p "$pid" | tr -d ' ')" = "$DAEMON_PID" ] || fail "the job is not the daemon's child"
 	[ "$(job_field j1 .State.Status)" = running ] || fail "state: $(cat "$T/last.json")"
@@ -427,7 +427,7 @@ test_three_dumps_at_once_all_complete_and_verify() {
 	local n pids=()
 	declare -A counter
 	for n in a b c; do
-		start_subject "$n" mem --mib 16 >/dev/null
+		start_subject "$n" mem --mib 8 >/dev/null
 		counter[$n]=$(status_get "$T/$n.status" counter)
 	done
 	start_daemon
@@ -487,7 +487,7 @@ test_two_dumps_of_one_tree_at_once_exactly_one_proceeds() {
 # dump is held inside its post-dump hook.
 mid_dump() {
 	local pid
-	pid=$(start_subject "$1" mem --mib 16)
+	pid=$(start_subject "$1" mem --mib 8)
 	start_stalling_daemon
 	dc_bg daemon.Dump "$(dump_req "$pid" '"Name":"'"$1"'","Streams":2,"Compression":"lz4"')" \
 		>"$T/client.json" &
@@ -554,7 +554,7 @@ test_client_going_away_does_not_cancel_the_dump() {
 
 test_v1_streams_progress_then_the_result_object() {
 	local pid
-	pid=$(start_subject p mem --mib 16)
+	pid=$(start_subject p mem --mib 8)
 	start_daemon
 	dc_ok v1.Dump '{"pid":'"$pid"',"name":"p","streams":2,"compression":"zstd","level":3}' --stream \
 		>"$T/events"
@@ -592,7 +592,7 @@ test_v1_streams_progress_then_the_result_object() {
 
 test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
 	local pid
-	pid=$(start_subject p mem --mib 16)
+	pid=$(start_subject p mem --mib 8)
 	start_stalling_daemon
 	dc_bg v1.Dump '{"pid":'"$pid"',"name":"p"}' --stream >"$T/events" &
 	local client=$! worker
@@ -622,7 +622,7 @@ test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
 
 test_cli_interrupted_cancels_the_daemons_dump() {
 	local pid
-	pid=$(start_subject p mem --mib 16)
+	pid=$(start_subject p mem --mib 8)
 	start_stalling_daemon
 	"$CRSTREAM" dump "$pid" --daemon "$DC_ADDR" --name p 2>"$T/cli.err" &
 	local cli=$! worker
