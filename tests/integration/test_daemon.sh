@@ -56,9 +56,6 @@ dc_err() {
 	cat "$T/last.json"
 }
 
-# The periodic policy test waits for four checkpoints to come and go.
-TEST_TIMEOUT[test_periodic_policy_checkpoints_and_prunes_to_keep]=240
-
 DAEMON_PIDS=()
 SWIFT_STARTED=0
 cleanup_daemons() {
