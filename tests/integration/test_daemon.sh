@@ -600,7 +600,13 @@ test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
 		.checkpoints[0].operation_id == $o' >/dev/null || fail "catalog: $(cat "$T/last.json")"
 	# Watching it from elsewhere sees the same operation.
 	dc_bg v1.Watch '{"operation_id":"'"$op"'"}' --stream >"$T/watch" &
-	local watcher=$!
+	local watcher=$! i
+	for i in $(seq 300); do
+		[ -s "$T/watch" ] && break
+		sleep 0.1
+	done
+	head -n1 "$T/watch" | jq -e --arg o "$op" '.operation_id == $o and .started' >/dev/null ||
+		fail "the watcher is not watching: $(cat "$T/watch")"
 	dc_ok v1.Cancel '{"operation_id":"'"$op"'"}' | jq -e .cancelled >/dev/null || fail "$(cat "$T/last.json")"
 	signal_taken "$worker" 2
 	touch "$T/fault/release"
