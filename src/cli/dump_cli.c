@@ -1,5 +1,6 @@
 /* `crstream dump <pid>` */
 #include "checkpoint/dump.h"
+#include "checkpoint/manifest.h"
 #include "checkpoint/session.h"
 #include "cli/cli.h"
 #include "cli/config.h"
@@ -161,8 +162,8 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 int dump_opts_resolve(struct config *cfg, struct dump_opts *o, char *criu, size_t size)
 {
 	uint64_t streams = config_uint(cfg, "checkpoint.streams");
-	if (streams > 64) {
-		err_set("--streams %llu: at most 64 streams", (unsigned long long)streams);
+	if (streams > STREAMS_MAX) {
+		err_set("--streams %llu: at most %d streams", (unsigned long long)streams, STREAMS_MAX);
 		return EXIT_USAGE;
 	}
 	o->streams = (int)streams;
@@ -227,8 +228,9 @@ static int dump_remote(const char *addr, struct dump_args *a, bool *line_drawn)
 		.tcp_established = a->o.tcp_established, .file_locks = a->o.file_locks,
 		.ext_unix_sk = a->o.ext_unix_sk, .external = a->external, .nexternal = a->o.nexternal,
 	};
-	if (rq.streams > 64)
-		return usage_error("crstream dump", "--streams %d: at most 64 streams", rq.streams);
+	if (rq.streams > STREAMS_MAX)
+		return usage_error("crstream dump", "--streams %d: at most %d streams", rq.streams,
+				   STREAMS_MAX);
 	struct ckpt_progress_sink sink = {0};
 	if (!a->json && !a->no_progress && isatty(STDERR_FILENO))
 		sink = (struct ckpt_progress_sink){progress_line_render, line_drawn};

@@ -77,7 +77,9 @@ static int show(struct strmap_entry *me, void *arg)
 	} else if (c->has_manifest) {
 		status = "bad manifest";
 	}
-	printf("%-40s %-20s %10s %7d  %-11s %s\n", me->key, when, size, streams, comp, status);
+	/* Names and manifests are whoever wrote them's: escaped. */
+	printf("%-40s %-20s %10s %7d  %-11s %s\n", ESCAPED(me->key), ESCAPED(when), size, streams,
+	       ESCAPED(comp), status);
 	manifest_free(&m);
 	free(json);
 	l->shown++;
@@ -135,10 +137,21 @@ int cmd_ls(int argc, char **argv)
 	return close_location(cfg, s, rc);
 }
 
+/* The names to remove: only those a checkpoint is made of, at its top;
+ * anything else someone put there stays. */
+struct rm_ctx {
+	struct strmap keys;
+	const struct manifest *m;
+	bool is_checkpoint;
+};
+
 static int collect_key(const struct store_entry *e, void *arg)
 {
-	struct strmap *keys = arg;
-	return strmap_add(keys, e->key, NULL) ? 0 : -1;
+	struct rm_ctx *c = arg;
+	c->is_checkpoint |= !strcmp(e->key, MANIFEST_NAME) || !strncmp(e->key, "img-", 4);
+	if (!layout_owns_name(c->m, e->key))
+		return 0;
+	return strmap_add(&c->keys, e->key, NULL) ? 0 : -1;
 }
 
 /* The manifest goes last: a checkpoint half-removed by a failure still
@@ -151,28 +164,36 @@ static int remove_data(struct strmap_entry *me, void *arg)
 
 int remove_checkpoint(struct store *s, const char *location, size_t *objects)
 {
-	struct strmap keys = {0};
-	int rc = strmap_init(&keys);
+	struct rm_ctx c = {0};
+	struct manifest m = {0};
+	void *json = NULL;
+	size_t len;
+	int rc = strmap_init(&c.keys);
+	/* A plain image directory's files are the ones its manifest lists; an
+	 * unreadable manifest only means that none of them is removed. */
+	if (rc == 0 && s->ops->get(s, MANIFEST_NAME, &json, &len) == 0 && manifest_parse(json, &m) == 0)
+		c.m = &m;
+	err_clear();
 	if (rc == 0)
-		rc = s->ops->list(s, "", collect_key, &keys);
-	bool is_checkpoint = false;
-	for (size_t b = 0; rc == 0 && b < keys.nbuckets; b++)
-		for (struct strmap_entry *e = keys.buckets[b]; e; e = e->next)
-			is_checkpoint |= !strcmp(e->key, MANIFEST_NAME) || !strncmp(e->key, "img-", 4);
-	if (rc == 0 && !is_checkpoint)
+		rc = s->ops->list(s, "", collect_key, &c);
+	if (rc == 0 && !c.is_checkpoint)
 		rc = err_set("%s is not a checkpoint (no %s, no img-N streams): nothing removed",
 			     location, MANIFEST_NAME);
 	if (rc == 0)
-		rc = strmap_each(&keys, remove_data, s);
+		rc = strmap_each(&c.keys, remove_data, s);
 	if (rc == 0)
 		rc = s->ops->remove(s, MANIFEST_NAME);
-	/* A local checkpoint is a directory: it goes too, once empty. */
+	/* A local checkpoint is a directory: it goes too, once empty (what is
+	 * not a checkpoint's stays, and so does the directory then). */
 	const char *dir = !strncmp(location, "file://", 7) ? location + 7 : location;
-	if (rc == 0 && !store_is_remote(location) && rmdir(dir) < 0 && errno != ENOENT)
+	if (rc == 0 && !store_is_remote(location) && rmdir(dir) < 0 && errno != ENOENT &&
+	    errno != ENOTEMPTY && errno != EEXIST)
 		warnx_("could not remove the directory %s: %s", dir, strerror(errno));
-	*objects = keys.count;
-	if (keys.buckets)
-		strmap_free(&keys);
+	*objects = c.keys.count;
+	if (c.keys.buckets)
+		strmap_free(&c.keys);
+	manifest_free(&m);
+	free(json);
 	return rc;
 }
 
@@ -192,8 +213,10 @@ int cmd_rm(int argc, char **argv)
 		return p->rm(addr, argv[2]);
 	}
 	if (!one_argument(argc, argv, "crstream rm CHECKPOINT",
-			  "Deletes a checkpoint (its streams, manifest and log), complete or not.\n"
-			  "Refuses a location that is not a checkpoint.\n"
+			  "Deletes a checkpoint (its streams or image files, manifest and log),\n"
+			  "complete or not: only the files a checkpoint is made of, each by name;\n"
+			  "anything else in its directory stays. Refuses a location that is not a\n"
+			  "checkpoint.\n"
 			  "With --daemon [ADDR] (or $CRSTREAM_DAEMON): through the daemon, which\n"
 			  "drops it from its catalog too; CHECKPOINT may be a catalog ID.\n", &status))
 		return status;

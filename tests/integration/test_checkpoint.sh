@@ -5,6 +5,8 @@
 source "$(dirname "$0")/../lib/harness.sh"
 
 CK=""	# set per test: $T/ck
+# 80 dump/restore cycles under ASan: far beyond the default timeout.
+TEST_TIMEOUT[test_every_stream_count_and_codec_with_every_process_kind]=1500
 
 # dump_ok NAME PID ARGS...: crstream dump into $T/ck/NAME; prints its JSON.
 dump_ok() {

@@ -5,7 +5,10 @@
  * connection reset under a PUT. Also checks that over plain http
  * x-amz-content-sha256 is the body's hash, and rebuilds a virtual-hosted
  * GCS request's whole canonical request from what arrived on the wire and
- * checks its signature with OpenSSL, independently of store/sigv4.c. */
+ * checks its signature with OpenSSL, independently of store/sigv4.c. And
+ * the hostile server: one that trickles its answer a byte at a time (the
+ * request deadline ends it), lists keys outside the prefix asked for, or
+ * answers a manifest's GET with more than a manifest may have. */
 #include "store/s3.h"
 #include "util/err.h"
 #include "unit.h"
@@ -20,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum mode { FLAKY, DENY, DOWN, MPU };
+enum mode { FLAKY, DENY, DOWN, MPU, TRICKLE, LIST_OUTSIDE, HUGE };
 
 static struct {
 	pthread_mutex_t mu;
@@ -44,6 +47,7 @@ static struct {
 	char complete_body[4096];
 	char last_auth[512];
 	char last_target[1024];
+	int trickled;		/* TRICKLE: bytes of the body sent */
 	char last_head[8192];	/* the request line and headers, as received */
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -93,6 +97,25 @@ static bool handle(int fd, const struct req *r)
 	case DOWN:
 		respond(fd, 503, "", ERRDOC("ServiceUnavailable", "Try later"));
 		break;
+	case TRICKLE:
+		break;	/* below, without the lock */
+	case LIST_OUTSIDE:
+		respond(fd, 200, "", "<ListBucketResult><IsTruncated>false</IsTruncated>"
+				     "<Contents><Key>pre/ck/manifest.json</Key><Size>1</Size></Contents>"
+				     "<Contents><Key>other/secret</Key><Size>1</Size></Contents>"
+				     "</ListBucketResult>");
+		break;
+	case HUGE: {
+		size_t n = (5u << 20) + 1;
+		char *body = malloc(n + 1);
+		if (body) {
+			memset(body, ' ', n);
+			body[n] = '\0';
+			respond(fd, 200, "", body);
+			free(body);
+		}
+		break;
+	}
 	case MPU:
 		if (strcmp(r->method, "POST") == 0 && uploads && srv.create_lost > 0) {
 			srv.create_lost--;
@@ -139,7 +162,26 @@ static bool handle(int fd, const struct req *r)
 		}
 		break;
 	}
+	enum mode mode = srv.mode;
 	pthread_mutex_unlock(&srv.mu);
+	if (mode == TRICKLE) {
+		/* Two bytes a second beat any low-speed limit; give up after
+		 * 20 s so that a client without a deadline fails, not hangs. */
+		static const char head[] = "HTTP/1.1 200 X\r\nContent-Length: 100000\r\n\r\n";
+		if (send(fd, head, sizeof(head) - 1, MSG_NOSIGNAL) < 0)
+			return false;
+		for (int i = 0; i < 40; i++) {
+			struct timespec ts = {0, 500 * 1000000L};
+			nanosleep(&ts, NULL);
+			if (send(fd, "{", 1, MSG_NOSIGNAL) != 1)
+				break;
+			pthread_mutex_lock(&srv.mu);
+			srv.trickled++;
+			pthread_mutex_unlock(&srv.mu);
+		}
+		shutdown(fd, SHUT_RDWR);	/* whoever is still there sees the end */
+		return false;
+	}
 	return reset;
 }
 
@@ -271,6 +313,17 @@ static struct store *open_at(const char *loc, const char *retries)
 	return s;
 }
 
+static struct store *open_with(const char *loc, const char *key, const char *value)
+{
+	struct kv cfg[] = {{"s3.endpoint", endpoint}, {"s3.retries", "3"}, {key, value},
+			   {NULL, NULL}};
+	struct store_options opt = {kv_config, cfg};
+	struct store *s = NULL;
+	if (s3_store_ops.open(loc, &opt, &s) < 0)
+		fprintf(stderr, "open %s: %s\n", loc, err_msg());
+	return s;
+}
+
 static void reset(enum mode m)
 {
 	pthread_mutex_lock(&srv.mu);
@@ -285,6 +338,7 @@ static void reset(enum mode m)
 	srv.created = false;
 	srv.aborted_lost = false;
 	srv.aborted_other = false;
+	srv.trickled = 0;
 	pthread_mutex_unlock(&srv.mu);
 }
 
@@ -591,6 +645,59 @@ static void test_create_answer_lost(void)
 	store_close(s);
 }
 
+/* Bytes trickling in, never finishing: the request's deadline, not the
+ * low-speed limit, ends it, and it is not retried past the deadline. */
+static void test_request_deadline(void)
+{
+	reset(TRICKLE);
+	struct store *s = open_with("s3://bkt/pre", "s3.request_timeout_seconds", "2");
+	void *buf = NULL;
+	size_t len;
+	CHECK(s && s->ops->get(s, "ck/manifest.json", &buf, &len) < 0);
+	CHECK_ERR("not done within 2 s (s3.request_timeout_seconds)");
+	/* Cut after about 2 s (4 bytes), not when the server gave up. */
+	pthread_mutex_lock(&srv.mu);
+	int sent = srv.trickled;
+	pthread_mutex_unlock(&srv.mu);
+	CHECK(sent < 40);
+	free(buf);
+	store_close(s);
+}
+
+static int count_key(const struct store_entry *e, void *arg)
+{
+	(void)e;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* A listing naming keys outside the prefix asked for: refused, nothing
+ * handed on (rm would delete them, restore read them). */
+static void test_listing_outside_prefix(void)
+{
+	reset(LIST_OUTSIDE);
+	struct store *s = open_at("s3://bkt/pre", "0");
+	int n = 0;
+	CHECK(s && s->ops->list(s, "ck/", count_key, &n) < 0);
+	CHECK_ERR("the answer has key \"other/secret\", outside the prefix asked for");
+	CHECK(n <= 1);
+	store_close(s);
+}
+
+/* A manifest's GET answered with more than a manifest may have. */
+static void test_small_object_too_big(void)
+{
+	reset(HUGE);
+	struct store *s = open_at("s3://bkt/pre", "3");
+	void *buf = NULL;
+	size_t len;
+	CHECK(s && s->ops->get(s, "ck/manifest.json", &buf, &len) < 0);
+	CHECK_ERR("the answer has more than the 4194304 bytes expected");
+	CHECK(srv.requests == 1);	/* not retried */
+	free(buf);
+	store_close(s);
+}
+
 int main(void)
 {
 	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
@@ -616,5 +723,8 @@ int main(void)
 	RUN(test_connection_refused);
 	RUN(test_put_on_reset_connection);
 	RUN(test_create_answer_lost);
+	RUN(test_request_deadline);
+	RUN(test_listing_outside_prefix);
+	RUN(test_small_object_too_big);
 	return unit_done();
 }
