@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,6 +414,22 @@ static void pick_reason(struct restore *x, const char *criu_err, char *buf, size
 	}
 }
 
+/* CRIU went on although the post-restore hook refused (it must not: a
+ * broken hook client or a CRIU that ignores the script's status). The
+ * tree it restored was never verified, so it must not run. Returns -1. */
+static int kill_unverified_tree(struct restore *x)
+{
+	pid_t pid;
+	if (read_pid(x->pid_path, &pid) == 0) {
+		/* A restored tree keeps its process group: the whole group. */
+		if (getpgid(pid) == pid)
+			kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	return err_set("%s (CRIU went on after the refusal; the restored process was killed)",
+		       x->hook.err);
+}
+
 static int run_restore(struct restore *x)
 {
 	char images_dir[PATH_MAX + 16];
@@ -434,6 +451,8 @@ static int run_restore(struct restore *x)
 	hook_server_stop(&x->hook);
 	if (rc == 0 && !plain && !x->hook.answered)
 		rc = err_set("CRIU finished without running the post-restore hook");
+	if (rc == 0 && x->hook.answered && x->hook.rc < 0)
+		return kill_unverified_tree(x);
 	if (rc < 0) {
 		char why[ERR_MAX];
 		if (plain)
