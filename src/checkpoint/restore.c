@@ -480,7 +480,7 @@ static int prepare(struct restore *x)
 	if (store_open(x->o->path, x->o->store_opt, &x->store) < 0)
 		return -1;
 	if (layout_detect(x->store, x->o->path, &x->lay) < 0)
-		return err_prefix("%s", x->o->path);
+		return -1;
 	if (session_block_signals() < 0)
 		return -1;
 	x->r->streams = x->lay.streams;
@@ -516,8 +516,8 @@ static void keep_log(struct restore *x)
 	snprintf(kept, sizeof(kept), "%s/crstream-restore-%d.log", tmp && *tmp ? tmp : "/tmp",
 		 (int)getpid());
 	err_copy(saved, sizeof(saved));
-	if (rename(x->log_path, kept) == 0 && !strstr(saved, "(log: "))
-		err_set("%s (CRIU log: %s)", saved, kept);
+	if (rename(x->log_path, kept) == 0)
+		err_set("%s (CRIU's log: %s)", saved, kept);
 	else
 		err_set("%s", saved);
 }

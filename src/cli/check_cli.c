@@ -23,12 +23,14 @@ static const char check_usage[] =
 	"s3:// and gs:// the credentials, the bucket and a write+delete probe).\n"
 	"Secrets are never printed. Then the daemon: its TCP settings, and if one\n"
 	"answers (at --daemon's ADDR, $CRSTREAM_DAEMON or daemon.socket), its health.\n"
-	"Exit status 1 if anything blocks crstream.\n"
 	"\n"
-	"  -d, --dir LOCATION   location to probe (default: checkpoint.dir)\n"
-	"      --daemon [ADDR]  the daemon to ask (default: $CRSTREAM_DAEMON, else\n"
-	"                       unix://<daemon.socket> if that socket exists)\n"
-	"  -h, --help           this help\n";
+	"Options:\n"
+	"  -d, --dir LOCATION      location to probe           [checkpoint.dir]\n"
+	"      --daemon [ADDR]     the daemon to ask      [$CRSTREAM_DAEMON, else\n"
+	"                          unix://<daemon.socket> if that socket exists]\n"
+	"  -h, --help              this help\n"
+	"\n"
+	"Exit status: 0 when nothing blocks crstream, 1 otherwise, 2 on misuse.\n";
 
 static void report(const struct check_sink *c, const char *area, const char *name,
 		   enum check_level level, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -59,10 +61,8 @@ static long read_sysctl(const char *path)
 /* Returns the CRIU path if it is usable at all. */
 static bool check_criu(const struct check_sink *c, struct config *cfg, char *criu, size_t size)
 {
-	const char *want = config_get(cfg, "criu.path");
-	if (resolve_program(want, criu, size) < 0) {
-		report(c, "criu", "binary", CHECK_FAIL, "CRIU: %s (set criu.path or CRSTREAM_CRIU; scripts/setup.sh builds one)",
-		       err_msg());
+	if (find_criu(config_get(cfg, "criu.path"), criu, size) < 0) {
+		report(c, "criu", "binary", CHECK_FAIL, "CRIU: %s", err_msg());
 		report(c, "streaming", "--stream", CHECK_FAIL, "CRIU --stream support: no CRIU");
 		return false;
 	}
@@ -90,9 +90,9 @@ static bool check_criu(const struct check_sink *c, struct config *cfg, char *cri
 
 static void check_criu_check(const struct check_sink *c, const char *criu)
 {
-	char out[8192];
-	if (geteuid() != 0) {
-		report(c, "criu", "criu check", CHECK_FAIL, "not running as root: CRIU needs root (or CAP_CHECKPOINT_RESTORE)");
+	char out[8192]; /* not static: the daemon's HealthCheck runs this in a thread */
+	if (require_privilege("check") < 0) {
+		report(c, "criu", "criu check", CHECK_FAIL, "%s", err_msg());
 		return;
 	}
 	int rc = criu_check(criu, out, sizeof(out));
@@ -225,6 +225,10 @@ int cmd_check(int argc, char **argv)
 	const char *flag_addr;
 	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
 	if (config_load(&cfg) < 0) {
+		if (asks_for_help(argc, argv)) {
+			fputs(check_usage, stdout);
+			return 0;
+		}
 		err_print(NULL);
 		return 1;
 	}

@@ -177,7 +177,7 @@ int dump_opts_resolve(struct config *cfg, struct dump_opts *o, char *criu, size_
 		return EXIT_USAGE;
 	}
 	o->leave_running = config_bool(cfg, "criu.leave_running");
-	if (resolve_program(config_get(cfg, "criu.path"), criu, size) < 0)
+	if (require_privilege("dump") < 0 || find_criu(config_get(cfg, "criu.path"), criu, size) < 0)
 		return -1;
 	o->criu = criu;
 	return 0;
@@ -190,7 +190,10 @@ void dump_result_json(FILE *out, const struct dump_result *r, int rc)
 		json_print_string(out, err_msg());
 		fprintf(out, ",\"checkpoint\":");
 		json_print_string(out, r->location);
-		fprintf(out, ",\"process_running\":%s}\n", r->process_running ? "true" : "false");
+		fprintf(out, ",\"process_running\":%s", r->process_running ? "true" : "false");
+		if (r->process_state)
+			fprintf(out, ",\"process_state\":\"%s\"", r->process_state);
+		fprintf(out, "}\n");
 		return;
 	}
 	fprintf(out, "{\"status\":\"ok\",\"checkpoint\":");
@@ -267,6 +270,10 @@ int cmd_dump(int argc, char **argv)
 		argc--;
 	}
 	if (config_load(&cfg) < 0) {
+		if (asks_for_help(argc, argv)) {
+			fputs(dump_usage, stdout);
+			return 0;
+		}
 		err_print(NULL);
 		return 1;
 	}

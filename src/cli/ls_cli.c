@@ -95,31 +95,38 @@ static int free_entry(struct strmap_entry *me, void *arg)
 
 int cmd_ls(int argc, char **argv)
 {
-	int status;
-	const char *flag_addr;
+	static const struct location_cmd ls = {
+		.name = "ls",
+		.usage = "crstream ls [LOCATION]",
+		.help = "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
+			"gs://bucket/prefix (default: checkpoint.dir): name, start time, size,\n"
+			"streams, compression, and whether the dump completed.\n"
+			"With --daemon [ADDR] (or $CRSTREAM_DAEMON): the daemon's catalog, all\n"
+			"of it or what is under LOCATION, with IDs and jobs.\n",
+		.option = "dir",
+		.metavar = "LOCATION",
+		.optional = true,
+		.options = DAEMON_OPTION_HELP,
+	};
+	const char *flag_addr, *loc;
 	char addr_buf[256];
 	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
+	int status = location_args(argc, argv, &ls, &loc);
+	if (status >= 0)
+		return status;
 	const char *addr = daemon_target(via_daemon, flag_addr, addr_buf, sizeof(addr_buf));
-	/* Through the daemon: its catalog, all of it or under LOCATION. */
-	if (addr && argc <= 3 && (argc == 2 || argv[2][0] != '-')) {
+	if (addr) {
 		const struct daemon_plugin *p = daemon_plugin("crstream ls --daemon");
 		if (!p) {
 			err_print(NULL);
 			return 1;
 		}
-		return p->ls(addr, argc == 3 ? argv[2] : NULL);
+		return p->ls(addr, loc);
 	}
-	if (!one_argument(argc, argv, "crstream ls LOCATION",
-			  "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
-			  "gs://bucket/prefix: name, start time, size, streams, compression,\n"
-			  "and whether the dump completed.\n"
-			  "With --daemon [ADDR] (or $CRSTREAM_DAEMON): the daemon's catalog, all\n"
-			  "of it or what is under LOCATION, with IDs and jobs.\n", &status))
-		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct strmap m = {0};
-	int rc = open_location(argv[2], &cfg, &s);
+	int rc = open_location(loc, &cfg, &s);
 	if (rc == 0)
 		rc = strmap_init(&m);
 	if (rc == 0)
@@ -129,6 +136,8 @@ int cmd_ls(int argc, char **argv)
 		printf("%-40s %-20s %10s %7s  %-11s %s\n", "NAME", "STARTED", "SIZE", "STREAMS",
 		       "COMPRESSION", "STATUS");
 		strmap_each(&m, show, &l);
+		if (!l.shown)
+			fprintf(stderr, "crstream: no checkpoints in %s\n", s->location);
 	}
 	if (m.buckets) {
 		strmap_each(&m, free_entry, NULL);
@@ -199,34 +208,41 @@ int remove_checkpoint(struct store *s, const char *location, size_t *objects)
 
 int cmd_rm(int argc, char **argv)
 {
-	int status;
-	const char *flag_addr;
+	static const struct location_cmd rm = {
+		.name = "rm",
+		.usage = "crstream rm CHECKPOINT",
+		.help = "Deletes a checkpoint (its streams or image files, manifest and log),\n"
+			"complete or not: only the files a checkpoint is made of, each by name;\n"
+			"anything else in its directory stays. Refuses a location that is not a\n"
+			"checkpoint.\n"
+			"With --daemon [ADDR] (or $CRSTREAM_DAEMON): through the daemon, which\n"
+			"drops it from its catalog too; CHECKPOINT may be a catalog ID.\n",
+		.option = "path",
+		.metavar = "CHECKPOINT",
+		.options = DAEMON_OPTION_HELP,
+	};
+	const char *flag_addr, *loc;
 	char addr_buf[256];
 	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
+	int status = location_args(argc, argv, &rm, &loc);
+	if (status >= 0)
+		return status;
 	const char *addr = daemon_target(via_daemon, flag_addr, addr_buf, sizeof(addr_buf));
-	if (addr && argc == 3 && argv[2][0] != '-') {
+	if (addr) {
 		const struct daemon_plugin *p = daemon_plugin("crstream rm --daemon");
 		if (!p) {
 			err_print(NULL);
 			return 1;
 		}
-		return p->rm(addr, argv[2]);
+		return p->rm(addr, loc);
 	}
-	if (!one_argument(argc, argv, "crstream rm CHECKPOINT",
-			  "Deletes a checkpoint (its streams or image files, manifest and log),\n"
-			  "complete or not: only the files a checkpoint is made of, each by name;\n"
-			  "anything else in its directory stays. Refuses a location that is not a\n"
-			  "checkpoint.\n"
-			  "With --daemon [ADDR] (or $CRSTREAM_DAEMON): through the daemon, which\n"
-			  "drops it from its catalog too; CHECKPOINT may be a catalog ID.\n", &status))
-		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	size_t objects = 0;
-	int rc = open_location(argv[2], &cfg, &s);
+	int rc = open_location(loc, &cfg, &s);
 	if (rc == 0)
-		rc = remove_checkpoint(s, argv[2], &objects);
+		rc = remove_checkpoint(s, loc, &objects);
 	if (rc == 0)
-		printf("removed %s (%zu objects)\n", argv[2], objects);
+		printf("removed %s (%zu objects)\n", loc, objects);
 	return close_location(cfg, s, rc);
 }

@@ -10,14 +10,21 @@
 extern const struct store_ops local_store_ops;
 
 /* The object-storage backend (s3://, gs://) lives in a plugin,
- * crstream-s3.so next to the crstream binary (or in $CRSTREAM_PLUGIN_DIR):
- * libcurl, OpenSSL and their dependencies are only loaded by the commands
- * that need them, which keeps a local dump's memory footprint small. */
+ * crstream-s3.so: libcurl, OpenSSL and their dependencies are only loaded
+ * by the commands that need them, which keeps a local dump's memory
+ * footprint small (util/plugin.h: where it is looked for, and which
+ * directories are trusted). */
+
 #define S3_PLUGIN "crstream-s3.so"
 
 static bool remote_handles(const char *location)
 {
 	return store_is_remote(location);
+}
+
+int store_plugin_load(char *path, size_t size, void **handle)
+{
+	return plugin_load(S3_PLUGIN, path, size, handle);
 }
 
 /* The plugin's ops for this location's scheme, loading it on first use. */
