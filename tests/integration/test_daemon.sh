@@ -676,6 +676,10 @@ test_cli_through_the_daemon() {
 	"$CRSTREAM" restore --path "$id" >"$T/restore.out"
 	grep -q "^  job cli" "$T/restore.out" || fail "restore: $(cat "$T/restore.out")"
 	verify_subject c
+	# The job, running again under its JID, with its two checkpoints.
+	"$CRSTREAM" jobs --json | jq -e --argjson p "$pid" 'select(.jid == "cli") | .pid == $p and
+		.state == "running" and .restored_from != "" and .checkpoints == 2' >/dev/null ||
+		fail "jobs after the restore: $("$CRSTREAM" jobs --json)"
 	"$CRSTREAM" kill cli | grep -q "killed by signal 9" || fail "kill"
 	"$CRSTREAM" rm "$id" | grep -q "^removed $T/ck/second " || fail "rm"
 	[ ! -e "$T/ck/second" ] || fail "rm left $T/ck/second"
