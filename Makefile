@@ -2,8 +2,11 @@
 # and the unit tests; `make SANITIZE=1` builds an ASan+UBSan variant in
 # build-asan/. `make check` runs the unit tests. `make install` installs
 # under PREFIX (default /usr/local), staged under DESTDIR if given; `make
-# uninstall` removes what it installed. Integration tests and the demo are
-# driven by scripts/ (see README).
+# uninstall` removes what it installed. `make FUZZ=1 fuzz` builds the
+# libFuzzer harnesses of tests/fuzz/ with clang into build-fuzz/ (`FUZZ=cov`:
+# a coverage-instrumented variant in build-fuzzcov/, for tests/fuzz/run.sh
+# --coverage). Integration tests and the demo are driven by scripts/ (see
+# README).
 
 CC      ?= cc
 SANITIZE ?=
@@ -38,7 +41,25 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 # for CRIU after PATH.
 CACHEDIR   ?= /var/cache/crstream
 
-ifeq ($(SANITIZE),1)
+ifeq ($(FUZZ),1)
+# libFuzzer needs clang; the library is instrumented for coverage feedback
+# (fuzzer-no-link), the harnesses link libFuzzer's main.
+CC      := clang
+BUILD   ?= build-fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer
+# A 64 KiB decoder input buffer instead of 1 MiB: small inputs cross
+# refills, and ASan serves it without an mmap per decoder.
+FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)'
+OPT     := -O1
+else ifeq ($(FUZZ),cov)
+# Source-based coverage of the parsers the harnesses reach (llvm-cov).
+CC      := clang
+BUILD   ?= build-fuzzcov
+SANFLAGS := -fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping
+FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)'
+OPT     := -O1
+else ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 OPT     := -O1
@@ -50,7 +71,7 @@ endif
 
 GEN     := $(BUILD)/gen
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(SANFLAGS) \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(SANFLAGS) $(FUZZ_DEFS) \
            -Isrc -I$(GEN) -I$(GEN)/rpc $(shell pkg-config --cflags $(PKGS) $(S3_PKGS) $(DAEMON_PKGS))
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS))
@@ -101,7 +122,17 @@ MAN_ALIAS_OUT := $(addprefix $(BUILD)/man/,$(MAN_ALIASES))
 PROGRAMS := $(BUILD)/crstream $(BUILD)/crstream-s3.so $(BUILD)/crstream-daemon.so \
             $(BUILD)/criu-image-streamer
 
-.PHONY: all programs man check subjects clean install uninstall FORCE
+# libFuzzer harnesses (tests/fuzz/README.md). fuzz_codec.c is built once
+# per codec, each with its own corpus.
+FUZZ_CODECS := none lz4 zstd gzip zlib
+FUZZ_SRC := $(filter-out tests/fuzz/fuzz_codec.c,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_HDR := $(wildcard tests/fuzz/*.h)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC)) \
+            $(patsubst %,$(BUILD)/fuzz/fuzz_codec_%,$(FUZZ_CODECS))
+FUZZ_LINK := -fsanitize=fuzzer $(S3_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
+             $(LDLIBS) $(S3_LIBS) -ldl
+
+.PHONY: all programs man check subjects clean install uninstall FORCE fuzz
 # Keep generated protobuf sources between builds.
 .SECONDARY:
 all: programs man $(UNIT_BIN)
@@ -187,6 +218,18 @@ $(BUILD)/tests/test_catalog: tests/unit/test_catalog.c tests/unit/unit.h $(BUILD
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/obj/daemon/catalog.o \
 		$(BUILD)/libcrstream.a $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs sqlite3)
 
+fuzz: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -DFUZZ_CODEC='"$*"' -o $@ $< $(FUZZ_LINK)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -o $@ $< $(FUZZ_LINK)
+
 build/subjects/%: tests/subjects/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -o $@ $<
@@ -204,7 +247,7 @@ check: all
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t || [ $$? -eq 77 ]; done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-fuzzcov
 
 # ---- install ----
 # The systemd units; ExecStart names the installed binary (@BINDIR@).

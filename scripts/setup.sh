@@ -49,6 +49,9 @@ PACKAGES=(
 	# tests: reference CLIs that cross-check our codec/checksum output, and
 	# the tools the integration tests use to run and inspect processes
 	lz4 zstd gzip xxhash tar iproute2 python3 procps psmisc
+	# fuzzing (tests/fuzz/run.sh): clang and libFuzzer's runtime, which
+	# Debian ships in libclang-rt-14-dev (only recommended by clang)
+	clang libclang-rt-14-dev
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
