@@ -209,7 +209,7 @@ test_bash_completion() {
 	[ -z "$(complete_words "$CLI" dump --name "")" ] || fail "--name offers something"
 }
 
-# ---- the object-storage plugin's directory ----
+# ---- the plugins' directory ----
 
 # The plugin runs as root: its directory and file must be root's (or the
 # user's) and writable by nobody else, or they are refused.
@@ -224,11 +224,20 @@ test_plugin_directory_must_be_trusted() {
 		[[ $got == "not available (plugin $p/crstream-s3.so): $1" ]] || { fail "plugin: $got; want: $1"; return 1; }
 	}
 	[ "$(plugin_status)" = "s3://, gs:// (plugin $p/crstream-s3.so)" ] || { fail "a good directory: $(plugin_status)"; return 1; }
+	# The daemon's plugin loads from there (then finds no daemon).
+	install -m 644 "$(dirname "$CLI")/crstream-daemon.so" "$p/"
+	expect_fail "no crstream daemon answers at unix://$T/none.sock" \
+		env CRSTREAM_PLUGIN_DIR="$p" "$CLI" jobs --daemon "unix://$T/none.sock"
 	chmod 777 "$p"
 	refused "CRSTREAM_PLUGIN_DIR=$p: writable by everyone (mode 0777): refused (anyone could replace the code crstream runs)"
-	# The refusal is the load path's, not only --version's.
+	# The refusal is the load path's, not only --version's; the daemon's
+	# plugin is refused the same way (a daemon started anyway would serve
+	# until the timeout).
 	expect_fail "s3://bucket/x: object storage needs the plugin $p/crstream-s3.so: CRSTREAM_PLUGIN_DIR=$p: writable by everyone" \
 		env CRSTREAM_PLUGIN_DIR="$p" "$CLI" ls s3://bucket/x
+	expect_fail "crstream daemon needs the plugin $p/crstream-daemon.so: CRSTREAM_PLUGIN_DIR=$p: writable by everyone" \
+		timeout 30 env CRSTREAM_PLUGIN_DIR="$p" "$CLI" daemon --socket "$T/d.sock" --db "$T/d.db"
+	[ ! -e "$T/d.sock" ] || fail "a refused plugin's daemon made its socket"
 	chmod 1777 "$p"
 	refused "CRSTREAM_PLUGIN_DIR=$p: writable by everyone (mode 1777): refused (anyone could replace the code crstream runs)"
 	chmod 775 "$p"
