@@ -21,6 +21,12 @@ S3_PKGS := libcurl openssl
 # loaded only when a command uses a key: libcrypto alone costs ~1.4 MB of
 # RSS at startup.
 CRYPT_PKGS := libcrypto
+# The daemon (gRPC's core, SQLite, libsystemd) is a plugin as well,
+# crstream-daemon.so, loaded by `crstream daemon` and by the commands that
+# talk to it: gRPC alone costs ~8 MB of RSS and ~0.1 s of start-up. Its
+# worker (src/daemon/worker.c, which runs the daemon's dumps and restores)
+# is part of the binary and loads none of it.
+DAEMON_PKGS := grpc sqlite3 libsystemd
 
 # Where `make install` puts things. The plugin and libexec directories are
 # compiled in (build/gen/paths.h): building with one PREFIX and installing
@@ -70,11 +76,12 @@ endif
 GEN     := $(BUILD)/gen
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(SANFLAGS) $(FUZZ_DEFS) \
-           -Isrc -I$(GEN) $(shell pkg-config --cflags $(PKGS) $(S3_PKGS))
+           -Isrc -I$(GEN) -I$(GEN)/rpc $(shell pkg-config --cflags $(PKGS) $(S3_PKGS) $(DAEMON_PKGS))
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS))
 S3_LIBS := $(shell pkg-config --libs $(S3_PKGS))
 CRYPT_LIBS := $(shell pkg-config --libs $(CRYPT_PKGS))
+DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS))
 
 PROTOS  := $(wildcard proto/*.proto)
 PB_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
@@ -84,7 +91,12 @@ S3_SRC  := $(wildcard src/store/s3*.c src/store/sigv4.c)
 S3_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(S3_SRC))
 CRYPT_SRC := $(filter-out src/crypt/crypt_load.c,$(wildcard src/crypt/*.c))
 CRYPT_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CRYPT_SRC))
-LIB_SRC := $(filter-out src/cli/main.c $(S3_SRC) $(CRYPT_SRC),$(wildcard src/*/*.c))
+# The daemon's messages (proto/rpc/) are compiled into its plugin only.
+RPC_PROTOS := $(wildcard proto/rpc/*.proto)
+RPC_PB_C := $(patsubst proto/rpc/%.proto,$(GEN)/rpc/%.pb-c.c,$(RPC_PROTOS))
+DAEMON_SRC := $(filter-out src/daemon/worker.c,$(wildcard src/daemon/*.c))
+DAEMON_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(DAEMON_SRC)) $(RPC_PB_C:.c=.o)
+LIB_SRC := $(filter-out src/cli/main.c $(S3_SRC) $(CRYPT_SRC) $(DAEMON_SRC),$(wildcard src/*/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(PB_O)
 MAIN_OBJ := $(BUILD)/obj/cli/main.o
 
@@ -103,14 +115,19 @@ TOOL_BIN := $(patsubst tests/tools/%.c,build/tools/%,$(TOOL_SRC)) \
             $(patsubst tests/tools/%.c,build/tools/%.so,$(SHIM_SRC))
 
 # Man pages: man/NAME.SECTION.scd, turned into roff by scdoc (man/README.md
-# says how to add one). criu-image-streamer(1) documents capture, serve and
-# extract; crstream-capture(1) and the others point to it.
+# says how to add one). Pages documenting several commands get .so aliases
+# (ALIAS:PAGE): criu-image-streamer(1) documents capture, serve and extract,
+# crstream-run(1) manage, jobs and kill.
 MAN_SRC  := $(wildcard man/*.scd)
 MAN_OUT  := $(patsubst man/%.scd,$(BUILD)/man/%,$(MAN_SRC))
-MAN_ALIASES := crstream-capture.1 crstream-serve.1 crstream-extract.1
+MAN_ALIAS_PAIRS := crstream-capture.1:criu-image-streamer.1 crstream-serve.1:criu-image-streamer.1 \
+	crstream-extract.1:criu-image-streamer.1 crstream-manage.1:crstream-run.1 \
+	crstream-jobs.1:crstream-run.1 crstream-kill.1:crstream-run.1
+MAN_ALIASES := $(foreach p,$(MAN_ALIAS_PAIRS),$(word 1,$(subst :, ,$(p))))
 MAN_ALIAS_OUT := $(addprefix $(BUILD)/man/,$(MAN_ALIASES))
 
 PROGRAMS := $(BUILD)/crstream $(BUILD)/crstream-s3.so $(BUILD)/crstream-crypt.so \
+            $(BUILD)/crstream-daemon.so \
             $(BUILD)/criu-image-streamer
 
 # libFuzzer harnesses (tests/fuzz/README.md). fuzz_codec.c is built once
@@ -149,9 +166,9 @@ $(BUILD)/man/%: man/%.scd $(GEN)/paths.h
 		-e 's|@CACHEDIR@|$(CACHEDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' $< | scdoc >$@.tmp
 	$(Q)mv -f $@.tmp $@
 
-$(MAN_ALIAS_OUT):
+$(MAN_ALIAS_OUT): Makefile
 	@mkdir -p $(dir $@)
-	$(Q)echo '.so man1/criu-image-streamer.1' >$@
+	$(Q)echo '.so man1/$(word 2,$(subst :, ,$(filter $(notdir $@):%,$(MAN_ALIAS_PAIRS))))' >$@
 
 # -rdynamic: the plugin calls back into the binary (errors, byte streams).
 $(BUILD)/crstream: $(MAIN_OBJ) $(BUILD)/libcrstream.a
@@ -167,6 +184,10 @@ $(BUILD)/crstream-crypt.so: $(CRYPT_OBJ)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(CRYPT_LIBS)
 
+$(BUILD)/crstream-daemon.so: $(DAEMON_OBJ)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(DAEMON_LIBS)
+
 # Invoked under this name, crstream behaves exactly like criu-image-streamer.
 $(BUILD)/criu-image-streamer: $(BUILD)/crstream
 	ln -sf crstream $@
@@ -179,13 +200,17 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	$(Q)protoc-c --proto_path=proto --c_out=$(GEN) $<
 
+$(GEN)/rpc/%.pb-c.c $(GEN)/rpc/%.pb-c.h: proto/rpc/%.proto
+	@mkdir -p $(GEN)/rpc
+	$(Q)protoc-c --proto_path=proto/rpc --c_out=$(GEN)/rpc $<
+
 $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) -fPIC -c -o $@ $<
 
 # Position-independent everywhere: the plugin's objects need it, and one
 # set of flags keeps the objects interchangeable.
-$(BUILD)/obj/%.o: src/%.c $(PB_C) $(GEN)/paths.h Makefile
+$(BUILD)/obj/%.o: src/%.c $(PB_C) $(RPC_PB_C) $(GEN)/paths.h Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
@@ -196,6 +221,14 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a $(S3_O
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(S3_OBJ) $(CRYPT_OBJ) $(BUILD)/libcrstream.a \
 		$(LDFLAGS) $(LDLIBS) $(S3_LIBS) $(CRYPT_LIBS) -ldl
+
+# The catalog's test links the catalog (a part of the daemon plugin) in.
+$(BUILD)/tests/test_catalog: tests/unit/test_catalog.c tests/unit/unit.h $(BUILD)/libcrstream.a \
+		$(BUILD)/obj/daemon/catalog.o
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/obj/daemon/catalog.o \
+		$(BUILD)/libcrstream.a $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs sqlite3)
 
 fuzz: $(FUZZ_BIN)
 
@@ -229,7 +262,7 @@ clean:
 	rm -rf build build-asan build-fuzz build-fuzzcov
 
 # ---- install ----
-# The systemd units, once there are some (the daemon brings them).
+# The systemd units; ExecStart names the installed binary (@BINDIR@).
 UNITS := $(wildcard systemd/*.service systemd/*.socket)
 INSTALL ?= install
 
@@ -241,6 +274,7 @@ install: programs man
 	ln -sf crstream $(DESTDIR)$(BINDIR)/criu-image-streamer
 	$(INSTALL) -m 644 $(BUILD)/crstream-s3.so $(DESTDIR)$(PLUGINDIR)/crstream-s3.so
 	$(INSTALL) -m 644 $(BUILD)/crstream-crypt.so $(DESTDIR)$(PLUGINDIR)/crstream-crypt.so
+	$(INSTALL) -m 644 $(BUILD)/crstream-daemon.so $(DESTDIR)$(PLUGINDIR)/crstream-daemon.so
 	$(INSTALL) -m 755 scripts/provision-criu.sh $(DESTDIR)$(LIBEXECDIR)/provision-criu
 	$(INSTALL) -m 644 scripts/lib/packages.sh $(DESTDIR)$(LIBEXECDIR)/lib/packages.sh
 	$(INSTALL) -m 644 $(filter %.1,$(MAN_OUT) $(MAN_ALIAS_OUT)) $(DESTDIR)$(MANDIR)/man1/
@@ -248,12 +282,14 @@ install: programs man
 	$(INSTALL) -m 644 completion/crstream.bash $(DESTDIR)$(BASHCOMPDIR)/crstream
 	$(INSTALL) -m 644 completion/crstream.bash $(DESTDIR)$(BASHCOMPDIR)/criu-image-streamer
 	$(INSTALL) -m 644 doc/config.example.json $(DESTDIR)$(DOCDIR)/examples/config.json
-	$(if $(UNITS),$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR) && \
-		$(INSTALL) -m 644 $(UNITS) $(DESTDIR)$(SYSTEMDUNITDIR)/)
+	$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(foreach u,$(UNITS),sed 's|@BINDIR@|$(BINDIR)|g' $(u) >$(DESTDIR)$(SYSTEMDUNITDIR)/$(notdir $(u)) && \
+		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$(notdir $(u)) &&) true
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/crstream $(DESTDIR)$(BINDIR)/criu-image-streamer \
 		$(DESTDIR)$(PLUGINDIR)/crstream-s3.so $(DESTDIR)$(PLUGINDIR)/crstream-crypt.so \
+		$(DESTDIR)$(PLUGINDIR)/crstream-daemon.so \
 		$(DESTDIR)$(LIBEXECDIR)/provision-criu \
 		$(DESTDIR)$(LIBEXECDIR)/lib/packages.sh \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(filter %.1,$(MAN_OUT) $(MAN_ALIAS_OUT)))) \

@@ -3,6 +3,7 @@
 #include "checkpoint/session.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "daemon/plugin.h"
 #include "util/err.h"
 #include "util/fmt.h"
 
@@ -49,6 +50,11 @@ static const char restore_usage[] =
 	"                                                      [restore.verify_first]\n"
 	"      --json              print the result as JSON on stdout\n"
 	"      --no-progress       no progress line on the terminal\n"
+	"      --daemon [ADDR]     through the crstream daemon at ADDR (default\n"
+	"                          $CRSTREAM_DAEMON, else unix://<daemon.socket>);\n"
+	"                          $CRSTREAM_DAEMON alone does the same. CHECKPOINT\n"
+	"                          may then be a catalog ID; a job's checkpoint\n"
+	"                          comes back as that job\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Example: crstream restore /var/lib/crstream/checkpoints/dump-1234-20261126T001500Z\n"
@@ -83,7 +89,9 @@ struct restore_args {
 	char *criu_opts[64];
 	struct flag_list identities;
 	struct flag_list trusted;
+	bool key_flags;			/* --identity, --trusted-key, --verify-first */
 	bool json;
+	bool memory_limit;		/* given on the command line */
 	bool no_progress;
 };
 
@@ -100,6 +108,7 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 		case O_TCPCLOSE: a->o.tcp_close = true; break;
 		case O_STOPPED: a->o.leave_stopped = true; break;
 		case O_MEM:
+			a->memory_limit = true;
 			if (config_set_flag(cfg, "restore.memory_limit", optarg) < 0)
 				return usage_error("crstream restore", "--memory-limit: \"%s\" is not a size "
 						   "like 64M or 1G", optarg);
@@ -110,14 +119,19 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 			a->criu_opts[a->o.ncriu_opts++] = optarg;
 			break;
 		case 'i':
+			a->key_flags = true;
 			if (flag_list_add(&a->identities, optarg) < 0)
 				return usage_error("crstream restore", "--identity: %s", err_msg());
 			break;
 		case O_TRUSTED:
+			a->key_flags = true;
 			if (flag_list_add(&a->trusted, optarg) < 0)
 				return usage_error("crstream restore", "--trusted-key: %s", err_msg());
 			break;
-		case O_VERIFY_FIRST: config_set_flag(cfg, "restore.verify_first", "true"); break;
+		case O_VERIFY_FIRST:
+			a->key_flags = true;
+			config_set_flag(cfg, "restore.verify_first", "true");
+			break;
 		case O_JSON: a->json = true; break;
 		case O_NOPROGRESS: a->no_progress = true; break;
 		case 'h': *help = true; return 0;
@@ -138,31 +152,31 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 	return 0;
 }
 
-static void print_json(const struct restore_opts *o, const struct restore_result *r, int rc)
+void restore_result_json(FILE *out, const char *path, const struct restore_result *r, int rc)
 {
 	if (rc < 0) {
-		printf("{\"status\":\"error\",\"error\":");
-		json_print_string(stdout, err_msg());
-		printf(",\"checkpoint\":");
-		json_print_string(stdout, o->path);
+		fprintf(out, "{\"status\":\"error\",\"error\":");
+		json_print_string(out, err_msg());
+		fprintf(out, ",\"checkpoint\":");
+		json_print_string(out, path);
 		/* What CRIU got before the refusal: 0 when it was refused before
 		 * CRIU started, never a byte of an unverified chunk. */
-		printf(",\"served_bytes\":%llu}\n", (unsigned long long)r->served_bytes);
+		fprintf(out, ",\"served_bytes\":%llu}\n", (unsigned long long)r->served_bytes);
 		return;
 	}
-	printf("{\"status\":\"ok\",\"checkpoint\":");
-	json_print_string(stdout, o->path);
-	printf(",\"encrypted\":%s,\"trust\":", r->encrypted ? "true" : "false");
-	json_print_string(stdout, r->trust);
-	printf(",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
-	       "\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
-	       "\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
-	       (int)r->pid, r->layout, r->streams, r->compression,
-	       (unsigned long long)r->image_bytes, (unsigned long long)r->stored_bytes,
-	       (unsigned long long)r->criu_ms, (unsigned long long)r->restore_ms,
-	       (unsigned long long)r->peak_buffered, (unsigned long long)r->spilled);
-	print_self_usage_json(stdout);
-	printf("}\n");
+	fprintf(out, "{\"status\":\"ok\",\"checkpoint\":");
+	json_print_string(out, path);
+	fprintf(out, ",\"encrypted\":%s,\"trust\":", r->encrypted ? "true" : "false");
+	json_print_string(out, r->trust);
+	fprintf(out, ",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
+		"\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
+		"\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
+		(int)r->pid, r->layout, r->streams, r->compression,
+		(unsigned long long)r->image_bytes, (unsigned long long)r->stored_bytes,
+		(unsigned long long)r->criu_ms, (unsigned long long)r->restore_ms,
+		(unsigned long long)r->peak_buffered, (unsigned long long)r->spilled);
+	print_self_usage_json(out);
+	fprintf(out, "}\n");
 }
 
 static void print_summary(const struct restore_opts *o, const struct restore_result *r)
@@ -174,6 +188,47 @@ static void print_summary(const struct restore_opts *o, const struct restore_res
 	       r->compression, r->streams == 1 ? "" : "s", r->layout,
 	       (unsigned long long)r->restore_ms);
 	printf("  %s%s\n", r->encrypted ? "decrypted (age), " : "", r->trust);
+}
+
+static int restore_remote(const char *addr, struct restore_args *a)
+{
+	if (a->o.ncriu_opts || a->o.leave_stopped || a->memory_limit)
+		return usage_error("crstream restore", "--criu-opt, --leave-stopped and --memory-limit "
+				   "are not available through the daemon");
+	/* Keys and the trust policy are the daemon's own (its
+	 * restore.identities, restore.trusted_keys), never a request's. */
+	if (a->key_flags)
+		return usage_error("crstream restore", "--identity, --trusted-key and --verify-first are "
+				   "not available through the daemon: it decrypts and verifies with its "
+				   "own restore.identities and restore.trusted_keys");
+	const struct daemon_plugin *p = daemon_plugin("crstream restore --daemon");
+	if (!p) {
+		err_print(NULL);
+		return 1;
+	}
+	struct remote_restore rq = {
+		.path = a->o.path, .pid_file = a->o.pid_file, .shell_job = a->o.shell_job,
+		.tcp_established = a->o.tcp_established, .tcp_close = a->o.tcp_close,
+	};
+	bool line_drawn = false;
+	struct ckpt_progress_sink sink = {0};
+	if (!a->json && !a->no_progress && isatty(STDERR_FILENO))
+		sink = (struct ckpt_progress_sink){progress_line_render, &line_drawn};
+	struct remote_result res;
+	int rc = p->restore(addr, &rq, &sink, &res);
+	if (a->json && res.json)
+		printf("%s\n", res.json);
+	else if (a->json)
+		restore_result_json(stdout, a->o.path, &res.restore, -1);
+	else if (rc < 0)
+		err_print(NULL);
+	else {
+		print_summary(&a->o, &res.restore);
+		if (res.jid[0])
+			printf("  job %s\n", res.jid);
+	}
+	free(res.json);
+	return rc < 0 ? 1 : 0;
 }
 
 int cmd_restore(int argc, char **argv)
@@ -190,6 +245,9 @@ int cmd_restore(int argc, char **argv)
 		err_print(NULL);
 		return 1;
 	}
+	const char *flag_addr;
+	char addr_buf[256];
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
 	int rc = parse(argc, argv, cfg, &a, &help);
 	flag_list_free(&a.identities);
 	flag_list_free(&a.trusted);
@@ -198,6 +256,11 @@ int cmd_restore(int argc, char **argv)
 			fputs(restore_usage, stdout);
 		config_free(cfg);
 		return rc;
+	}
+	const char *addr = daemon_target(via_daemon, flag_addr, addr_buf, sizeof(addr_buf));
+	if (addr) {
+		config_free(cfg);
+		return restore_remote(addr, &a);
 	}
 	if (require_privilege("restore") < 0 ||
 	    find_criu(config_get(cfg, "criu.path"), criu, sizeof(criu)) < 0 ||
@@ -222,7 +285,7 @@ int cmd_restore(int argc, char **argv)
 	struct restore_result r = {0};
 	rc = checkpoint_restore(&a.o, &r);
 	if (a.json)
-		print_json(&a.o, &r, rc);
+		restore_result_json(stdout, a.o.path, &r, rc);
 	else if (rc < 0)
 		err_print(NULL);
 	else

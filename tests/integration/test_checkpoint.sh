@@ -380,8 +380,9 @@ test_config_precedence_default_file_env_flag() {
 		fail "$(cat "$T/prec.json")"
 	ls "$T/ck/prec/img-2.zlib" >/dev/null
 	# Errors name the key.
-	printf '{"checkpoint": {"stream": 2}}\n' >"$CRSTREAM_CONFIG"
-	expect_fail "unknown key \"checkpoint.stream\"" "$CRSTREAM" config show
+	# (checkpoint.stream is Cedana's spelling, an alias; a typo is not.)
+	printf '{"checkpoint": {"strems": 2}}\n' >"$CRSTREAM_CONFIG"
+	expect_fail "unknown key \"checkpoint.strems\"" "$CRSTREAM" config show
 	printf '{"checkpoint": {"streams": "four"}}\n' >"$CRSTREAM_CONFIG"
 	expect_fail "checkpoint.streams must be a non-negative integer" "$CRSTREAM" config show
 	printf '{"checkpoint": {"compression": "brotli"}}\n' >"$CRSTREAM_CONFIG"
