@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402  (the local benchmark's helpers)
@@ -712,7 +713,15 @@ def tool_version(cmd, rx):
     return m.group(1) if m else "?"
 
 
+def on_term(sig, frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    # remote.sh runs this as a background job (SIGINT ignored) and passes
+    # an interruption on as SIGTERM: either one stops the run, cleanly.
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ap = argparse.ArgumentParser(description="crstream to object storage over an emulated network "
                                              "(run through bench/remote.sh)")
     ap.add_argument("--links", default="1gbit:5ms,10gbit:1ms",
@@ -792,8 +801,13 @@ def main():
         failed = str(e)
     except KeyboardInterrupt:
         failed = "interrupted"
+    except Exception:  # keep what was measured, say where it broke
+        failed = traceback.format_exc()
     finally:
-        bench.s3fs_umount()
+        try:
+            bench.s3fs_umount()
+        except BenchError as e:
+            log("could not unmount s3fs (remote.sh will): %s" % e)
         net.stop()
 
     all_links = {l.key: l for l in links + chart_links}

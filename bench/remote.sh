@@ -113,7 +113,7 @@ make_network() {
 
 cleanup
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM	# until the benchmark runs
 mkdir -p "$WORK" "$MNT"
 
 echo "== network: namespaces $NS_CLIENT ($ADDR_CLIENT) <-> $NS_SERVER ($ADDR_SERVER)" >&2
@@ -124,10 +124,20 @@ echo "== Swift in $NS_SERVER at http://$ADDR_SERVER:$SWIFT_PORT (state in $SWIFT
 # packets through; s3-server.sh checks it from inside its own namespace.
 swift start >/dev/null
 
-rc=0
+# In the background, so that a signal reaches this script at once (bash
+# runs traps only between commands): it is passed on to the benchmark as
+# SIGTERM (a background job ignores SIGINT), which stops, unmounts and
+# stops linkem, and then cleanup() runs.
 in_ns "$NS_CLIENT" build/tools/subreaper python3 bench/remote.py \
 	--ns-client "$NS_CLIENT" --ns-server "$NS_SERVER" \
 	--dev-client "$DEV_CLIENT" --dev-server "$DEV_SERVER" \
 	--endpoint "http://$ADDR_SERVER:$SWIFT_PORT" --bucket remote-bench \
-	--work "$WORK" --mnt "$MNT" "$@" || rc=$?
+	--work "$WORK" --mnt "$MNT" "$@" &
+bench=$!
+trap 'kill -TERM "$bench" 2>/dev/null' INT TERM
+while :; do
+	rc=0
+	wait "$bench" || rc=$?
+	kill -0 "$bench" 2>/dev/null || break
+done
 exit "$rc"
