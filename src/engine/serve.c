@@ -21,11 +21,11 @@
 #include "util/err.h"
 #include "util/fdio.h"
 #include "util/strmap.h"
+#include "util/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,27 +120,6 @@ struct serve {
 	char pending[CRIU_NAME_MAX + 1];
 	struct sfile *active;	/* files being pumped into CRIU's pipes */
 };
-
-/* CRSTREAM_TRACE=1: a timeline of CRIU's requests and the ingest, for
- * finding where a restore waits. */
-static void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void trace(const char *fmt, ...)
-{
-	static int on = -1;
-	static uint64_t t0;
-	if (on < 0) {
-		on = getenv("CRSTREAM_TRACE") != NULL;
-		t0 = now_ms();
-	}
-	if (!on)
-		return;
-	va_list ap;
-	fprintf(stderr, "[serve %6.3f] ", (double)(now_ms() - t0) / 1000.0);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void wake(int fd)
 {
@@ -354,7 +333,7 @@ static int ingest_eof(void *ctx, void *file)
 	f->complete = true;
 	uint64_t size = f->size;
 	pthread_mutex_unlock(&s->mu);
-	trace("ingested %s (%llu bytes)", f->name, (unsigned long long)size);
+	trace("serve", "ingested %s (%llu bytes)", f->name, (unsigned long long)size);
 	if (s->o->on_file)
 		s->o->on_file(s->o->arg, f->name, size);
 	wake(s->wake_fd);
@@ -455,7 +434,7 @@ static int finish_transfer(struct serve *s, struct sfile *f)
 	reclaim(s, f);
 	if (!f->inflight || reader_gone(f->pipe)) {
 		if (!f->draining)
-			trace("served %s", f->name);
+			trace("serve", "served %s", f->name);
 		close_transfer(s, f);
 		return 0;
 	}
@@ -635,7 +614,7 @@ static int answer_pending(struct serve *s)
 		return err_set("CRIU requested %s twice", s->pending);
 	if (wait)
 		return 0;
-	trace("answer %s: %s", s->pending, f ? "yes" : "no");
+	trace("serve", "answer %s: %s", s->pending, f ? "yes" : "no");
 	s->have_pending = false;
 	if (listen_to_criu(s, true) < 0)
 		return -1;
@@ -659,7 +638,7 @@ static int on_request(struct serve *s, uint32_t events)
 		return 0;
 	}
 	s->have_pending = true;
-	trace("request %s", s->pending);
+	trace("serve", "request %s", s->pending);
 	if (listen_to_criu(s, false) < 0)
 		return -1;
 	return answer_pending(s);
