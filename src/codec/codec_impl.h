@@ -4,6 +4,7 @@
 #define CRSTREAM_CODEC_IMPL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "codec/codec.h"
 
@@ -12,6 +13,7 @@ extern const struct codec codec_lz4;
 extern const struct codec codec_zstd;
 extern const struct codec codec_gzip;
 extern const struct codec codec_zlib;
+extern const struct codec codec_auto;
 
 /* 0 if level is within c's range, else -1 with a message naming c. */
 int codec_check_level(const struct codec *c, int level);
@@ -21,5 +23,16 @@ int codec_check_level(const struct codec *c, int level);
 struct writer *igzip_encoder(const struct codec *c, bool zlib_framing, int level,
 			     struct writer *next);
 struct reader *igzip_decoder(const struct codec *c, bool zlib_framing, struct reader *next);
+
+/* --compression auto's controller (codec_zstd.c), exposed for its unit
+ * tests. The level after a window in which compressing took busy_ns and
+ * the writes below the encoder waited wait_ns: one step up while the
+ * writes waited for a quarter of the time or more, one down while they
+ * waited under a twentieth, else the same; within floor..ceiling, never
+ * 0 (zstd's "default", i.e. 3). */
+int zstd_auto_next_level(int level, int floor, int ceiling, uint64_t busy_ns, uint64_t wait_ns);
+/* Ends the frame of a zstd or auto encoder and starts the next one at
+ * level (what the controller does on a change). */
+int zstd_encoder_set_level(struct writer *encoder, int level);
 
 #endif

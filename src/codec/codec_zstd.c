@@ -3,23 +3,68 @@
  * Levels 1..19 as in the zstd CLI (default 1; 20..22 need --ultra-sized
  * windows and are not offered). The frame carries a content checksum, so
  * corruption that decodes cleanly is still caught at the frame's end. One
- * ZSTD_CCtx per encoder, reused for the whole stream: no global state. */
+ * ZSTD_CCtx per encoder, reused for the whole stream: no global state.
+ *
+ * auto (--compression auto) is the same encoder with a controller: every
+ * AUTO_WINDOW bytes of input it compares the time spent compressing with
+ * the time the writes below it (checksum, store: an upload) kept it
+ * waiting, and moves the level one step (zstd_auto_next_level). While the
+ * upload is the bottleneck, a higher level sends fewer bytes for CPU that
+ * would otherwise wait; while compressing is, a lower one keeps the link
+ * fed. Single-threaded libzstd applies a new level only to a new frame,
+ * so a change ends the frame and the next one starts at the new level:
+ * `zstd -dc` reads the frame sequence as one stream, and restore sees
+ * plain zstd. Its lowest level is AUTO_FLOOR (zstd --fast=4, about lz4's
+ * speed and ratio here), its highest the level given (default 3: beyond
+ * it this kind of data gains ~1% for twice the CPU, bench/CODECS.md), and
+ * the window is fixed at AUTO_WINDOW_LOG whatever the level, so that its
+ * memory stays that of level 3 (about 3.5 MB per stream). */
 #include "codec/codec.h"
 #include "codec/codec_filter.h"
 #include "codec/codec_impl.h"
 #include "util/err.h"
+#include "util/trace.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <zstd.h>
+
+#define AUTO_WINDOW ((uint64_t)16 << 20)
+#define AUTO_FLOOR (-4)
+#define AUTO_WINDOW_LOG 21
+#define AUTO_LEVELS (19 - AUTO_FLOOR + 1)
 
 /* Flush once less than this is free: zstd may leave a little room unused
  * when its input runs out, and tiny writes downstream are not worth it. */
 #define ZSTD_MIN_ROOM ((size_t)64 << 10)
 
+/* The controller's state (auto only). */
+struct zstd_auto {
+	int ceiling;
+	uint64_t window_in;	/* input bytes in the current window */
+	uint64_t busy_ns;	/* compressing, in this window */
+	uint64_t wait_ns;	/* waiting for the writes below, in this window */
+	uint64_t in_at[AUTO_LEVELS];	/* input bytes compressed at level l - AUTO_FLOOR */
+	unsigned changes;
+};
+
 struct zstd_encoder {
 	struct codec_encoder e;
 	ZSTD_CCtx *cctx;
+	int level;
+	bool in_frame;		/* input went into a frame not yet ended */
+	unsigned frames;	/* frames ended */
+	struct zstd_auto *adapt;	/* NULL: the level stays */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* One ZSTD_compressStream2() call into the free part of e->out. */
 static size_t zstd_run(struct zstd_encoder *z, ZSTD_inBuffer *in, ZSTD_EndDirective mode)
@@ -31,25 +76,42 @@ static size_t zstd_run(struct zstd_encoder *z, ZSTD_inBuffer *in, ZSTD_EndDirect
 	return r;
 }
 
+static int zstd_adapt(struct zstd_encoder *z);
+
 static int zstd_compress(struct codec_encoder *e, const void *buf, size_t len)
 {
 	struct zstd_encoder *z = (struct zstd_encoder *)e;
+	struct zstd_auto *a = z->adapt;
 	ZSTD_inBuffer in = { buf, len, 0 };
 	while (in.pos < in.size) {
+		uint64_t t0 = a ? now_ns() : 0;
 		if (codec_encoder_reserve(e, ZSTD_MIN_ROOM) < 0)
 			return -1;
+		uint64_t t1 = a ? now_ns() : 0;
 		size_t r = zstd_run(z, &in, ZSTD_e_continue);
 		if (ZSTD_isError(r))
 			return err_set("zstd encoder: at input offset %llu: %s",
 				       (unsigned long long)(e->w.bytes_in + in.pos),
 				       ZSTD_getErrorName(r));
+		if (a) {
+			a->wait_ns += t1 - t0;
+			a->busy_ns += now_ns() - t1;
+		}
+	}
+	z->in_frame = true;
+	if (a) {
+		a->window_in += len;
+		a->in_at[z->level - AUTO_FLOOR] += len;
+		if (a->window_in >= AUTO_WINDOW)
+			return zstd_adapt(z);
 	}
 	return 0;
 }
 
-static int zstd_finish(struct codec_encoder *e)
+/* Ends the current frame into e->out (flushing as needed). */
+static int zstd_end_frame(struct zstd_encoder *z)
 {
-	struct zstd_encoder *z = (struct zstd_encoder *)e;
+	struct codec_encoder *e = &z->e;
 	ZSTD_inBuffer in = { NULL, 0, 0 };
 	for (;;) {
 		if (codec_encoder_reserve(e, ZSTD_MIN_ROOM) < 0)
@@ -57,18 +119,92 @@ static int zstd_finish(struct codec_encoder *e)
 		size_t left = zstd_run(z, &in, ZSTD_e_end);
 		if (ZSTD_isError(left))
 			return err_set("zstd encoder: ending the frame: %s", ZSTD_getErrorName(left));
-		if (left == 0)
+		if (left == 0) {
+			z->in_frame = false;
+			z->frames++;
 			return 0;
+		}
 		/* More to flush than fitted: make room and go on. */
 		if (codec_encoder_flush(e) < 0)
 			return -1;
 	}
 }
 
+static void trace_levels(const struct zstd_encoder *z)
+{
+	const struct zstd_auto *a = z->adapt;
+	char buf[400];
+	size_t len = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < AUTO_LEVELS && len < sizeof(buf) - 32; i++)
+		if (a->in_at[i])
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %d:%.1f", i + AUTO_FLOOR,
+						(double)a->in_at[i] / (1 << 20));
+	trace("zstd auto", "%p: %u level changes; MiB of input per level:%s", (const void *)z,
+	      a->changes, buf);
+}
+
+static int zstd_finish(struct codec_encoder *e)
+{
+	struct zstd_encoder *z = (struct zstd_encoder *)e;
+	if (z->adapt && trace_on())
+		trace_levels(z);
+	/* The last frame; at least one, even for an empty stream. */
+	return z->in_frame || z->frames == 0 ? zstd_end_frame(z) : 0;
+}
+
+static int zstd_set_level(struct zstd_encoder *z, int level)
+{
+	size_t r = ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, level);
+	if (ZSTD_isError(r))
+		return err_set("zstd encoder: setting level %d: %s", level, ZSTD_getErrorName(r));
+	z->level = level;
+	return 0;
+}
+
+int zstd_encoder_set_level(struct writer *w, int level)
+{
+	struct zstd_encoder *z = (struct zstd_encoder *)w;
+	if (level == z->level)
+		return 0;
+	/* A frame that has no input yet simply starts at the new level. */
+	if (z->in_frame && zstd_end_frame(z) < 0)
+		return -1;
+	return zstd_set_level(z, level);
+}
+
+int zstd_auto_next_level(int level, int floor, int ceiling, uint64_t busy_ns, uint64_t wait_ns)
+{
+	uint64_t total = busy_ns + wait_ns;
+	int next = level;
+	if (total && wait_ns * 4 >= total)
+		next = level + 1 == 0 ? 1 : level + 1;
+	else if (wait_ns * 20 < total)
+		next = level - 1 == 0 ? -1 : level - 1;
+	return next < floor ? floor : next > ceiling ? ceiling : next;
+}
+
+/* End of a window: move the level if the controller says so. */
+static int zstd_adapt(struct zstd_encoder *z)
+{
+	struct zstd_auto *a = z->adapt;
+	int next = zstd_auto_next_level(z->level, AUTO_FLOOR, a->ceiling, a->busy_ns, a->wait_ns);
+	trace("zstd auto", "%p: window of %.1f MiB: compressing %.0f ms, waiting %.0f ms; level %d%s%d",
+	      (void *)z, (double)a->window_in / (1 << 20), (double)a->busy_ns / 1e6,
+	      (double)a->wait_ns / 1e6, z->level, next == z->level ? " stays " : " -> ",
+	      next == z->level ? z->level : next);
+	a->window_in = a->busy_ns = a->wait_ns = 0;
+	if (next == z->level)
+		return 0;
+	a->changes++;
+	return zstd_encoder_set_level(&z->e.w, next);
+}
+
 static void zstd_encoder_destroy(struct codec_encoder *e)
 {
 	struct zstd_encoder *z = (struct zstd_encoder *)e;
 	ZSTD_freeCCtx(z->cctx);
+	free(z->adapt);
 	codec_encoder_release(e);
 	free(z);
 }
@@ -79,38 +215,59 @@ static const struct codec_encoder_hooks zstd_encoder_hooks = {
 	.destroy = zstd_encoder_destroy,
 };
 
-static int zstd_configure(ZSTD_CCtx *cctx, int level)
+static int zstd_configure(ZSTD_CCtx *cctx, int level, bool adaptive)
 {
 	size_t r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
 	if (!ZSTD_isError(r))
 		r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+	/* Set, it stays whatever the level (see the top of this file). */
+	if (!ZSTD_isError(r) && adaptive)
+		r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, AUTO_WINDOW_LOG);
 	if (ZSTD_isError(r))
 		return err_set("zstd encoder: setting level %d: %s", level, ZSTD_getErrorName(r));
 	return 0;
 }
 
-static struct writer *zstd_encoder(int level, struct writer *next)
+static struct writer *new_encoder(const struct codec *c, int level, struct writer *next)
 {
-	if (codec_check_level(&codec_zstd, level) < 0)
+	if (codec_check_level(c, level) < 0)
 		return NULL;
+	bool adaptive = c == &codec_auto;
 	struct zstd_encoder *z = calloc(1, sizeof(*z));
-	if (!z) {
-		err_set("zstd encoder: out of memory");
+	if (z && adaptive && (z->adapt = calloc(1, sizeof(*z->adapt))))
+		z->adapt->ceiling = level;
+	if (!z || (adaptive && !z->adapt)) {
+		free(z);
+		err_set("%s encoder: out of memory", c->name);
 		return NULL;
 	}
+	/* auto starts at zstd's default level and moves from there. */
+	z->level = adaptive ? codec_zstd.default_level : level;
 	z->cctx = ZSTD_createCCtx();
 	if (!z->cctx) {
 		err_set("zstd encoder: cannot create a compression context");
+		free(z->adapt);
 		free(z);
 		return NULL;
 	}
-	if (zstd_configure(z->cctx, level) < 0 ||
-	    codec_encoder_init(&z->e, &zstd_encoder_hooks, "zstd", CODEC_OUT_CAP, next) < 0) {
+	if (zstd_configure(z->cctx, z->level, adaptive) < 0 ||
+	    codec_encoder_init(&z->e, &zstd_encoder_hooks, c->name, CODEC_OUT_CAP, next) < 0) {
 		ZSTD_freeCCtx(z->cctx);
+		free(z->adapt);
 		free(z);
 		return NULL;
 	}
 	return &z->e.w;
+}
+
+static struct writer *zstd_encoder(int level, struct writer *next)
+{
+	return new_encoder(&codec_zstd, level, next);
+}
+
+static struct writer *auto_encoder(int level, struct writer *next)
+{
+	return new_encoder(&codec_auto, level, next);
 }
 
 struct zstd_decoder {
@@ -176,5 +333,16 @@ const struct codec codec_zstd = {
 	.min_level = 1,
 	.max_level = 19,
 	.encoder = zstd_encoder,
+	.decoder = zstd_decoder,
+};
+
+const struct codec codec_auto = {
+	.name = "auto",
+	.extension = ".zst",
+	.default_level = 3,
+	.min_level = 1,
+	.max_level = 19,
+	.writes_as = &codec_zstd,
+	.encoder = auto_encoder,
 	.decoder = zstd_decoder,
 };
