@@ -62,10 +62,11 @@ LOG_PREFIX=s3-server
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/packages.sh"
 
 install_packages() {
-	# awscli is not needed by the server: the tests use it to check that
-	# objects cross between it and crstream both ways.
+	# awscli and s3fs are not needed by the server: the tests use awscli
+	# to check that objects cross between it and crstream both ways, and
+	# s3fs to mount the bucket as a plain directory.
 	ensure_packages swift-proxy swift-account swift-container swift-object python3-lxml \
-		memcached awscli
+		memcached awscli s3fs
 }
 
 # Swift keeps metadata in extended attributes; refuse early, with a clear
