@@ -48,8 +48,11 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 SUBJ_SRC := $(wildcard tests/subjects/*.c)
 SUBJ_BIN := $(patsubst tests/subjects/%.c,build/subjects/%,$(SUBJ_SRC))
 # Test tools (subreaper, image comparison) likewise stay unsanitized.
-TOOL_SRC := $(wildcard tests/tools/*.c)
-TOOL_BIN := $(patsubst tests/tools/%.c,build/tools/%,$(TOOL_SRC))
+# faultinject is an LD_PRELOAD shim (a shared object) for fault tests.
+SHIM_SRC := tests/tools/faultinject.c
+TOOL_SRC := $(filter-out $(SHIM_SRC),$(wildcard tests/tools/*.c))
+TOOL_BIN := $(patsubst tests/tools/%.c,build/tools/%,$(TOOL_SRC)) \
+            $(patsubst tests/tools/%.c,build/tools/%.so,$(SHIM_SRC))
 
 .PHONY: all check subjects clean
 # Keep generated protobuf sources between builds.
@@ -104,6 +107,10 @@ build/subjects/%: tests/subjects/%.c
 build/tools/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -o $@ $<
+
+build/tools/%.so: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -shared -fPIC -o $@ $< -ldl
 
 # bench/remote.sh's network delay (a bench tool, not part of crstream).
 build/tools/linkem: bench/linkem.c

@@ -139,11 +139,15 @@ static int lw_close(struct writer *w)
 	int rc = 0;
 	if (fsync(lw->fd) < 0)
 		rc = err_sys("%s: fsync after %llu bytes", lw->path, (unsigned long long)lw->offset);
-	else if (close(lw->fd) < 0)
+	if (close(lw->fd) < 0 && rc == 0)
 		rc = err_sys("%s: close", lw->path);
-	else if (sync_parent(lw->path) < 0)
-		rc = -1;
 	lw->fd = -1;
+	if (rc == 0 && sync_parent(lw->path) < 0)
+		rc = -1;
+	/* Not durable is not stored: like abort(), leave no object behind
+	 * (a failed dump must not leave a stream file that looks whole). */
+	if (rc < 0)
+		unlink(lw->path);
 	lw_free(lw);
 	return rc;
 }

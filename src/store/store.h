@@ -42,7 +42,8 @@ struct store_ops {
 	/* A streaming writer for a new object. Data may be uploaded while it
 	 * is written; close() makes the object complete and durable (local:
 	 * fsync of file and directory; S3: the multipart upload completed).
-	 * abort() leaves no object and no partial upload behind. Parent
+	 * abort(), and a close() that fails, leave no object and no partial
+	 * upload behind. Parent
 	 * "directories" are created as needed (local: mode 0700; files are
 	 * 0600 whatever the umask). */
 	struct writer *(*create)(struct store *s, const char *key);

@@ -23,7 +23,7 @@ restore_ok() {
 }
 
 json_get() {	# json_get FILE KEY (flat objects only)
-	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+	"$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
 # cycle NAME SUBJECT-ARGS -- DUMP-ARGS: start, dump, restore, verify, kill.
@@ -42,8 +42,7 @@ cycle() {
 	restore_ok "$name"
 	verify_subject "$name" "$counter"
 	[ "$(json_get "$T/$name.restore.json" pid)" = "$pid" ] || fail "restored under another pid"
-	kill -9 "$pid"
-	wait_gone "$pid"
+	kill_subject "$name"
 }
 
 subject_args() {	# the four kinds of test process, by index
@@ -83,8 +82,9 @@ test_streams_0_is_a_plain_criu_image_directory() {
 		# shellcheck disable=SC2046
 		cycle "plain-$kind" $(subject_args $kind) -- --streams 0
 	done
-	[ -s "$T/ck/plain-0/inventory.img" ] && [ -s "$T/ck/plain-0/pages-1.img" ]
-	grep -q '"streams":0' <(tr -d ' \n' <"$T/ck/plain-0/manifest.json")
+	[ -s "$T/ck/plain-0/inventory.img" ] || fail "no inventory.img"
+	[ -s "$T/ck/plain-0/pages-1.img" ] || fail "no pages-1.img"
+	grep -q '"streams":0' <(tr -d ' \n' <"$T/ck/plain-0/manifest.json") || fail "manifest: not streams 0"
 }
 
 # Each compressed stream is the codec's standard format: the usual tool
@@ -95,7 +95,7 @@ test_streams_decompress_with_standard_tools() {
 		pid=$(start_subject "m-$c" mem --mib 16)
 		"$CRSTREAM" dump "$pid" --dir "$T/ck" --name "$c" --streams 2 --compression "$c" -R >/dev/null
 		alive "$pid" || fail "--leave-running: the process is gone"
-		kill -9 "$pid"
+		kill_subject "m-$c"
 		local ext
 		ext=$(ext_of "$c")
 		for i in 0 1; do
@@ -105,10 +105,10 @@ test_streams_decompress_with_standard_tools() {
 			lz4) lz4 -dc "$f" >"$T/raw-$i" ;;
 			zstd) zstd -q -dc "$f" >"$T/raw-$i" ;;
 			gzip) gzip -dc "$f" >"$T/raw-$i" ;;
-			zlib) python3 -c 'import sys,zlib; sys.stdout.buffer.write(zlib.decompress(open(sys.argv[1],"rb").read()))' "$f" >"$T/raw-$i" ;;
+			zlib) "$PYTHON" -c 'import sys,zlib; sys.stdout.buffer.write(zlib.decompress(open(sys.argv[1],"rb").read()))' "$f" >"$T/raw-$i" ;;
 			esac
 			local want
-			want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stream_files"][int(sys.argv[2])]["raw_bytes"])' "$T/ck/$c/manifest.json" $i)
+			want=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["stream_files"][int(sys.argv[2])]["raw_bytes"])' "$T/ck/$c/manifest.json" $i)
 			[ "$(stat -c %s "$T/raw-$i")" = "$want" ] || fail "$c img-$i: raw size differs from the manifest"
 			# The checksum in the manifest is what xxh128sum says.
 			grep -q "$(xxh128sum "$f" | cut -d' ' -f1)" "$T/ck/$c/manifest.json" ||
@@ -160,15 +160,15 @@ test_restore_criu_image_streamer_layout() {
 			none) cp "$T/s$i" "$T/ck/ref-$c/img-$i" ;;
 			lz4) lz4 -q -c "$T/s$i" >"$T/ck/ref-$c/img-$i.lz4" ;;
 			gzip) gzip -c "$T/s$i" >"$T/ck/ref-$c/img-$i.gz" ;;
-			zlib) python3 -c 'import sys,zlib; sys.stdout.buffer.write(zlib.compress(open(sys.argv[1],"rb").read()))' "$T/s$i" >"$T/ck/ref-$c/img-$i.zlib" ;;
+			zlib) "$PYTHON" -c 'import sys,zlib; sys.stdout.buffer.write(zlib.compress(open(sys.argv[1],"rb").read()))' "$T/s$i" >"$T/ck/ref-$c/img-$i.zlib" ;;
 			esac
 		done
 		restore_ok "ref-$c"
-		[ "$(json_get "$T/ref-$c.restore.json" layout)" = criu-image-streamer ]
-		[ "$(json_get "$T/ref-$c.restore.json" streams)" = 3 ]
+		[ "$(json_get "$T/ref-$c.restore.json" layout)" = criu-image-streamer ] ||
+			fail "ref-$c: not detected as criu-image-streamer: $(cat "$T/ref-$c.restore.json")"
+		[ "$(json_get "$T/ref-$c.restore.json" streams)" = 3 ] || fail "ref-$c: not 3 streams"
 		verify_subject "r-$c" "$counter"
-		kill -9 "$pid"
-		wait_gone "$pid"
+		kill_subject "r-$c"
 	done
 }
 
@@ -183,25 +183,25 @@ test_restore_cedana_layout() {
 	wait_gone "$pid"
 	rm -f "$T/img/dump.log" "$T/img/stats-dump"
 	mkdir -p "$T/ck/cedana"
-	python3 "$ROOT/tests/tools/mkcedana.py" "$T/img" "$T/ck/cedana" 3
+	"$PYTHON" "$ROOT/tests/tools/mkcedana.py" "$T/img" "$T/ck/cedana" 3
 	for f in "$T"/ck/cedana/img-*; do lz4 -q --rm "$f" "$f.lz4"; done
 	restore_ok cedana
-	[ "$(json_get "$T/cedana.restore.json" streams)" = 3 ]
+	[ "$(json_get "$T/cedana.restore.json" streams)" = 3 ] || fail "cedana: not 3 streams"
 	verify_subject ced "$counter"
 }
 
 test_bad_arguments_are_refused() {
 	local pid
 	pid=$(start_subject m mem --mib 8)
-	expect_fail "--streams: \"-1\" is not a number" "$CRSTREAM" dump "$pid" --streams -1 --dir "$T/ck"
-	expect_fail "--streams: \"two\" is not a number" "$CRSTREAM" dump "$pid" --streams two --dir "$T/ck"
-	expect_fail "--streams 65: at most 64 streams" "$CRSTREAM" dump "$pid" --streams 65 --dir "$T/ck"
-	expect_fail "unknown compression \"brotli\" (use none, lz4, zstd, gzip, zlib, auto)" \
+	expect_misuse "--streams: \"-1\" is not a number" "$CRSTREAM" dump "$pid" --streams -1 --dir "$T/ck"
+	expect_misuse "--streams: \"two\" is not a number" "$CRSTREAM" dump "$pid" --streams two --dir "$T/ck"
+	expect_misuse "--streams 65: at most 64 streams" "$CRSTREAM" dump "$pid" --streams 65 --dir "$T/ck"
+	expect_misuse "unknown compression \"brotli\" (use none, lz4, zstd, gzip, zlib, auto)" \
 		"$CRSTREAM" dump "$pid" --compression brotli --dir "$T/ck"
 	expect_fail "no process with pid 4000000" "$CRSTREAM" dump 4000000 --dir "$T/ck"
-	expect_fail "missing <pid>" "$CRSTREAM" dump --dir "$T/ck"
-	expect_fail "\"12x\" is not a process id" "$CRSTREAM" dump 12x
-	expect_fail "--path CHECKPOINT is required" "$CRSTREAM" restore
+	expect_misuse "missing <pid>" "$CRSTREAM" dump --dir "$T/ck"
+	expect_misuse "\"12x\" is not a process id" "$CRSTREAM" dump 12x
+	expect_misuse "--path CHECKPOINT is required" "$CRSTREAM" restore
 	expect_fail "is not a checkpoint: no manifest.json and no img-N streams" \
 		"$CRSTREAM" restore --path "$T"
 	# Object storage is a plugin, loaded when needed; without it, say so.
@@ -212,7 +212,8 @@ test_bad_arguments_are_refused() {
 }
 
 # One good checkpoint, damaged in every way the issue lists: each restore
-# is refused with a one-line reason and no restored process survives.
+# is refused with a one-line reason, and the process never ran (its
+# heartbeat did not move from the moment the restore began).
 test_damaged_checkpoints_are_refused() {
 	local pid
 	pid=$(start_subject d mem --mib 64)
@@ -224,33 +225,40 @@ test_damaged_checkpoints_are_refused() {
 	}
 	damaged deleted
 	rm "$ck/deleted/img-1.lz4"
-	expect_fail "stream img-1.lz4 is missing" "$CRSTREAM" restore --path "$ck/deleted"
+	expect_refused d "stream img-1.lz4 is missing" "$CRSTREAM" restore --path "$ck/deleted"
 	damaged truncated
 	truncate -s -1000 "$ck/truncated/img-0.lz4"
-	expect_fail "the manifest says" "$CRSTREAM" restore --path "$ck/truncated"
+	expect_refused d "the manifest says" "$CRSTREAM" restore --path "$ck/truncated"
 	[[ "$LAST_ERROR" == *"(truncated)"* ]] || fail "not called truncated: $LAST_ERROR"
 	damaged extra
 	cp "$ck/extra/img-1.lz4" "$ck/extra/img-2.lz4"
-	expect_fail "stream count mismatch: the manifest lists 2 streams" "$CRSTREAM" restore --path "$ck/extra"
+	expect_refused d "stream count mismatch: the manifest lists 2 streams" "$CRSTREAM" restore --path "$ck/extra"
 	local f off
 	for f in img-0.lz4 img-1.lz4; do
 		damaged "flip-$f"
-		off=$(($(stat -c %s "$ck/flip-$f/$f") / 2))
-		python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x40]))' "$ck/flip-$f/$f" "$off"
-		expect_fail "$f" "$CRSTREAM" restore --path "$ck/flip-$f"
+		flip_byte "$ck/flip-$f/$f" $(($(stat -c %s "$ck/flip-$f/$f") / 2))
+		expect_refused d "$f" "$CRSTREAM" restore --path "$ck/flip-$f"
 		[ "$(wc -l <<<"$LAST_ERROR")" = 1 ] || fail "more than one line: $LAST_ERROR"
-		! alive "$pid" || fail "a half-restored process survived ($f flipped)"
 	done
-	# The intact checkpoint still restores.
+	# Intact streams, a wrong checksum in the manifest: the data decodes
+	# and CRIU takes it; only the post-restore hook stands in the way.
+	damaged wrong-sum
+	"$PYTHON" -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+s = m["stream_files"][1]
+s["checksum"] = ("0" if s["checksum"][0] != "0" else "1") + s["checksum"][1:]
+json.dump(m, open(sys.argv[1], "w"), indent=2)' "$ck/wrong-sum/manifest.json"
+	expect_refused d "checksum mismatch" "$CRSTREAM" restore --path "$ck/wrong-sum"
+	# The intact checkpoint still restores, and the heartbeat check sees it.
+	heartbeat_mark d
 	restore_ok good
 	verify_subject d
+	assert_ran d
 	# Uncompressed local streams are served from the files themselves and
 	# checked on the side: a flipped byte must still stop the restore.
 	dump_ok raw "$pid" --streams 2 --compression none
-	off=$(($(stat -c %s "$ck/raw/img-1") / 2))
-	python3 -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x40]))' "$ck/raw/img-1" "$off"
-	expect_fail "img-1: checksum mismatch" "$CRSTREAM" restore --path "$ck/raw"
-	! alive "$pid" || fail "a half-restored process survived (uncompressed, flipped)"
+	flip_byte "$ck/raw/img-1" $(($(stat -c %s "$ck/raw/img-1") / 2))
+	expect_refused d "img-1: checksum mismatch" "$CRSTREAM" restore --path "$ck/raw"
 }
 
 # The checkpoint directory fills up mid-dump: the dump fails with the
@@ -272,58 +280,64 @@ test_full_disk_during_dump_keeps_the_process_running() {
 	umount "$T/small"
 }
 
-# crstream dump killed mid-way: CRIU gets broken pipes (or the hook gets
-# no answer) and resumes the tree; what is left is refused as incomplete.
+# crstream dump killed while CRIU has the tree frozen (seized, the danger
+# shown before the kill): CRIU gets broken pipes and resumes the tree; what
+# is left is refused as incomplete. (Killed inside the post-dump hook:
+# test_faults.sh.)
 test_dump_killed_midway_keeps_the_process_running() {
 	local pid counter
-	pid=$(start_subject k mem --mib 512)
+	pid=$(start_subject k mem --mib 128)
 	counter=$(status_get "$T/k.status" counter)
 	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name killed --streams 2 --compression gzip --level 9 \
 		2>/dev/null &
 	local dump=$!
-	until [ -s "$T/ck/killed/manifest.json" ]; do sleep 0.05; done
-	sleep 1
+	"$TESTTOOL" wait-seized "$pid" --timeout 60 || fail "CRIU never seized pid $pid"
 	kill -9 "$dump"
 	wait "$dump" 2>/dev/null || true
 	# CRIU notices, backs out and resumes the tree.
 	"$TESTTOOL" wait-status "$T/k.status" "counter>$counter" --timeout 60 >/dev/null ||
 		fail "the process did not resume"
 	verify_subject k
-	expect_fail "the checkpoint is incomplete" "$CRSTREAM" restore --path "$T/ck/killed"
-	"$CRSTREAM" inspect "$T/ck/killed" | grep -q INCOMPLETE
+	kill_subject k
+	expect_refused k "the checkpoint is incomplete" "$CRSTREAM" restore --path "$T/ck/killed"
+	"$CRSTREAM" inspect "$T/ck/killed" | grep -q INCOMPLETE || fail "inspect: not INCOMPLETE"
 }
 
+# SIGINT once CRIU has seized (frozen) the tree: the dump must not end.
 test_sigint_during_dump_resumes_the_process() {
 	local pid counter rc=0
-	pid=$(start_subject i mem --mib 512)
+	pid=$(start_subject i mem --mib 128)
 	counter=$(status_get "$T/i.status" counter)
 	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name int --streams 2 --compression gzip --level 9 \
 		2>"$T/err" &
 	local dump=$!
-	until [ -s "$T/ck/int/manifest.json" ]; do sleep 0.05; done
-	sleep 1
+	"$TESTTOOL" wait-seized "$pid" --timeout 60 || fail "CRIU never seized pid $pid"
 	kill -INT "$dump"
 	wait "$dump" || rc=$?
 	[ "$rc" -ne 0 ] || fail "an interrupted dump exited 0"
 	grep -q interrupted "$T/err" || fail "dump said: $(cat "$T/err")"
 	verify_subject i "$counter"
-	grep -q '"complete":false' <(tr -d ' \n' <"$T/ck/int/manifest.json")
+	grep -q '"complete":false' <(tr -d ' \n' <"$T/ck/int/manifest.json") || fail "not marked incomplete"
 	! ls "$T/ck/int"/img-* >/dev/null 2>&1 || fail "stream files left behind: $(ls "$T/ck/int")"
 }
 
+# SIGINT once CRIU has restored the process's memory (its command line is
+# back, below crstream: the danger shown before the signal), before the
+# hook lets it run: it never runs.
 test_sigint_during_restore_leaves_no_process() {
 	local pid rc=0
-	pid=$(start_subject ir mem --mib 512)
+	pid=$(start_subject ir mem --mib 256)
 	dump_ok big "$pid" --streams 2 --compression gzip --level 6
+	heartbeat_mark ir
 	"$CRSTREAM" restore --path "$T/ck/big" 2>"$T/err" &
 	local rst=$!
-	sleep 0.3
+	"$TESTTOOL" wait-proc "$rst" --cmdline-has "--status $T/ir.status" --timeout 60 >/dev/null ||
+		fail "CRIU never brought pid $pid back"
 	kill -INT "$rst"
 	wait "$rst" || rc=$?
 	[ "$rc" -ne 0 ] || fail "an interrupted restore exited 0"
 	grep -q interrupted "$T/err" || fail "restore said: $(cat "$T/err")"
-	sleep 0.5
-	! alive "$pid" || fail "a restored process survived the interrupted restore"
+	assert_never_ran ir
 }
 
 # A restore holds at most --memory-limit of image data in memory (the rest
@@ -385,8 +399,12 @@ test_files_are_private_whatever_the_umask() {
 	pid=$(start_subject u mem --mib 8)
 	(umask 000 && "$CRSTREAM" dump "$pid" --dir "$T/ck" --name open --streams 2 >/dev/null)
 	check_modes "$T/ck/open"
-	(umask 000 && "$CRSTREAM" dump 1 --dir "$T/ck" --name nope 2>/dev/null) || true
-	[ "$(stat -c %a "$T/ck")" = 700 ] || fail "$T/ck is $(stat -c %a "$T/ck")"
+	# A dump that CRIU refuses leaves a private checkpoint too.
+	pid=$(start_subject u2 mem --mib 8)
+	(umask 000 && expect_fail "CRIU" "$CRSTREAM" dump "$pid" --dir "$T/ck2" --name nope --criu-opt=--no-such-option)
+	alive "$pid" || fail "the process did not survive a refused dump"
+	check_modes "$T/ck2/nope"
+	[ "$(stat -c %a "$T/ck2")" = 700 ] || fail "$T/ck2 is $(stat -c %a "$T/ck2")"
 }
 
 test_inspect_lists_manifest_and_files() {
@@ -394,8 +412,10 @@ test_inspect_lists_manifest_and_files() {
 	pid=$(start_subject ins mem --mib 8)
 	dump_ok ins "$pid" --streams 2 --compression zstd
 	out=$("$CRSTREAM" inspect "$T/ck/ins")
-	grep -q '^status: *complete' <<<"$out" && grep -q '^streams: *2 (zstd' <<<"$out" &&
-		grep -q 'img-1.zst' <<<"$out" && grep -q 'pages-1.img' <<<"$out" || fail "$out"
+	grep -q '^status: *complete' <<<"$out" || fail "not complete: $out"
+	grep -q '^streams: *2 (zstd' <<<"$out" || fail "not 2 zstd streams: $out"
+	grep -q 'img-1.zst' <<<"$out" || fail "no img-1.zst: $out"
+	grep -q 'pages-1.img' <<<"$out" || fail "no pages-1.img: $out"
 }
 
 run_tests "$@"

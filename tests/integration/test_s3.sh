@@ -57,7 +57,7 @@ s3_begin() {
 }
 
 json_get() {	# json_get FILE KEY (flat objects only)
-	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+	"$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
 # no_uploads_left PREFIX: no multipart upload in progress under PREFIX/.
@@ -142,8 +142,7 @@ test_round_trips_streams_1_and_4_every_codec() {
 				fail "$name: $(cat "$T/$name.restore.json")"
 			[ "$(json_get "$T/$name.restore.json" pid)" = "$pid" ] || fail "restored under another pid"
 			verify_subject "$name" "$counter"
-			kill -9 "$pid"
-			wait_gone "$pid"
+			kill_subject "$name"
 		done
 	done
 	log "$k dump/restore cycles through s3://$B/$P"
@@ -162,7 +161,7 @@ test_multipart_streams_of_more_than_3_parts() {
 	objects "$P/mp" >"$T/objects"
 	local i stored size etag parts
 	for i in 0 1; do
-		stored=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stream_files"][int(sys.argv[2])]["stored_bytes"])' \
+		stored=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["stream_files"][int(sys.argv[2])]["stored_bytes"])' \
 			"$T/manifest.json" "$i")
 		log "img-$i: $stored bytes stored; $(grep "/img-$i	" "$T/objects")"
 		[ "$stored" -gt $((3 * part)) ] || fail "img-$i: only $stored bytes (want > 3 parts of 5 MiB)"
@@ -202,8 +201,7 @@ test_no_local_staging_then_ls_and_rm() {
 	TMPDIR=$T/tiny restore_ok ns "s3://$B/$P/ns"
 	verify_subject ns "$counter"
 	[ -z "$(ls -A "$T/tiny")" ] || fail "restore left in \$TMPDIR: $(ls -lA "$T/tiny")"
-	kill -9 "$pid"
-	wait_gone "$pid"
+	kill_subject ns
 
 	"$CRSTREAM" ls "s3://$B/$P" >"$T/ls"
 	grep -Eq "^ns +[0-9TZ:-]+ +[0-9.]+ MiB +2  none +complete$" "$T/ls" || fail "ls: $(cat "$T/ls")"
@@ -320,7 +318,7 @@ crash_restore() {
 	RESTORE_RC=0
 	wait "$rst" || RESTORE_RC=$?
 	wait "$restarter" || fail "the proxy did not come back: $(cat "$T/restart.log")"
-	RESTORE_ERR=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error", ""))' "$T/$name.json") ||
+	RESTORE_ERR=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("error", ""))' "$T/$name.json") ||
 		fail "$name: no JSON: $(cat "$T/$name.json" "$T/$name.err")"
 	log "$name: rc $RESTORE_RC${RESTORE_ERR:+: $RESTORE_ERR}"
 }
@@ -339,14 +337,14 @@ test_proxy_crash_mid_restore() {
 	[ "$RESTORE_RC" = 0 ] || fail "the restore did not survive the outage: $RESTORE_ERR"
 	[ "$(json_get "$T/resumed.json" pid)" = "$pid" ] || fail "restored under another pid"
 	verify_subject cr "$counter"
-	kill -9 "$pid"
-	wait_gone "$pid"
+	kill_subject cr
 
+	heartbeat_mark cr
 	crash_restore failed 0
 	[ "$RESTORE_RC" -ne 0 ] || fail "the restore succeeded without retries through an outage"
 	grep -q "s3://$B/$P/big/img-[01]: GET offset [0-9]*: http://127.0.0.1:$FAULT_PORT: " <<<"$RESTORE_ERR" ||
 		fail "restore said: $RESTORE_ERR"
-	wait_gone "$pid"	# never a half-restored process
+	assert_never_ran cr	# never a half-restored process
 }
 
 # 4a. A checkpoint crstream uploaded, fetched with `aws s3 cp --recursive`,

@@ -68,8 +68,7 @@ roundtrip() {
 	stream_dump "$pid" "$n"
 	stream_restore "$n"
 	verify_subject "$name" "$counter"
-	kill -9 "$pid"
-	wait_gone "$pid"
+	kill_subject "$name"
 	rm -rf "$T/img" "$T"/shard-*
 }
 
@@ -89,7 +88,7 @@ test_mem_1gib_1_shard_through_pipes_like_zdtm() {
 	# progress: socket-init, checkpoint-start, statistics with the size.
 	local size
 	size=$(stat -c %s "$T/img.criu")
-	[ "$(sed -n 2p "$T/cap.progress")" = checkpoint-start ]
+	[ "$(sed -n 2p "$T/cap.progress")" = checkpoint-start ] || fail "progress: $(cat "$T/cap.progress")"
 	grep -q "^{\"shards\":\[{\"size\":$size,\"transfer_duration_millis\":[0-9]*}\]}$" "$T/cap.progress" ||
 		fail "bad statistics: $(cat "$T/cap.progress")"
 	bash -c "set -o pipefail; cat '$T/img.criu' | '$STREAMER' --images-dir '$T/img' --progress-fd 3 serve 3>'$T/srv.progress'" 2>"$T/srv.err" &
@@ -133,14 +132,13 @@ test_open_file_and_listening_socket_with_port_remap() {
 	! "$TESTTOOL" tcp-get 127.0.0.1 "$port" --timeout 1 >/dev/null 2>&1 ||
 		fail "something still listens on the old port $port"
 	# 1 shard, no remap: the listener is back on its own port.
-	kill -9 "$pid"
-	wait_gone "$pid"
+	kill_subject files
 	rm -rf "$T/img" "$T"/shard-*
 	pid=$(start_subject files1 files --data "$T/data" --port "$port")
 	stream_dump "$pid" 1
 	stream_restore 1
 	verify_subject files1
-	"$TESTTOOL" tcp-get 127.0.0.1 "$port" | grep -q "pid=$pid"
+	"$TESTTOOL" tcp-get 127.0.0.1 "$port" | grep -q "pid=$pid" || fail "no listener of pid $pid on $port"
 }
 
 test_unknown_remap_port_is_refused() {
@@ -150,6 +148,7 @@ test_unknown_remap_port_is_refused() {
 	pid=$(start_subject files files --data "$T/data" --port "$port")
 	stream_dump "$pid" 2
 	shard_redirs 2 "$T/img" "<"
+	heartbeat_mark files
 	eval "\"$CRSTREAM\" serve -D \"$T/img\" -s $SHARD_FDS -p 3 --tcp-listen-remap 1:2 3>\"$T/srv.progress\" $SHARD_REDIRS 2>\"$T/srv.err\" &"
 	local srv=$!
 	wait_line "$T/srv.progress" socket-init
@@ -157,7 +156,7 @@ test_unknown_remap_port_is_refused() {
 	! wait "$srv" || fail "serve exited 0"
 	grep -q "no listening TCP socket on port 1 in files.img (listening ports: $port)" "$T/srv.err" ||
 		fail "serve said: $(cat "$T/srv.err")"
-	! alive "$pid" || fail "a restored process survived"
+	assert_never_ran files
 }
 
 test_external_tar_woven_into_the_image() {
@@ -186,18 +185,19 @@ test_external_tar_woven_into_the_image() {
 	wait_line "$T/srv.progress" socket-init
 	"$CRIU" restore --stream -D "$T/img" -d -o restore.log
 	wait "$srv" || fail "serve: $(cat "$T/srv.err")"
-	wait "$tarpid" 2>/dev/null || true
-	for _ in $(seq 1 100); do [ -e "$T/out/sub/note" ] && break; sleep 0.05; done
+	wait "$tarpid" || fail "tar could not unpack what serve wrote"
 	diff -r "$T/data" "$T/out" || fail "the tarball did not come back whole"
 	verify_subject mem "$counter"
 	# Extract: the tarball to its fd, the image files to the directory.
 	mkdir -p "$T/ext" "$T/out2"
 	exec 22> >(tar -C "$T/out2" -xf -)
+	tarpid=$!
 	"$CRSTREAM" extract -D "$T/ext" -s 10,11 -e fs.tar:22 10<"$T/shard-0" 11<"$T/shard-1" 2>/dev/null
 	exec 22>&-
-	for _ in $(seq 1 100); do [ -e "$T/out2/sub/note" ] && break; sleep 0.05; done
+	wait "$tarpid" || fail "tar could not unpack what extract wrote"
 	diff -r "$T/data" "$T/out2" || fail "extract: the tarball differs"
-	[ -s "$T/ext/inventory.img" ] && [ ! -e "$T/ext/fs.tar" ]
+	[ -s "$T/ext/inventory.img" ] || fail "extract wrote no inventory.img"
+	[ ! -e "$T/ext/fs.tar" ] || fail "extract wrote fs.tar into the image directory"
 }
 
 # Two dumps of one stopped process: plain `criu dump`, and crstream capture
@@ -234,11 +234,11 @@ test_cli_errors_name_the_fd() {
 		"$CRSTREAM" capture -D "$T/img" -s 10 10</dev/null
 	expect_fail "--shard-fds: fd 10 is open write-only, but it must be readable here" \
 		"$CRSTREAM" serve -D "$T/img" -s 10 10>"$T/x"
-	expect_fail "unknown operation \"dance\"" "$STREAMER" dance -D "$T/img"
-	expect_fail "unexpected argument \"dance\"" "$CRSTREAM" capture dance -D "$T/img"
-	expect_fail "--images-dir is required" "$STREAMER" capture
-	expect_fail "is not NAME:FD" "$STREAMER" -D "$T/img" -e fs.tar capture
-	"$STREAMER" --version | grep -q '^criu-image-streamer '
+	expect_misuse "unknown operation \"dance\"" "$STREAMER" dance -D "$T/img"
+	expect_misuse "unexpected argument \"dance\"" "$CRSTREAM" capture dance -D "$T/img"
+	expect_misuse "--images-dir is required" "$STREAMER" capture
+	expect_misuse "is not NAME:FD" "$STREAMER" -D "$T/img" -e fs.tar capture
+	"$STREAMER" --version | grep -q '^criu-image-streamer ' || fail "--version: $("$STREAMER" --version)"
 	local long
 	long=$T/$(printf 'd%.0s' $(seq 1 120))
 	expect_fail "socket path too long for a UNIX socket" "$CRSTREAM" capture -D "$long"

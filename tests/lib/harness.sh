@@ -6,8 +6,25 @@
 # They run as root under tests/tools/subreaper, so that killed and restored
 # processes are reaped at once (PID 1 here reaps orphans only every few
 # seconds, and a restore into a PID still held by a zombie fails).
+#
+# What the harness guarantees, so that a run cannot report what it did not
+# check:
+#   - every test runs with `set -euo pipefail` and inherit_errexit: the
+#     first failing command fails the test. A check written `A && B` fails
+#     nothing when A fails (bash's rule); write `A || fail ...` per check.
+#   - a test that runs longer than its timeout (CRSTREAM_TEST_TIMEOUT,
+#     default 120 s; TEST_TIMEOUT[test_name]=S for a slower one) is killed
+#     with everything it started and counted as failed, by name;
+#   - any sanitizer report of any crstream process (also one whose output
+#     a test threw away, or CRIU's hook child) fails the test;
+#   - `skip REASON` counts as skipped, with the reason printed; a filter
+#     that matches no test fails the run;
+#   - each file ends with "N passed, N failed, N skipped"; with
+#     CRSTREAM_TEST_RESULTS set (tests/run.sh), one line per test is
+#     appended there for the suite's total.
 
-set -u
+set -euo pipefail
+shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CRSTREAM=${CRSTREAM_BIN:-$ROOT/build-asan/crstream}
@@ -15,6 +32,8 @@ CRSTREAM_PLAIN=$ROOT/build/crstream	# unsanitized: for memory measurements
 SUBJECT=$ROOT/build/subjects/subject
 TESTTOOL=$ROOT/build/tools/testtool
 IMGCMP=$ROOT/build/tools/imgcmp
+# Debian's python3 (the first on PATH may be another one, or a slow shim).
+PYTHON=/usr/bin/python3
 : "${CRSTREAM_CRIU:?run through tests/run.sh (CRSTREAM_CRIU must name a working CRIU)}"
 CRIU=$CRSTREAM_CRIU
 export CRSTREAM_CRIU
@@ -22,16 +41,19 @@ export CRSTREAM_CRIU
 # config file (run_tests) and no inherited CRSTREAM_* settings.
 for v in $(env | sed -n 's/^\(CRSTREAM_[A-Z_]*\)=.*/\1/p'); do
 	# CRSTREAM_SWIFT_*: where scripts/s3-server.sh runs its test server.
-	case $v in CRSTREAM_CRIU|CRSTREAM_BIN|CRSTREAM_CACHE_DIR|CRSTREAM_SWIFT_*) ;; *) unset "$v" ;; esac
+	case $v in CRSTREAM_CRIU|CRSTREAM_BIN|CRSTREAM_CACHE_DIR|CRSTREAM_SWIFT_*|CRSTREAM_TEST_*) ;; *) unset "$v" ;; esac
 done
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+SANITIZER_BASE_ASAN=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+SANITIZER_BASE_UBSAN=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS=$SANITIZER_BASE_ASAN UBSAN_OPTIONS=$SANITIZER_BASE_UBSAN
+# What a sanitizer report looks like in a command's output.
+SANITIZER_PATTERN='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:'
 
-TESTS_RUN=0
-TESTS_FAILED=0
-FAILED_NAMES=()
+TEST_TIMEOUT_DEFAULT=${CRSTREAM_TEST_TIMEOUT:-120}
+declare -A TEST_TIMEOUT=()	# per test: TEST_TIMEOUT[test_name]=SECONDS
 T=""		# the current test's scratch directory
-SUBJECT_PIDS=()
+SUBJECT_PIDS=()	# kept for tests that read it; cleanup goes by status files
+LAST_ERROR=""
 
 log() { printf '    %s\n' "$*" >&2; }
 
@@ -39,6 +61,12 @@ log() { printf '    %s\n' "$*" >&2; }
 fail() {
 	printf '    FAIL: %s\n' "$*" >&2
 	return 1
+}
+
+# skip REASON: end the current test as skipped (not passed, not failed).
+skip() {
+	printf '%s\n' "$*" >"$T/.skipped"
+	exit 77
 }
 
 # start_subject NAME MODE [ARGS...]: start a subject detached, wait until it
@@ -49,6 +77,7 @@ start_subject() {
 	local status=$T/$name.status
 	rm -f "$status"
 	# SUBJECT_ENV: extra VAR=value settings for the subject.
+	# shellcheck disable=SC2086
 	(cd "$T" && exec env ${SUBJECT_ENV:-} setsid "$SUBJECT" "$mode" --status "$status" "$@" </dev/null >/dev/null 2>"$T/$name.stderr") &
 	"$TESTTOOL" wait-status "$status" state=ready --timeout 120 >/dev/null ||
 		{ fail "subject $name ($mode) did not become ready: $(cat "$T/$name.stderr" 2>/dev/null)"; return 1; }
@@ -87,20 +116,109 @@ wait_gone() {
 	"$TESTTOOL" wait-gone "$1" --timeout 30 >/dev/null || { fail "pid $1 is still there"; return 1; }
 }
 
+# alive PID: the process exists and is not a zombie.
 alive() {
-	[ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+	[ -e "/proc/$1" ] || return 1
+	! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
 }
 
-# expect_fail "substring" CMD...: CMD must exit non-zero and print the
-# substring on stderr.
+# kill_subject NAME: SIGKILL the subject NAME and wait until it is gone.
+# Only if the process is still that subject (its command line names this
+# test's status file): a PID is never killed on trust.
+kill_subject() {
+	local status=$T/$1.status pid
+	pid=$(status_get "$status" pid)
+	"$TESTTOOL" kill "$pid" --cmdline-has "--status $status" ||
+		{ fail "pid $pid is no longer subject $1"; return 1; }
+	wait_gone "$pid"
+}
+
+# "It never ran": a subject rewrites its status file (a new inode, by
+# rename) every 100 ms and at once on the first tick after it was stopped,
+# so a restored copy that runs at all, even for a moment, changes it.
+#
+# heartbeat_mark NAME: remember the heartbeat of subject NAME, which must
+# not be running (killed, or dumped), before a restore is tried.
+heartbeat_mark() {
+	local status=$T/$1.status pid
+	pid=$(status_get "$status" pid)
+	! alive "$pid" || { fail "heartbeat_mark $1: pid $pid is running"; return 1; }
+	cp -p "$status" "$T/$1.beat" && stat -c %i "$status" >"$T/$1.beat.inode"
+}
+
+# assert_never_ran NAME: no process of subject NAME ran since
+# heartbeat_mark, and none is there now.
+assert_never_ran() {
+	local status=$T/$1.status pid
+	pid=$(status_get "$T/$1.beat" pid)
+	wait_gone "$pid" || return 1
+	if [ "$(stat -c %i "$status")" != "$(cat "$T/$1.beat.inode")" ] || ! cmp -s "$status" "$T/$1.beat" ||
+		[ "$status.tmp" -nt "$T/$1.beat" ]; then
+		fail "subject $1 ran after the restore began: heartbeat $(status_get "$T/$1.beat" counter)/$(status_get "$T/$1.beat" heartbeat_ms) -> $(status_get "$status" counter)/$(status_get "$status" heartbeat_ms)"
+		return 1
+	fi
+}
+
+# assert_ran NAME: the heartbeat of subject NAME moved since heartbeat_mark
+# (the check above can see a run).
+assert_ran() {
+	"$TESTTOOL" wait-status "$T/$1.status" "counter>$(status_get "$T/$1.beat" counter)" --timeout 30 >/dev/null ||
+		{ fail "subject $1: no heartbeat after heartbeat_mark"; return 1; }
+}
+
+# expect_refused NAME "substring" CMD...: CMD (a restore of subject NAME)
+# fails as expect_fail says, and the subject never ran.
+expect_refused() {
+	local name=$1
+	shift
+	heartbeat_mark "$name" || return 1
+	expect_fail "$@" || return 1
+	assert_never_ran "$name"
+}
+
+# flip_byte FILE OFFSET: XOR the byte at OFFSET with 0x40.
+flip_byte() {
+	"$PYTHON" -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x40]))' "$1" "$2"
+}
+
+# sanitizer_reports: the sanitizer reports written in this test so far
+# (ASan/UBSan write them to $T/.sanitizer, see run_tests).
+sanitizer_reports() {
+	local f
+	for f in "$T"/.sanitizer/*; do
+		[ -e "$f" ] || continue
+		printf '%s:\n' "$f"
+		head -n 30 "$f"
+	done
+}
+
+# expect_fail [--status N] "substring" CMD...: CMD must exit with status N
+# (default 1: failure; 2 is misuse, see expect_misuse), print the
+# substring on stderr, and trigger no sanitizer report. Its stderr is
+# left in LAST_ERROR.
 expect_fail() {
+	local status=1
+	if [ "$1" = --status ]; then
+		status=$2
+		shift 2
+	fi
 	local want=$1
 	shift
 	local out rc=0
 	out=$("$@" 2>&1 >/dev/null) || rc=$?
-	[ "$rc" -ne 0 ] || { fail "expected failure, got success: $*"; return 1; }
-	[[ "$out" == *"$want"* ]] || { fail "expected \"$want\" in the error of: $*; got: $out"; return 1; }
 	LAST_ERROR=$out
+	if grep -Eq "$SANITIZER_PATTERN" <<<"$out" || [ -n "$(sanitizer_reports)" ]; then
+		fail "sanitizer report from: $*: $out $(sanitizer_reports)"
+		return 1
+	fi
+	[ "$rc" -ne 0 ] || { fail "expected failure, got success: $*"; return 1; }
+	[ "$rc" -eq "$status" ] || { fail "exit status $rc, expected $status: $*: $out"; return 1; }
+	[[ "$out" == *"$want"* ]] || { fail "expected \"$want\" in the error of: $*; got: $out"; return 1; }
+}
+
+# expect_misuse "substring" CMD...: CMD is refused as misuse (exit 2).
+expect_misuse() {
+	expect_fail --status 2 "$@"
 }
 
 # A checkpoint's stream files are 0600 and its directory 0700.
@@ -112,46 +230,100 @@ check_modes() {
 	done
 }
 
+# Kills every subject of the test that is still running (by status file;
+# verified by testtool kill).
 kill_subjects() {
-	local pid
-	for pid in "${SUBJECT_PIDS[@]}"; do
-		kill -9 "$pid" 2>/dev/null
+	local s pid
+	for s in "$T"/*.status; do
+		[ -e "$s" ] || continue
+		pid=$(status_get "$s" pid)
+		[ -n "$pid" ] && "$TESTTOOL" kill "$pid" --cmdline-has "--status $s" || true
 	done
 	SUBJECT_PIDS=()
+}
+
+# record_result pass|fail|skip NAME [DETAIL]
+record_result() {
+	case $1 in
+	pass) TESTS_PASSED=$((TESTS_PASSED + 1)) ;;
+	fail) TESTS_FAILED=$((TESTS_FAILED + 1)); FAILED_NAMES+=("$2") ;;
+	skip) TESTS_SKIPPED=$((TESTS_SKIPPED + 1)) ;;
+	esac
+	if [ -n "${CRSTREAM_TEST_RESULTS:-}" ]; then
+		printf '%s %s %s\n' "$1" "$2" "${3:-}" >>"$CRSTREAM_TEST_RESULTS"
+	fi
+}
+
+# run_one FN: runs test FN in $T under a watchdog; its status (0 passed,
+# 77 skipped, else failed) goes to RUN_RC. Called as a plain command:
+# inside an `if`, `||` or `&&`, bash would ignore set -e in the test.
+run_one() {
+	local fn=$1 limit=${TEST_TIMEOUT[$1]:-$TEST_TIMEOUT_DEFAULT}
+	(
+		export CRSTREAM_CONFIG=$T/config.json
+		export ASAN_OPTIONS=$SANITIZER_BASE_ASAN:log_path=$T/.sanitizer/asan
+		export UBSAN_OPTIONS=$SANITIZER_BASE_UBSAN:log_path=$T/.sanitizer/ubsan
+		cd "$T"
+		"$fn"
+	) 2>"$T/test.log" &
+	local tpid=$! rc=0
+	"$TESTTOOL" watchdog "$tpid" "$limit" "$T/.timeout" &
+	local dog=$!
+	wait "$tpid" || rc=$?
+	wait "$dog" || true
+	if [ -e "$T/.timeout" ]; then
+		printf '    FAIL: timed out after %ss (TEST_TIMEOUT[%s] to change)\n' "$limit" "$fn" >>"$T/test.log"
+		rc=124
+	fi
+	RUN_RC=$rc
 }
 
 # run_tests [FILTER]: run every test_* function (or those matching FILTER),
 # each in a fresh scratch directory.
 run_tests() {
-	local filter=${1:-} fn
-	for fn in $(declare -F | awk '{print $3}' | grep '^test_' | grep -- "$filter"); do
+	local filter=${1:-} fn rc
+	local names
+	names=$(declare -F | awk '{print $3}' | grep '^test_' | grep -- "$filter" || true)
+	TESTS_PASSED=0 TESTS_FAILED=0 TESTS_SKIPPED=0
+	FAILED_NAMES=()
+	if [ -z "$names" ]; then
+		# Under tests/run.sh, other files may match: it fails a run in
+		# which nothing ran. On its own, this file fails.
+		printf '  no test matches "%s"\n' "$filter" >&2
+		[ -n "${CRSTREAM_TEST_RESULTS:-}" ] || return 1
+		return 0
+	fi
+	for fn in $names; do
 		T=$(mktemp -d /tmp/crstream-it.XXXXXX)
-		TESTS_RUN=$((TESTS_RUN + 1))
+		mkdir "$T/.sanitizer"
 		local start=$SECONDS
 		printf '  %-50s ' "$fn" >&2
 		printf '{}\n' >"$T/config.json"
-		# Not in an `if` or `||` list: bash ignores set -e inside those.
-		(export CRSTREAM_CONFIG=$T/config.json; set -e; cd "$T"; "$fn") 2>"$T/test.log"
-		local rc=$?
+		run_one "$fn"
+		rc=$RUN_RC
+		local reports
+		reports=$(sanitizer_reports)
+		if [ -n "$reports" ] && [ "$rc" -eq 0 -o "$rc" -eq 77 ]; then
+			printf '    FAIL: sanitizer report(s):\n%s\n' "$reports" >>"$T/test.log"
+			rc=1
+		fi
 		if [ "$rc" -eq 0 ]; then
 			printf 'ok   (%ds)\n' $((SECONDS - start)) >&2
+			record_result pass "$fn"
+		elif [ "$rc" -eq 77 ]; then
+			printf 'SKIP (%s)\n' "$(cat "$T/.skipped" 2>/dev/null)" >&2
+			record_result skip "$fn" "$(cat "$T/.skipped" 2>/dev/null)"
 		else
 			printf 'FAIL (%ds)\n' $((SECONDS - start)) >&2
 			sed 's/^/      /' "$T/test.log" | tail -n 40 >&2
-			TESTS_FAILED=$((TESTS_FAILED + 1))
-			FAILED_NAMES+=("$fn")
+			record_result fail "$fn"
 		fi
 		kill_subjects
-		# Subjects started in the subshell: kill by status files.
-		local s
-		for s in "$T"/*.status; do
-			[ -e "$s" ] && kill -9 "$(status_get "$s" pid)" 2>/dev/null
-		done
 		# A test that failed half-way may leave a mount behind.
-		awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | xargs -r umount -l
+		awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
 		rm -rf "$T"
 	done
-	printf '  %d run, %d failed%s\n' "$TESTS_RUN" "$TESTS_FAILED" \
+	printf '  %d passed, %d failed, %d skipped%s\n' "$TESTS_PASSED" "$TESTS_FAILED" "$TESTS_SKIPPED" \
 		"${FAILED_NAMES[*]:+: ${FAILED_NAMES[*]}}" >&2
 	[ "$TESTS_FAILED" -eq 0 ]
 }

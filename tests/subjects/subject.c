@@ -3,7 +3,10 @@
  *   subject <mode> --status FILE [mode options]
  *
  * Every mode runs one main loop that bumps a progress counter every 10 ms
- * and rewrites FILE (atomically: FILE.tmp + rename) every 200 ms.  SIGUSR1
+ * and rewrites FILE (atomically: FILE.tmp + rename) every 100 ms, and at
+ * once when a tick comes late (the process was stopped: frozen, dumped,
+ * restored), so that a process that runs at all leaves a trace: the
+ * file's heartbeat (counter, heartbeat_ms = wall-clock time).  SIGUSR1
  * makes the subject check its whole state and publish state=verified or
  * state=failed with a reason.  tests/subjects/README.md is the contract. */
 #include <arpa/inet.h>
@@ -30,7 +33,8 @@
 #include <unistd.h>
 
 #define TICK_MS 10
-#define STATUS_EVERY_TICKS 20 /* 200 ms */
+#define STATUS_EVERY_TICKS 10 /* 100 ms */
+#define LATE_TICK_MS 50	      /* a tick this late: we were stopped, say so now */
 #define PATTERN_PAGE 4096     /* pattern granularity, independent of the MMU page */
 #define MIB (1024ull * 1024ull)
 #define DETAIL_MAX 512
@@ -51,6 +55,13 @@ static void print_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+static uint64_t realtime_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static uint64_t monotonic_ms(void)
@@ -407,10 +418,10 @@ static int write_status(struct subject *s)
 {
 	char text[DETAIL_MAX + EXTRA_MAX + 256];
 	int len = snprintf(text, sizeof(text),
-			   "mode=%s\npid=%d\nstate=%s\ncounter=%" PRIu64 "\nverify_seq=%" PRIu64
-			   "\nverify_ms=%" PRIu64 "\ndetail=%s\n%s",
-			   s->mode, (int)getpid(), s->state, s->counter, s->verify_seq, s->last_verify_ms,
-			   s->detail, s->extra);
+			   "mode=%s\npid=%d\nstate=%s\ncounter=%" PRIu64 "\nheartbeat_ms=%" PRIu64
+			   "\nverify_seq=%" PRIu64 "\nverify_ms=%" PRIu64 "\ndetail=%s\n%s",
+			   s->mode, (int)getpid(), s->state, s->counter, realtime_ms(), s->verify_seq,
+			   s->last_verify_ms, s->detail, s->extra);
 	if (len < 0 || (size_t)len >= sizeof(text))
 		len = (int)strlen(text);
 
@@ -511,6 +522,7 @@ static int run_main_loop(struct subject *s, const struct mode_ops *ops)
 		/* One increment per tick actually run: after a restore (or any
 		 * long stop) the counter resumes where it was, without catching
 		 * up on the time the process was not running. */
+		bool late = now - next_tick > LATE_TICK_MS;
 		next_tick = now + TICK_MS;
 		s->counter++;
 		if (ops->on_tick)
@@ -525,7 +537,7 @@ static int run_main_loop(struct subject *s, const struct mode_ops *ops)
 				continue;
 			}
 		}
-		if (++ticks_since_status >= STATUS_EVERY_TICKS) {
+		if (++ticks_since_status >= STATUS_EVERY_TICKS || late) {
 			publish_status(s, ops);
 			ticks_since_status = 0;
 		}

@@ -4,6 +4,10 @@
  *   testtool wait-status FILE COND... [--timeout SEC]
  *   testtool wait-gone PID... [--timeout SEC]
  *   testtool tcp-get HOST PORT [--timeout SEC] [--wait]
+ *   testtool wait-proc ANCESTOR --cmdline-has STR [--env VAR=VALUE] [--timeout SEC]
+ *   testtool wait-seized PID [--timeout SEC]
+ *   testtool kill PID --cmdline-has STR
+ *   testtool watchdog PID SECONDS MARKER
  *
  * Exit status: 0 success, 1 timeout or failure (with the reason on
  * stderr), 2 usage error.  tests/subjects/README.md has the details. */
@@ -17,7 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,7 +39,11 @@ static int usage(void)
 	fprintf(stderr, "usage: testtool wait-status FILE COND... [--timeout SEC]\n"
 			"         COND is key=value, key!=value, key>N or key>=N (quote > for the shell)\n"
 			"       testtool wait-gone PID... [--timeout SEC]\n"
-			"       testtool tcp-get HOST PORT [--timeout SEC] [--wait]\n");
+			"       testtool tcp-get HOST PORT [--timeout SEC] [--wait]\n"
+			"       testtool wait-proc ANCESTOR --cmdline-has STR [--env VAR=VALUE] [--timeout SEC]\n"
+			"       testtool wait-seized PID [--timeout SEC]\n"
+			"       testtool kill PID --cmdline-has STR\n"
+			"       testtool watchdog PID SECONDS MARKER\n");
 	return 2;
 }
 
@@ -55,6 +66,8 @@ struct args {
 	int count;
 	double timeout_s;
 	bool wait;
+	const char *cmdline_has;	/* --cmdline-has: a substring of the process's argv */
+	const char *env;		/* --env VAR=VALUE: an entry of its environment */
 };
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -67,6 +80,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 	a->count = 0;
 	a->timeout_s = DEFAULT_TIMEOUT_S;
 	a->wait = false;
+	a->cmdline_has = NULL;
+	a->env = NULL;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--timeout") == 0) {
 			char *end;
@@ -77,6 +92,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 			i++;
 		} else if (strcmp(argv[i], "--wait") == 0) {
 			a->wait = true;
+		} else if (strcmp(argv[i], "--cmdline-has") == 0 || strcmp(argv[i], "--env") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "testtool: %s needs a value\n", argv[i]);
+				return -1;
+			}
+			*(argv[i][2] == 'c' ? &a->cmdline_has : &a->env) = argv[i + 1];
+			i++;
 		} else if (strncmp(argv[i], "--", 2) == 0) {
 			fprintf(stderr, "testtool: unknown option %s\n", argv[i]);
 			return -1;
@@ -405,6 +427,239 @@ static int cmd_tcp_get(struct args *a)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Processes: identity, descendants, watchdog                          */
+/* ------------------------------------------------------------------ */
+
+static int parse_pid(const char *text, pid_t *pid)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+	if (*end || v <= 0 || v > INT32_MAX) {
+		fprintf(stderr, "testtool: not a PID: %s\n", text);
+		return -1;
+	}
+	*pid = (pid_t)v;
+	return 0;
+}
+
+/* /proc/PID/FILE with NULs turned into spaces (cmdline, environ are
+ * NUL-separated); the length, or -1 if the process is gone. */
+static ssize_t read_proc(pid_t pid, const char *file, char *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t n;
+	while (len < size - 1 && (n = read(fd, buf + len, size - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static bool cmdline_has(pid_t pid, const char *needle)
+{
+	static char buf[MAX_STATUS];
+	ssize_t len = read_proc(pid, "cmdline", buf, sizeof(buf));
+	for (ssize_t i = 0; i < len; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	return len > 0 && strstr(buf, needle) != NULL;
+}
+
+static bool environ_has(pid_t pid, const char *entry)
+{
+	static char buf[1 << 20];
+	ssize_t len = read_proc(pid, "environ", buf, sizeof(buf));
+	for (ssize_t off = 0; off < len; off += (ssize_t)strlen(buf + off) + 1)
+		if (strcmp(buf + off, entry) == 0)
+			return true;
+	return false;
+}
+
+/* The parent of pid from /proc/PID/stat (after the command's ")"), or 0. */
+static pid_t parent_of(pid_t pid)
+{
+	char buf[1024];
+	if (read_proc(pid, "stat", buf, sizeof(buf)) <= 0)
+		return 0;
+	const char *p = strrchr(buf, ')');
+	int ppid = 0;
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
+}
+
+/* Every live process below ancestor, at the time of the scan; their
+ * count (at most max). */
+static int descendants(pid_t ancestor, pid_t *out, int max)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	static pid_t pids[65536], parents[65536];
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < 65536) {
+		char *end;
+		long v = strtol(de->d_name, &end, 10);
+		if (*end || v <= 0)
+			continue;
+		pids[n] = (pid_t)v;
+		parents[n++] = parent_of((pid_t)v);
+	}
+	closedir(d);
+	/* Breadth first: out[] grows as the children of its members are found. */
+	int count = 0;
+	for (int i = 0; i < n && count < max; i++)
+		if (parents[i] == ancestor)
+			out[count++] = pids[i];
+	for (int k = 0; k < count; k++)
+		for (int i = 0; i < n && count < max; i++)
+			if (parents[i] == out[k] && pids[i] != ancestor)
+				out[count++] = pids[i];
+	return count;
+}
+
+/* wait-proc ANCESTOR --cmdline-has STR [--env VAR=VALUE]: until a process
+ * below ANCESTOR matches; prints its pid. */
+static int cmd_wait_proc(struct args *a)
+{
+	pid_t ancestor;
+	if (a->count != 1 || !a->cmdline_has || parse_pid(a->positional[0], &ancestor) < 0)
+		return usage();
+	double deadline = now_s() + a->timeout_s;
+	static pid_t found[4096];
+	for (;;) {
+		int n = descendants(ancestor, found, 4096);
+		for (int i = 0; i < n; i++)
+			if (cmdline_has(found[i], a->cmdline_has) && (!a->env || environ_has(found[i], a->env))) {
+				printf("%d\n", (int)found[i]);
+				return 0;
+			}
+		if (!pid_exists(ancestor) || now_s() >= deadline) {
+			fprintf(stderr, "testtool: no process \"%s\"%s%s below pid %d (%s)\n", a->cmdline_has,
+				a->env ? " with " : "", a->env ? a->env : "", (int)ancestor,
+				pid_exists(ancestor) ? "timed out" : "it has exited");
+			return 1;
+		}
+		sleep_ms(PID_POLL_MS);
+	}
+}
+
+/* wait-seized PID: until a tracer (CRIU) has seized the process. */
+static int cmd_wait_seized(struct args *a)
+{
+	pid_t pid;
+	if (a->count != 1 || parse_pid(a->positional[0], &pid) < 0)
+		return usage();
+	double deadline = now_s() + a->timeout_s;
+	static char buf[MAX_STATUS];
+	for (;;) {
+		if (read_proc(pid, "status", buf, sizeof(buf)) <= 0) {
+			fprintf(stderr, "testtool: pid %d is gone\n", (int)pid);
+			return 1;
+		}
+		const char *t = strstr(buf, "\nTracerPid:");
+		if (t && atoi(t + 11) > 0)
+			return 0;
+		if (now_s() >= deadline) {
+			fprintf(stderr, "testtool: pid %d was not seized within %gs\n", (int)pid, a->timeout_s);
+			return 1;
+		}
+		sleep_ms(PID_POLL_MS);
+	}
+}
+
+/* kill PID --cmdline-has STR: SIGKILL the process only if it is still the
+ * one we mean. The pidfd pins the identity: if PID is reused after the
+ * check, the signal goes nowhere (ESRCH) instead of to a stranger. Exit
+ * 0 killed or already gone, 1 if PID is someone else. */
+static int cmd_kill(struct args *a)
+{
+	pid_t pid;
+	if (a->count != 1 || !a->cmdline_has || parse_pid(a->positional[0], &pid) < 0)
+		return usage();
+	int pfd = pidfd_open(pid, 0);
+	if (pfd < 0)
+		return errno == ESRCH ? 0 : (fprintf(stderr, "testtool: pidfd_open %d: %s\n", (int)pid,
+						     strerror(errno)), 1);
+	int rc = 0;
+	if (!cmdline_has(pid, a->cmdline_has)) {
+		/* Gone meanwhile (no cmdline: a zombie, or no /proc entry) is fine. */
+		char probe[8];
+		if (read_proc(pid, "cmdline", probe, sizeof(probe)) > 0) {
+			fprintf(stderr, "testtool: pid %d is not \"%s\": not killed\n", (int)pid, a->cmdline_has);
+			rc = 1;
+		}
+	} else if (pidfd_send_signal(pfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH) {
+		fprintf(stderr, "testtool: kill %d: %s\n", (int)pid, strerror(errno));
+		rc = 1;
+	}
+	close(pfd);
+	return rc;
+}
+
+/* SIGKILL root and everything below it. Stopped first, so that nothing
+ * forks away between the scan and the kill. */
+static void kill_tree(pid_t root)
+{
+	static pid_t below[4096];
+	kill(root, SIGSTOP);
+	int n = 0;
+	for (int round = 0; round < 5; round++) {
+		int m = descendants(root, below, 4096);
+		for (int i = 0; i < m; i++)
+			kill(below[i], SIGSTOP);
+		if (m == n)
+			break;
+		n = m;
+	}
+	n = descendants(root, below, 4096);
+	for (int i = 0; i < n; i++) {
+		fprintf(stderr, "testtool: watchdog: killing pid %d below %d\n", (int)below[i], (int)root);
+		kill(below[i], SIGKILL);
+	}
+	kill(root, SIGKILL);
+}
+
+/* watchdog PID SECONDS MARKER: if PID (a child of our caller, not yet
+ * reaped, so its number cannot be reused) still runs after SECONDS,
+ * create MARKER and kill it with everything below it; exit 1. Exit 0
+ * as soon as PID exits. */
+static int cmd_watchdog(struct args *a)
+{
+	pid_t pid;
+	char *end;
+	if (a->count != 3 || parse_pid(a->positional[0], &pid) < 0)
+		return usage();
+	double seconds = strtod(a->positional[1], &end);
+	if (*end || seconds <= 0)
+		return usage();
+	int pfd = pidfd_open(pid, 0);
+	if (pfd < 0)
+		return 0;	/* already gone */
+	struct pollfd p = {.fd = pfd, .events = POLLIN};
+	double deadline = now_s() + seconds;
+	int n;
+	while ((n = poll(&p, 1, remaining_ms(deadline))) < 0 && errno == EINTR)
+		;
+	if (n != 0) {
+		close(pfd);
+		return 0;
+	}
+	int fd = open(a->positional[2], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		close(fd);
+	kill_tree(pid);
+	close(pfd);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -419,6 +674,14 @@ int main(int argc, char **argv)
 		rc = cmd_wait_gone(&a);
 	else if (strcmp(argv[1], "tcp-get") == 0)
 		rc = cmd_tcp_get(&a);
+	else if (strcmp(argv[1], "wait-proc") == 0)
+		rc = cmd_wait_proc(&a);
+	else if (strcmp(argv[1], "wait-seized") == 0)
+		rc = cmd_wait_seized(&a);
+	else if (strcmp(argv[1], "kill") == 0)
+		rc = cmd_kill(&a);
+	else if (strcmp(argv[1], "watchdog") == 0)
+		rc = cmd_watchdog(&a);
 	else
 		rc = usage();
 	free(a.positional);

@@ -35,8 +35,9 @@ static int criu_connect(const char *dir, const char *sock)
 	exit(2);
 }
 
-/* u32 length (host order), then field 1 (string) of the request. */
-static void send_request(int sk, const char *name)
+/* u32 length (host order), then field 1 (string) of the request; false
+ * if the engine has closed the connection already. */
+static bool try_request(int sk, const char *name)
 {
 	unsigned char buf[256];
 	size_t n = strlen(name);
@@ -45,7 +46,12 @@ static void send_request(int sk, const char *name)
 	buf[4] = 0x0a;
 	buf[5] = (unsigned char)n;
 	memcpy(buf + 6, name, n);
-	CHECK(write(sk, buf, 6 + n) == (ssize_t)(6 + n));
+	return send(sk, buf, 6 + n, MSG_NOSIGNAL) == (ssize_t)(6 + n);
+}
+
+static void send_request(int sk, const char *name)
+{
+	CHECK(try_request(sk, name));
 }
 
 /* Returns 1 for exists=true, 0 for false, -1 on a broken connection. */
@@ -272,7 +278,9 @@ static void test_serve_truncated_image(void)
 	serve_setup(&r, &shard, dir);
 	start(&r);
 	int sk = criu_connect(dir, "streamer-serve.sock");
-	send_request(sk, "inventory.img");
+	/* The engine may find the shard bad and hang up before the request
+	 * is written: then the write fails. Either way no answer comes. */
+	(void)try_request(sk, "inventory.img");
 	CHECK(read_reply(sk) == -1);
 	close(sk);
 	CHECK(finish(&r) < 0);

@@ -241,7 +241,6 @@ static void test_wrong_secret(void)
 	free(good);
 	if (!s)
 		{ CHECK(0); return; }
-	double t0 = now();
 	CHECK(s->ops->put(s, "auth/x", "x", 1) < 0);
 	fprintf(stderr, "  put: %s\n", err_msg());
 	CHECK_ERR("PUT: 403 SignatureDoesNotMatch");
@@ -252,7 +251,7 @@ static void test_wrong_secret(void)
 	fprintf(stderr, "  writer: %s\n", err_msg());
 	CHECK_ERR("403");
 	writer_abort(w);
-	CHECK(now() - t0 < 2.0);
+	/* "At once" is a count, not a time: no request was retried. */
 	CHECK(s3_store_stats(s)->retries == 0);
 	store_close(s);
 	struct store *g = open_store(base, NULL);
@@ -466,7 +465,7 @@ static void test_awscli(void)
 {
 	const char *aws = "/usr/bin/aws";
 	if (access(aws, X_OK) != 0) {
-		fprintf(stderr, "  SKIP awscli interop: %s not installed (apt-get install awscli)\n", aws);
+		UNIT_SKIP("%s not installed (apt-get install awscli)", aws);
 		return;
 	}
 	const uint64_t size = 13 << 20;
