@@ -1,6 +1,7 @@
 #include "checkpoint/hook.h"
 #include "util/err.h"
 #include "util/fdio.h"
+#include "util/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@ static void serve_connection(struct hook_server *h, int c)
 	action[n] = '\0';
 	action[strcspn(action, "\n")] = '\0';
 	int rc = 0;
+	trace("hook", "CRIU's %s", action);
 	if (!strcmp(action, h->action)) {
 		rc = h->handler(h->arg);
 		if (rc < 0)
