@@ -204,6 +204,22 @@ class Remote:
         os.environ.update(env)
         self.mount = os.path.join(o.mnt, "s3fs")
 
+    def server_cpu(self):
+        """CPU seconds Swift's processes (proxy, object, container, account
+        servers, memcached) have used so far: same machine, same cores."""
+        total = 0
+        run_dir = os.path.join(self.o.swift_dir, "run")
+        for name in os.listdir(run_dir):
+            try:
+                with open(os.path.join(run_dir, name)) as f:
+                    pid = int(f.read().strip())
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])	# utime, stime
+            except (OSError, ValueError, IndexError):
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
     def s3url(self, *parts):
         return "s3://%s/%s" % (self.o.bucket, "/".join((self.run_prefix,) + parts))
 
@@ -244,19 +260,24 @@ class Remote:
                "level": row.level, "rep": rep, "pid": subj.pid,
                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         up0, down0 = self.net.counters()
+        srv0 = self.server_cpu()
         if row.kind == "D":
             self.dump_crstream(subj, row, tag, rec)
         else:
             self.dump_criu(subj, row, tag, rec)
         up1, down1 = self.net.counters()
+        srv1 = self.server_cpu()
         subj.wait_gone()
+        srv1b = self.server_cpu()
         if row.kind == "D":
             self.restore_crstream(subj, tag, rec)
         else:
             self.restore_criu(row, tag, rec)
         up2, down2 = self.net.counters()
+        srv2 = self.server_cpu()
         rec.update(dump_up_bytes=up1 - up0, dump_down_bytes=down1 - down0,
-                   restore_up_bytes=up2 - up1, restore_down_bytes=down2 - down1)
+                   restore_up_bytes=up2 - up1, restore_down_bytes=down2 - down1,
+                   server_cpu_dump_s=srv1 - srv0, server_cpu_restore_s=srv2 - srv1b)
         rec["verify_s"] = subj.verify(counter, 120 + 120 * max(1, subj.mib // 1024))
         stat1 = B.cpu_jiffies()
         rec["machine_busy_cores"] = (os.cpu_count() or 1) * (stat1[0] - stat0[0]) / max(1, stat1[1] - stat0[1])
@@ -390,17 +411,29 @@ class Remote:
         dst = os.path.join(self.scratch, "ceiling.out")
         url = self.s3url("ceiling", "object")
         ups, downs = [], []
+        srv_up, srv_down, cli_up, cli_down = [], [], [], []
         for rep in range(repeat):
-            _, up, _ = run(self.aws("s3", "cp", "--only-show-errors", src, url))
-            _, down, _ = run(self.aws("s3", "cp", "--only-show-errors", url, dst))
+            c0 = self.server_cpu()
+            _, up, cu = run(self.aws("s3", "cp", "--only-show-errors", src, url))
+            c1 = self.server_cpu()
+            _, down, cd = run(self.aws("s3", "cp", "--only-show-errors", url, dst))
+            c2 = self.server_cpu()
             os.unlink(dst)
+            gb = mib * 2**20 / 1e9
             ups.append(mib * 2**20 / up / MB)
             downs.append(mib * 2**20 / down / MB)
-            log("    ceiling rep %d: up %.0f MB/s, down %.0f MB/s" % (rep + 1, ups[-1], downs[-1]))
+            srv_up.append((c1 - c0) / gb)
+            srv_down.append((c2 - c1) / gb)
+            cli_up.append(cu / gb)
+            cli_down.append(cd / gb)
+            log("    ceiling rep %d: up %.0f MB/s, down %.0f MB/s (Swift %.1f / %.1f CPU s/GB, awscli %.1f / %.1f)"
+                % (rep + 1, ups[-1], downs[-1], srv_up[-1], srv_down[-1], cli_up[-1], cli_down[-1]))
         run(self.aws("s3", "rm", "--only-show-errors", url))
         os.unlink(src)
         return {"mib": mib, "up_MBps": median(ups), "down_MBps": median(downs), "up_all": ups,
-                "down_all": downs, "loadavg1": B.loadavg1()}
+                "down_all": downs, "loadavg1": B.loadavg1(), "server_cpu_up_s_per_gb": median(srv_up),
+                "server_cpu_down_s_per_gb": median(srv_down), "awscli_cpu_up_s_per_gb": median(cli_up),
+                "awscli_cpu_down_s_per_gb": median(cli_down)}
 
 
 # --------------------------------------------------------------------------
@@ -410,8 +443,8 @@ class Remote:
 SUM_KEYS = ("frozen_ms", "dump_ms", "restore_ms", "image_bytes", "stored_bytes", "ratio", "upload_ms",
             "download_ms", "criu_dump_ms", "criu_restore_ms", "dump_up_bytes", "dump_down_bytes",
             "restore_up_bytes", "restore_down_bytes", "dump_cpu_s", "restore_cpu_s", "dump_rss_bytes",
-            "restore_rss_bytes", "all_cpu_dump_s", "all_cpu_restore_s", "verify_s", "machine_busy_cores",
-            "loadavg1")
+            "restore_rss_bytes", "all_cpu_dump_s", "all_cpu_restore_s", "server_cpu_dump_s",
+            "server_cpu_restore_s", "verify_s", "machine_busy_cores", "loadavg1")
 
 
 def summarize(records, ceiling, links):
@@ -481,9 +514,9 @@ def spread(s):
 
 
 HEAD = ("| way | frozen s | dump s | restore s | up MB | down MB | stored MB | crstream CPU s (dump / restore) "
-        "| crstream RSS MB (dump / restore) | all CPU s (dump / restore) | frozen ÷ A dump | dump ÷A | restore ÷A "
-        "| up MB/s, bound | down MB/s, bound | spread |\n"
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--|--|--:|")
+        "| crstream RSS MB (dump / restore) | client CPU s (dump / restore) | Swift CPU s (dump / restore) "
+        "| frozen ÷ A dump | dump ÷A | restore ÷A | up MB/s, bound | down MB/s, bound | spread |\n"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--|--|--:|")
 
 
 def table(summary, link, subject, order):
@@ -494,7 +527,7 @@ def table(summary, link, subject, order):
         if not s:
             continue
         pair = lambda a, b, spec: "%s / %s" % (fmt(a, spec), fmt(b, spec)) if a is not None else "–"
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             s["label"].replace("|", "\\|"), fmt(s["frozen_ms"] / 1000, "%.2f"), fmt(s["dump_ms"] / 1000, "%.2f"),
             fmt(s["restore_ms"] / 1000, "%.2f"), fmt(s["dump_up_bytes"] / MB, "%.0f"),
             fmt(s["restore_down_bytes"] / MB, "%.0f"), fmt(s["stored_bytes"] / MB, "%.0f"),
@@ -502,6 +535,7 @@ def table(summary, link, subject, order):
             pair(s["dump_rss_bytes"] and s["dump_rss_bytes"] / MB,
                  s["restore_rss_bytes"] and s["restore_rss_bytes"] / MB, "%.0f"),
             pair(s["all_cpu_dump_s"], s["all_cpu_restore_s"], "%.1f"),
+            pair(s["server_cpu_dump_s"], s["server_cpu_restore_s"], "%.1f"),
             fmt(s["frozen_vs_A_dump"], "%.2f"), fmt(s["dump_vs_A"], "%.2f"), fmt(s["restore_vs_A"], "%.2f"),
             "%s, %s" % (fmt(s["up_MBps"], "%.0f"), s["up_bound"]),
             "%s, %s" % (fmt(s["down_MBps"], "%.0f"), s["down_bound"]), spread(s)))
@@ -635,6 +669,15 @@ def report(meta, plan, summary, ceiling, paths, rel_to, notes):
                        ceiling["mib"], len(ceiling["up_all"]), ceiling["up_MBps"], ceiling["down_MBps"],
                        ", ".join("%.0f" % v for v in ceiling["up_all"]),
                        ", ".join("%.0f" % v for v in ceiling["down_all"]), ceiling["loadavg1"]))
+        if ceiling.get("server_cpu_up_s_per_gb"):
+            out.append("What that costs on this machine's 2 cores, per GB: Swift %.1f CPU·s up, %.1f down; awscli "
+                       "%.1f up, %.1f down. Swift alone, on both cores and with a client that cost nothing, could "
+                       "not pass %.0f MB/s up or %.0f MB/s down: the server and every client share the CPU, "
+                       "which is why the *Swift CPU* column is in the tables.\n" % (
+                           ceiling["server_cpu_up_s_per_gb"], ceiling["server_cpu_down_s_per_gb"],
+                           ceiling["awscli_cpu_up_s_per_gb"], ceiling["awscli_cpu_down_s_per_gb"],
+                           2 * 1000 / ceiling["server_cpu_up_s_per_gb"],
+                           2 * 1000 / ceiling["server_cpu_down_s_per_gb"]))
     slow = next((Link(l["spec"]) for l in plan["links"] if l["rate_bps"] and l["rate_bps"] <= 1e9), None)
     tl = targets(summary, slow, plan["main_subject"]) if slow else []
     for l in plan["links"]:
@@ -685,9 +728,10 @@ METHOD = """## How this was measured
   before the kill. *dump*: wall time until the checkpoint is in the bucket
   (A, B: dump + upload; C: dump + unmount). *restore*: wall time until the
   restored process runs (A, B: download + restore; C: mount + restore).
-  *crstream CPU / RSS*: crstream's own, from its JSON. *all CPU*: every
-  client-side process of the row (CRIU, awscli, tar, lz4, s3fs' umount,
-  crstream), from getrusage; Swift's CPU is not in it. *÷A*: the row's
+  *crstream CPU / RSS*: crstream's own, from its JSON. *client CPU*: every
+  client-side process of the row (CRIU, awscli, tar, lz4, crstream; not
+  s3fs's daemon), from getrusage. *Swift CPU*: what Swift's processes
+  used meanwhile (/proc), on the same 2 cores. *÷A*: the row's
   median over row A's on the same link and subject. *up/down MB/s, bound*:
   bytes over the link ÷ the time spent sending them (A, B: the upload or
   download command; C, crstream: frozen time / restore), and what bounds it
@@ -741,7 +785,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--from-results", metavar="DIR", help="no benchmark: re-render DIR/results.json")
     # Set by bench/remote.sh:
-    for a in ("ns-client", "ns-server", "dev-client", "dev-server", "endpoint", "bucket", "work", "mnt"):
+    for a in ("ns-client", "ns-server", "dev-client", "dev-server", "endpoint", "bucket", "work", "mnt",
+              "swift-dir"):
         ap.add_argument("--" + a, help=argparse.SUPPRESS)
     o = ap.parse_args()
     if o.from_results:
@@ -836,7 +881,7 @@ def user_argv(args):
     """The options the user gave remote.sh (not the ones it adds)."""
     out, skip = [], False
     internal = ("--ns-client", "--ns-server", "--dev-client", "--dev-server", "--endpoint", "--bucket",
-                "--work", "--mnt")
+                "--work", "--mnt", "--swift-dir")
     for a in args:
         if skip:
             skip = False

@@ -132,7 +132,7 @@ in_ns "$NS_CLIENT" build/tools/subreaper python3 bench/remote.py \
 	--ns-client "$NS_CLIENT" --ns-server "$NS_SERVER" \
 	--dev-client "$DEV_CLIENT" --dev-server "$DEV_SERVER" \
 	--endpoint "http://$ADDR_SERVER:$SWIFT_PORT" --bucket remote-bench \
-	--work "$WORK" --mnt "$MNT" "$@" &
+	--work "$WORK" --mnt "$MNT" --swift-dir "$SWIFT_DIR" "$@" &
 bench=$!
 trap 'kill -TERM "$bench" 2>/dev/null' INT TERM
 while :; do
