@@ -5,36 +5,43 @@
  * corruption that decodes cleanly is still caught at the frame's end. One
  * ZSTD_CCtx per encoder, reused for the whole stream: no global state.
  *
- * auto (--compression auto) is the same encoder with a controller: every
- * AUTO_WINDOW bytes of input it compares the time spent compressing with
- * the time the writes below it (checksum, store: an upload) kept it
- * waiting, and moves the level one step (zstd_auto_next_level). While the
- * upload is the bottleneck, a higher level sends fewer bytes for CPU that
- * would otherwise wait; while compressing is, a lower one keeps the link
- * fed. Single-threaded libzstd applies a new level only to a new frame,
- * so a change ends the frame and the next one starts at the new level:
- * `zstd -dc` reads the frame sequence as one stream, and restore sees
- * plain zstd. Its lowest level is AUTO_FLOOR (zstd --fast=4, about lz4's
- * speed and ratio here), its highest the level given (default 3: beyond
- * it this kind of data gains ~1% for twice the CPU, bench/CODECS.md), and
- * the window is fixed at AUTO_WINDOW_LOG whatever the level, so that its
- * memory stays that of level 3 (about 3.5 MB per stream). */
+ * auto (--compression auto) is the same encoder with a controller
+ * (zstd_auto_next_level). Every AUTO_WINDOW bytes of input it looks at how
+ * the window went: the time spent compressing, the time the writes below
+ * it (checksum, store: an upload) kept it waiting, the input rate, and how
+ * much CPU the machine had idle. While the upload kept it waiting and CPU
+ * was idle, a higher level sends fewer bytes for CPU nobody needed; while
+ * compressing took the time, or the machine had no CPU to spare (on a
+ * shared machine a higher level takes CPU from whoever is the bottleneck,
+ * the server even), a lower one. It also remembers the input rate it
+ * measured at each level for a few windows and does not step where it
+ * was slower, and steps back where it was faster. Single-threaded libzstd
+ * applies a new level only to a new frame, so a change ends the frame and
+ * the next one starts at the new level: `zstd -dc` reads the frame
+ * sequence as one stream, and restore sees plain zstd. Its lowest level is
+ * AUTO_FLOOR (zstd --fast=4, about lz4's speed and ratio here), its
+ * highest the level given (default 3: beyond it this kind of data gains
+ * ~1% for twice the CPU, bench/CODECS.md), and the window is fixed at
+ * AUTO_WINDOW_LOG whatever the level, so that its memory stays that of
+ * level 3 (about 3.5 MB per stream). */
 #include "codec/codec.h"
 #include "codec/codec_filter.h"
 #include "codec/codec_impl.h"
+#include "util/cpustat.h"
 #include "util/err.h"
 #include "util/trace.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <zstd.h>
 
 #define AUTO_WINDOW ((uint64_t)16 << 20)
 #define AUTO_FLOOR (-4)
 #define AUTO_WINDOW_LOG 21
-#define AUTO_LEVELS (19 - AUTO_FLOOR + 1)
+_Static_assert(19 - AUTO_FLOOR + 1 == ZSTD_AUTO_LEVELS, "one slot per level from AUTO_FLOOR to 19");
 
 /* Flush once less than this is free: zstd may leave a little room unused
  * when its input runs out, and tiny writes downstream are not worth it. */
@@ -43,10 +50,12 @@
 /* The controller's state (auto only). */
 struct zstd_auto {
 	int ceiling;
-	uint64_t window_in;	/* input bytes in the current window */
-	uint64_t busy_ns;	/* compressing, in this window */
-	uint64_t wait_ns;	/* waiting for the writes below, in this window */
-	uint64_t in_at[AUTO_LEVELS];	/* input bytes compressed at level l - AUTO_FLOOR */
+	struct zstd_auto_window w;	/* the current window, so far */
+	uint64_t window_start_ns;
+	struct cpu_sample cpu_start;
+	bool have_cpu;
+	struct zstd_auto_memory mem;
+	uint64_t in_at[ZSTD_AUTO_LEVELS];	/* input bytes compressed at level l - AUTO_FLOOR */
 	unsigned changes;
 };
 
@@ -94,15 +103,15 @@ static int zstd_compress(struct codec_encoder *e, const void *buf, size_t len)
 				       (unsigned long long)(e->w.bytes_in + in.pos),
 				       ZSTD_getErrorName(r));
 		if (a) {
-			a->wait_ns += t1 - t0;
-			a->busy_ns += now_ns() - t1;
+			a->w.wait_ns += t1 - t0;
+			a->w.busy_ns += now_ns() - t1;
 		}
 	}
 	z->in_frame = true;
 	if (a) {
-		a->window_in += len;
+		a->w.in_bytes += len;
 		a->in_at[z->level - AUTO_FLOOR] += len;
-		if (a->window_in >= AUTO_WINDOW)
+		if (a->w.in_bytes >= AUTO_WINDOW)
 			return zstd_adapt(z);
 	}
 	return 0;
@@ -136,7 +145,7 @@ static void trace_levels(const struct zstd_encoder *z)
 	char buf[400];
 	size_t len = 0;
 	buf[0] = '\0';
-	for (int i = 0; i < AUTO_LEVELS && len < sizeof(buf) - 32; i++)
+	for (int i = 0; i < ZSTD_AUTO_LEVELS && len < sizeof(buf) - 32; i++)
 		if (a->in_at[i])
 			len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %d:%.1f", i + AUTO_FLOOR,
 						(double)a->in_at[i] / (1 << 20));
@@ -173,27 +182,78 @@ int zstd_encoder_set_level(struct writer *w, int level)
 	return zstd_set_level(z, level);
 }
 
-int zstd_auto_next_level(int level, int floor, int ceiling, uint64_t busy_ns, uint64_t wait_ns)
+/* The level one step up or down from level (never 0: zstd's "default"). */
+static int step(int level, int dir)
 {
-	uint64_t total = busy_ns + wait_ns;
-	int next = level;
-	if (total && wait_ns * 4 >= total)
-		next = level + 1 == 0 ? 1 : level + 1;
-	else if (wait_ns * 20 < total)
-		next = level - 1 == 0 ? -1 : level - 1;
-	return next < floor ? floor : next > ceiling ? ceiling : next;
+	int next = level + dir;
+	return next == 0 ? next + dir : next;
+}
+
+int zstd_auto_next_level(int level, int floor, int ceiling, const struct zstd_auto_window *w,
+			 struct zstd_auto_memory *m)
+{
+	int here = level - floor;
+	/* What this window says of this level; other levels age. */
+	if (w->wall_ns && w->in_bytes) {
+		double rate = (double)w->in_bytes * 1e9 / (double)w->wall_ns;
+		m->rate[here] = m->rate[here] > 0 ? (m->rate[here] + rate) / 2 : rate;
+		m->age[here] = 0;
+	}
+	for (int i = 0; i < ZSTD_AUTO_LEVELS; i++)
+		if (i != here && m->rate[i] > 0 && ++m->age[i] > ZSTD_AUTO_FORGET)
+			m->rate[i] = 0;
+
+	uint64_t total = w->busy_ns + w->wait_ns;
+	int dir = 0;
+	bool idle_known = w->idle_cores >= 0;
+	if (total && w->wait_ns * 4 >= total && (!idle_known || w->idle_cores >= ZSTD_AUTO_IDLE_UP))
+		dir = 1;	/* the upload waits, CPU to spare: compress harder */
+	else if (total && w->wait_ns * 20 < total)
+		dir = -1;	/* compressing is the bottleneck */
+	else if (idle_known && w->idle_cores < ZSTD_AUTO_IDLE_NONE)
+		dir = -1;	/* no CPU to spare: leave it to whoever needs it */
+
+	int up = step(level, 1), down = step(level, -1);
+	double r = m->rate[here];
+	double r_up = up <= ceiling ? m->rate[up - floor] : 0;
+	double r_down = down >= floor ? m->rate[down - floor] : 0;
+	/* Where it was clearly faster, go back; where it was clearly slower,
+	 * do not go. */
+	if (r > 0 && r_up > r * 1.05 && r_up >= r_down)
+		return up;
+	if (r > 0 && r_down > r * 1.05)
+		return down;
+	int next = dir ? step(level, dir) : level;
+	if (next < floor || next > ceiling)
+		return level;
+	double r_next = m->rate[next - floor];
+	if (r > 0 && r_next > 0 && r_next < r * 0.95)
+		return level;
+	return next;
 }
 
 /* End of a window: move the level if the controller says so. */
 static int zstd_adapt(struct zstd_encoder *z)
 {
 	struct zstd_auto *a = z->adapt;
-	int next = zstd_auto_next_level(z->level, AUTO_FLOOR, a->ceiling, a->busy_ns, a->wait_ns);
-	trace("zstd auto", "%p: window of %.1f MiB: compressing %.0f ms, waiting %.0f ms; level %d%s%d",
-	      (void *)z, (double)a->window_in / (1 << 20), (double)a->busy_ns / 1e6,
-	      (double)a->wait_ns / 1e6, z->level, next == z->level ? " stays " : " -> ",
-	      next == z->level ? z->level : next);
-	a->window_in = a->busy_ns = a->wait_ns = 0;
+	uint64_t now = now_ns();
+	struct cpu_sample cpu;
+	a->w.wall_ns = now - a->window_start_ns;
+	a->w.idle_cores = -1;
+	if (cpu_sample(&cpu) == 0) {
+		if (a->have_cpu)
+			a->w.idle_cores = cpu_idle_cores(&a->cpu_start, &cpu);
+		a->cpu_start = cpu;
+		a->have_cpu = true;
+	}
+	int next = zstd_auto_next_level(z->level, AUTO_FLOOR, a->ceiling, &a->w, &a->mem);
+	trace("zstd auto", "%p: %.1f MiB in %.0f ms (%.0f MB/s): compressing %.0f ms, waiting %.0f ms, "
+	      "%.2f CPUs idle; level %d%s%d", (void *)z, (double)a->w.in_bytes / (1 << 20),
+	      (double)a->w.wall_ns / 1e6, (double)a->w.in_bytes * 1e3 / (double)(a->w.wall_ns + 1),
+	      (double)a->w.busy_ns / 1e6, (double)a->w.wait_ns / 1e6, a->w.idle_cores, z->level,
+	      next == z->level ? " stays " : " -> ", next);
+	memset(&a->w, 0, sizeof(a->w));
+	a->window_start_ns = now;
 	if (next == z->level)
 		return 0;
 	a->changes++;
@@ -234,8 +294,11 @@ static struct writer *new_encoder(const struct codec *c, int level, struct write
 		return NULL;
 	bool adaptive = c == &codec_auto;
 	struct zstd_encoder *z = calloc(1, sizeof(*z));
-	if (z && adaptive && (z->adapt = calloc(1, sizeof(*z->adapt))))
+	if (z && adaptive && (z->adapt = calloc(1, sizeof(*z->adapt)))) {
 		z->adapt->ceiling = level;
+		z->adapt->window_start_ns = now_ns();
+		z->adapt->have_cpu = cpu_sample(&z->adapt->cpu_start) == 0;
+	}
 	if (!z || (adaptive && !z->adapt)) {
 		free(z);
 		err_set("%s encoder: out of memory", c->name);

@@ -527,22 +527,60 @@ static bool run_shell(const char *cmd);
 static bool write_file(const char *path, const void *data, size_t len);
 static bool read_file(const char *path, struct membuf *mb);
 
+/* One window of auto's controller: compressing busy ms, waiting wait ms,
+ * at rate MB/s of input, with idle CPUs idle (< 0: unknown). */
+static int auto_next(int level, int ceiling, double busy, double wait, double rate, double idle,
+		     struct zstd_auto_memory *m)
+{
+	struct zstd_auto_window w = {.busy_ns = (uint64_t)(busy * 1e6), .wait_ns = (uint64_t)(wait * 1e6),
+				     .in_bytes = 16 << 20, .idle_cores = idle};
+	w.wall_ns = (uint64_t)((double)w.in_bytes / (rate * 1e6) * 1e9);
+	return zstd_auto_next_level(level, -4, ceiling, &w, m);
+}
+
 static void test_auto_controller(void)
 {
-	const uint64_t ms = 1000000;
-	/* The writes below waited half the time: the upload is the
+	struct zstd_auto_memory m;
+	/* The writes below waited half the time, CPU idle: the upload is the
 	 * bottleneck, one level up (never to 0, zstd's "default"). */
-	CHECK(zstd_auto_next_level(1, -4, 3, 50 * ms, 50 * ms) == 2);
-	CHECK(zstd_auto_next_level(-1, -4, 3, 50 * ms, 50 * ms) == 1);
-	CHECK(zstd_auto_next_level(3, -4, 3, 10 * ms, 90 * ms) == 3);	/* at the ceiling */
-	CHECK(zstd_auto_next_level(5, -4, 9, 75 * ms, 25 * ms) == 6);	/* a quarter: up */
-	/* They hardly waited: compressing is the bottleneck, one down. */
-	CHECK(zstd_auto_next_level(1, -4, 3, 100 * ms, 1 * ms) == -1);
-	CHECK(zstd_auto_next_level(3, -4, 3, 100 * ms, 0) == 2);
-	CHECK(zstd_auto_next_level(-4, -4, 3, 100 * ms, 0) == -4);	/* at the floor */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(1, 3, 50, 50, 100, 1.0, &m) == 2);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(-1, 3, 50, 50, 100, 1.0, &m) == 1);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(3, 3, 10, 90, 100, 1.0, &m) == 3);	/* at the ceiling */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(5, 9, 75, 25, 100, -1, &m) == 6);	/* a quarter; idle unknown */
+	/* ... but not with the machine's CPUs all busy: down instead (on a
+	 * shared machine, the server may be what waits for CPU). */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 50, 50, 100, 0.2, &m) == 2);	/* some idle: stay */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 50, 50, 100, 0.05, &m) == 1);	/* none idle: down */
+	/* The writes hardly waited: compressing is the bottleneck, one down. */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(1, 3, 100, 1, 100, 1.0, &m) == -1);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(-4, 3, 100, 0, 100, 1.0, &m) == -4);	/* at the floor */
 	/* In between, or nothing measured: it stays. */
-	CHECK(zstd_auto_next_level(2, -4, 3, 90 * ms, 10 * ms) == 2);
-	CHECK(zstd_auto_next_level(2, -4, 3, 0, 0) == 2);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 90, 10, 100, 1.0, &m) == 2);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 0, 0, 100, 1.0, &m) == 2);
+
+	/* Memory: level 2 measured 100 MB/s, then level 3 only 80: the next
+	 * window at 3 goes back to 2 whatever the waits say, and from 2 it
+	 * does not try 3 again while it remembers... */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 50, 50, 100, 1.0, &m) == 3);
+	CHECK(auto_next(3, 3, 50, 50, 80, 1.0, &m) == 2);
+	CHECK(auto_next(2, 3, 50, 50, 100, 1.0, &m) == 2);
+	/* ... for ZSTD_AUTO_FORGET windows; then it looks again. */
+	int level = 2;
+	for (int i = 1; i < ZSTD_AUTO_FORGET; i++)
+		level = auto_next(level, 3, 50, 50, 100, 1.0, &m);
+	CHECK(level == 2);
+	CHECK(auto_next(2, 3, 50, 50, 100, 1.0, &m) == 3);
 }
 
 /* Level changes end the frame and start the next one at the new level:
