@@ -11,7 +11,7 @@
 # Every test is counted: the run ends with the line
 #   total: N passed, N failed, N skipped
 # and exits non-zero if anything failed or if the filters matched nothing.
-# CRSTREAM_TEST_TIMEOUT=S changes the per-test timeout (default 120 s).
+# CRSTREAM_TEST_TIMEOUT=S changes the per-test timeout (default 300 s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

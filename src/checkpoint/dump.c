@@ -464,11 +464,32 @@ static const char *local_root(const char *dir)
 	return strncmp(dir, "file://", 7) ? dir : dir + 7;
 }
 
-static int dump_plain_start(struct dump *d, char *images_dir, size_t size)
+static int plain_dir(struct dump *d, char *images_dir, size_t size)
 {
 	if (snprintf(images_dir, size, "%s/%s", local_root(d->o->dir), d->r->name) >= (int)size)
 		return err_set("path too long: %s/%s", d->o->dir, d->r->name);
 	return 0;
+}
+
+/* CRIU writes the plain image itself, by name, through whatever it finds:
+ * the directory (ours and private: the manifest stub's write checked it)
+ * must hold nothing but that stub. */
+static int dump_plain_start(struct dump *d, char *images_dir, size_t size)
+{
+	if (plain_dir(d, images_dir, size) < 0)
+		return -1;
+	DIR *dp = opendir(images_dir);
+	if (!dp)
+		return err_sys("cannot list %s", images_dir);
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(dp)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strcmp(de->d_name, MANIFEST_NAME))
+			rc = err_set("%s is not empty (%s is there): CRIU would write over it",
+				     images_dir, de->d_name);
+	closedir(dp);
+	return rc;
 }
 
 /* Seal what CRIU wrote: each file's size and checksum into the manifest,
@@ -494,7 +515,7 @@ static int dump_plain_seal(struct dump *d)
 	if (atomic_load(&d->interrupted))
 		return err_set("interrupted");
 	char dir[PATH_MAX];
-	dump_plain_start(d, dir, sizeof(dir));
+	plain_dir(d, dir, sizeof(dir));
 	DIR *dp = opendir(dir);
 	if (!dp)
 		return err_sys("cannot list %s", dir);

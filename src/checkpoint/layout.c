@@ -17,9 +17,17 @@ struct listing {
 	size_t cap;
 };
 
+/* A checkpoint holds its image files (plain) or streams, a manifest and a
+ * log: a location with far more objects is not one, and listing it all
+ * must not cost what its writer chose. */
+#define LISTING_MAX (IMAGE_FILES_MAX + STREAMS_MAX + 16)
+
 static int collect(const struct store_entry *e, void *arg)
 {
 	struct listing *l = arg;
+	if (l->n == LISTING_MAX)
+		return err_set("more than %u objects: not a checkpoint crstream can read",
+			       LISTING_MAX);
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		struct store_entry *p = realloc(l->e, cap * sizeof(*p));
@@ -73,6 +81,9 @@ static int count_streams(const struct listing *l, int *n, const char **ext)
 		int idx = stream_index(l->e[i].key, &e);
 		if (idx < 0)
 			continue;
+		if (idx >= STREAMS_MAX)
+			return err_set("%s: a checkpoint has at most %d streams", l->e[i].key,
+				       STREAMS_MAX);
 		if (*ext && strcmp(*ext, e))
 			return err_set("streams with different extensions: img-*%s and %s", *ext,
 				       l->e[i].key);
@@ -126,6 +137,51 @@ static int check_streams(struct layout *lay, const struct listing *l)
 	return 0;
 }
 
+/* The names of a checkpoint that are not image files: crstream's, and
+ * CRIU's own in plain image directories (stats-restore from restores by
+ * crstream before it kept CRIU out of them). */
+static bool is_own_name(const char *name)
+{
+	static const char *const own[] = {
+		MANIFEST_NAME, MANIFEST_NAME ".tmp", "criu-dump.log", "stats-dump", "stats-restore",
+	};
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (!strcmp(name, own[i]))
+			return true;
+	return false;
+}
+
+bool layout_owns_name(const struct manifest *m, const char *name)
+{
+	if (is_own_name(name))
+		return true;
+	const char *ext;
+	int idx = stream_index(name, &ext);
+	if (idx >= 0 && idx < STREAMS_MAX && codec_by_filename(name))
+		return true;
+	for (size_t i = 0; m && m->streams == 0 && i < m->nfiles; i++)
+		if (!strcmp(name, m->files[i].name))
+			return true;
+	return false;
+}
+
+/* A plain image directory holds what its manifest lists and nothing else:
+ * CRIU would read any file put next to them. */
+static int check_plain(const struct layout *lay, const struct listing *l)
+{
+	/* Not as image files either: CRIU writes stats-restore where it
+	 * reads the image from. */
+	for (size_t i = 0; i < lay->m.nfiles; i++)
+		if (is_own_name(lay->m.files[i].name))
+			return err_set("%s: %s is listed as an image file", MANIFEST_NAME,
+				       lay->m.files[i].name);
+	for (size_t i = 0; i < l->n; i++)
+		if (!layout_owns_name(&lay->m, l->e[i].key))
+			return err_set("%s is in the image directory but not in its %s", l->e[i].key,
+				       MANIFEST_NAME);
+	return 0;
+}
+
 static int from_manifest(struct layout *lay, const char *json, const struct listing *l)
 {
 	if (manifest_parse(json, &lay->m) < 0)
@@ -138,7 +194,7 @@ static int from_manifest(struct layout *lay, const char *json, const struct list
 	if (lay->streams == 0) {
 		snprintf(lay->kind, sizeof(lay->kind), "plain");
 		lay->codec = codec_by_name("none");
-		return 0;
+		return check_plain(lay, l);
 	}
 	snprintf(lay->kind, sizeof(lay->kind), "crstream");
 	lay->codec = codec_by_name(lay->m.compression);

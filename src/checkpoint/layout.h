@@ -25,4 +25,11 @@ struct layout {
 int layout_detect(struct store *s, const char *location, struct layout *lay);
 void layout_free(struct layout *lay);
 
+/* Whether `name` (an object at the top of a checkpoint) is one of the
+ * files a checkpoint is made of: its manifest (and the manifest's
+ * temporary name), CRIU's logs and statistics, a stream img-N[.ext], or,
+ * in a plain image directory, an image file its manifest m lists (m may
+ * be NULL). What `rm` removes, and all a plain image directory may hold. */
+bool layout_owns_name(const struct manifest *m, const char *name);
+
 #endif

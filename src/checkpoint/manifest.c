@@ -1,5 +1,7 @@
 #include "checkpoint/manifest.h"
+#include "store/store.h"
 #include "util/err.h"
+#include "util/fdio.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -174,6 +176,15 @@ static bool is_checksum(const char *s)
 	return true;
 }
 
+/* A string field that is a plain file name (json-c strings may hold NUL). */
+static const char *plain_name(struct json_object *s)
+{
+	const char *name = json_object_get_string(s);
+	if ((size_t)json_object_get_string_len(s) != strlen(name) || !is_plain_name(name))
+		return NULL;
+	return name;
+}
+
 static int parse_streams(struct json_object *o, struct manifest *m)
 {
 	struct json_object *arr = field(o, "stream_files", json_type_array, m->complete,
@@ -196,9 +207,9 @@ static int parse_streams(struct json_object *o, struct manifest *m)
 		if (!file || !sum || get_u64(e, "stored_bytes", &s->stored_bytes, where) < 0 ||
 		    get_u64(e, "raw_bytes", &s->raw_bytes, where) < 0)
 			return -1;
-		const char *fname = json_object_get_string(file);
-		if (strlen(fname) >= sizeof(s->file) || strchr(fname, '/'))
-			return err_set("%s: bad file name \"%s\"", where, fname);
+		const char *fname = plain_name(file);
+		if (!fname || strlen(fname) >= sizeof(s->file))
+			return err_set("%s: bad file name \"%s\"", where, json_object_get_string(file));
 		strcpy(s->file, fname);
 		if (!is_checksum(json_object_get_string(sum)))
 			return err_set("%s: checksum is not %d lowercase hex digits", where, CHECKSUM_HEX);
@@ -213,12 +224,17 @@ static int parse_files(struct json_object *o, struct manifest *m)
 	if (!arr)
 		return m->complete ? -1 : 0;
 	size_t n = json_object_array_length(arr);
+	if (n > IMAGE_FILES_MAX)
+		return err_set("%s: %zu files, more than the %u an image may have", MANIFEST_NAME, n,
+			       IMAGE_FILES_MAX);
 	for (size_t i = 0; i < n; i++) {
 		char where[64];
 		snprintf(where, sizeof(where), "%s: files[%zu]", MANIFEST_NAME, i);
 		struct json_object *e = json_object_array_get_idx(arr, i);
 		struct json_object *name = field(e, "name", json_type_string, true, where);
 		uint64_t size = 0;
+		if (name && !plain_name(name))
+			return err_set("%s: unsafe file name \"%s\"", where, json_object_get_string(name));
 		if (!name || get_u64(e, "size", &size, where) < 0 ||
 		    manifest_add_file(m, json_object_get_string(name), size) < 0)
 			return -1;
@@ -230,13 +246,52 @@ static int parse_files(struct json_object *o, struct manifest *m)
 	return 0;
 }
 
+/* json-c spends about a kilobyte per object and a hundred bytes per value:
+ * a few MiB of "{}" or "[1,1,..." would cost it gigabytes. A manifest has
+ * an object per file and per stream and a few values in each; text with
+ * many more is refused before it is parsed. */
+#define SHAPE_OBJECTS (IMAGE_FILES_MAX + STREAMS_MAX + 16)
+#define SHAPE_ARRAYS 16
+#define SHAPE_COMMAS (4 * (IMAGE_FILES_MAX + STREAMS_MAX) + 64)
+
+static int check_shape(const char *json, size_t len)
+{
+	size_t objects = 0, arrays = 0, commas = 0;
+	bool in_string = false;
+	if (len > STORE_SMALL_MAX)
+		return err_set("%s: %zu bytes, more than the %u a manifest may have", MANIFEST_NAME,
+			       len, STORE_SMALL_MAX);
+	for (size_t i = 0; i < len; i++) {
+		char c = json[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+			continue;
+		}
+		objects += c == '{';
+		arrays += c == '[';
+		commas += c == ',';
+		in_string = c == '"';
+	}
+	if (objects > SHAPE_OBJECTS || arrays > SHAPE_ARRAYS || commas > SHAPE_COMMAS)
+		return err_set("%s: %zu objects, %zu arrays and %zu values: far more than a manifest "
+			       "of at most %u files holds", MANIFEST_NAME, objects, arrays, commas + 1,
+			       IMAGE_FILES_MAX);
+	return 0;
+}
+
 int manifest_parse(const char *json, struct manifest *m)
 {
 	memset(m, 0, sizeof(*m));
+	size_t len = strlen(json);
+	if (check_shape(json, len) < 0)
+		return -1;
 	struct json_tokener *tok = json_tokener_new();
 	if (!tok)
 		return err_set("out of memory");
-	struct json_object *o = json_tokener_parse_ex(tok, json, (int)strlen(json));
+	struct json_object *o = json_tokener_parse_ex(tok, json, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	json_tokener_free(tok);
 	if (!o || jerr != json_tokener_success) {
@@ -270,8 +325,9 @@ int manifest_parse(const char *json, struct manifest *m)
 	if (!(v = field(o, "streams", json_type_int, true, MANIFEST_NAME)))
 		goto out;
 	m->streams = json_object_get_int(v);
-	if (m->streams < 0 || m->streams > 1024) {
-		err_set("%s: streams %d is out of range", MANIFEST_NAME, m->streams);
+	if (m->streams < 0 || m->streams > STREAMS_MAX) {
+		err_set("%s: streams %d is out of range (0..%d)", MANIFEST_NAME, m->streams,
+			STREAMS_MAX);
 		goto out;
 	}
 	copy_opt(o, "compression", m->compression, sizeof(m->compression));

@@ -9,11 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shard/marker.h"	/* IMAGE_FILES_MAX */
+
 #define MANIFEST_NAME "manifest.json"
 #define MANIFEST_FORMAT "crstream-checkpoint"
 #define MANIFEST_VERSION 1
 #define CHECKSUM_ALGO "xxh128"
 #define CHECKSUM_HEX 32
+/* Streams per checkpoint, on dump as on restore. */
+#define STREAMS_MAX 64
 
 struct manifest_stream {
 	char file[64];		/* "img-0.lz4" */
@@ -57,7 +61,10 @@ struct manifest {
 char *manifest_to_json(const struct manifest *m);
 
 /* Parse and validate a manifest. Errors name the field ("manifest.json:
- * streams[2].checksum is not 32 hex digits"). */
+ * streams[2].checksum is not 32 hex digits"). What it may hold is bounded
+ * (STORE_SMALL_MAX bytes, STREAMS_MAX streams, IMAGE_FILES_MAX files, and
+ * about as many JSON values as those need), and every file name is a
+ * plain name (no '/', "..", NUL). */
 int manifest_parse(const char *json, struct manifest *m);
 
 /* Append an image file entry (copies name). */

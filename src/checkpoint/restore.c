@@ -22,11 +22,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct restore {
@@ -35,12 +37,16 @@ struct restore {
 	struct store *store;
 	struct layout lay;
 	char privdir[PATH_MAX];
+	char plain_dir[PATH_MAX + 16];	/* plain: CRIU's -D, links to plain[] */
+	struct reader **plain;	/* plain: the image files, open and checked */
+	size_t nplain;
 	char log_path[PATH_MAX + 32];
 	char pid_path[PATH_MAX + 32];
 	struct stream_set streams;
 	struct engine_opts eo;
 	struct engine_result eres;
 	struct shard_stat *stats;
+	uint64_t *shard_limits;	/* the manifest's raw_bytes per stream */
 	struct engine_thread et;
 	int cancel_fd;
 	struct hook_server hook;
@@ -81,11 +87,20 @@ static void on_loaded(void *arg, int rc, const char *msg)
 }
 
 /* The manifest knows every file of the image: CRIU's probes for optional
- * images need not wait for the whole image to be read. */
+ * images need not wait for the whole image to be read, and a file it does
+ * not list is refused as soon as it appears. */
 static bool in_image(void *arg, const char *name)
 {
 	struct restore *x = arg;
 	return strmap_get(&x->manifest_files, name) != NULL;
+}
+
+/* ... and it knows each file's size: a byte more is refused at once. */
+static uint64_t recorded_size(void *arg, const char *name)
+{
+	struct restore *x = arg;
+	struct strmap_entry *e = strmap_get(&x->manifest_files, name);
+	return e ? ((const struct manifest_file *)e->value)->size : 0;
 }
 
 /* ---- the post-restore hook: verify before anything resumes ---- */
@@ -260,29 +275,75 @@ static int read_pid(const char *path, pid_t *pid)
 
 /* ---- plain image directories (--streams 0 dumps) ---- */
 
-static int verify_plain(struct restore *x, const char *dir)
+/* CRIU reads a plain image directory by path, and the directory is
+ * whoever wrote it's: a file checked here could be another one by the time
+ * CRIU opens it. So each image file is opened once (a regular file, not
+ * through a symbolic link), checked against the manifest (size, checksum)
+ * and kept open, and CRIU gets a private directory of symbolic links to
+ * those descriptors (/proc/PID/fd/N): it reads exactly what was checked,
+ * and never writes into the checkpoint (its stats-restore lands in the
+ * private directory). */
+static int hold_fds(size_t n)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)n + 256;	/* room for everything else */
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return err_sys("getrlimit(RLIMIT_NOFILE)");
+	if (rl.rlim_cur >= want)
+		return 0;
+	if (rl.rlim_max < want)
+		return err_set("the image has %zu files, more than the open-file limit (%llu) lets "
+			       "a restore hold open", n, (unsigned long long)rl.rlim_max);
+	rl.rlim_cur = want;
+	return setrlimit(RLIMIT_NOFILE, &rl) < 0 ? err_sys("setrlimit(RLIMIT_NOFILE)") : 0;
+}
+
+static int check_plain_file(struct restore *x, const struct manifest_file *mf, int dirfd)
+{
+	uint64_t size;
+	char hex[CHECKSUM_HEX + 1], target[64];
+	struct reader *r = x->store->ops->open_read(x->store, mf->name, &size);
+	if (!r)
+		return -1;
+	x->plain[x->nplain++] = r;
+	int fd = r->ops->local_fd ? r->ops->local_fd(r) : -1;
+	if (fd < 0)
+		return err_set("a plain image directory must be local");
+	if (checksum_fd(fd, hex, &size) < 0)
+		return err_prefix("image file %s", mf->name);
+	if (size != mf->size)
+		return err_set("image file %s has %llu bytes, the manifest says %llu", mf->name,
+			       (unsigned long long)size, (unsigned long long)mf->size);
+	if (mf->checksum[0] && strcmp(hex, mf->checksum))
+		return err_set("image file %s: checksum mismatch (corrupt image)", mf->name);
+	snprintf(target, sizeof(target), "/proc/%d/fd/%d", (int)getpid(), fd);
+	if (symlinkat(target, dirfd, mf->name) < 0)
+		return err_sys("image file %s: symlink in %s", mf->name, x->plain_dir);
+	x->r->image_bytes += size;
+	return 0;
+}
+
+static int open_plain(struct restore *x)
 {
 	const struct manifest *m = &x->lay.m;
-	for (size_t i = 0; i < m->nfiles; i++) {
-		char path[PATH_MAX], hex[CHECKSUM_HEX + 1];
-		uint64_t size;
-		if (snprintf(path, sizeof(path), "%s/%s", dir, m->files[i].name) >= (int)sizeof(path))
-			return err_set("path too long: %s/%s", dir, m->files[i].name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return err_sys("image file %s", path);
-		int rc = checksum_fd(fd, hex, &size);
-		close(fd);
-		if (rc < 0)
-			return err_prefix("%s", path);
-		if (size != m->files[i].size)
-			return err_set("image file %s has %llu bytes, the manifest says %llu", path,
-				       (unsigned long long)size, (unsigned long long)m->files[i].size);
-		if (m->files[i].checksum[0] && strcmp(hex, m->files[i].checksum))
-			return err_set("image file %s: checksum mismatch (corrupt image)", path);
-		x->r->image_bytes += size;
+	if (store_is_remote(x->o->path))
+		return err_set("a plain image directory must be local");
+	if (hold_fds(m->nfiles) < 0)
+		return -1;
+	if (!(x->plain = calloc(m->nfiles + 1, sizeof(*x->plain))))
+		return err_set("out of memory");
+	snprintf(x->plain_dir, sizeof(x->plain_dir), "%s/images", x->privdir);
+	int dirfd = dir_open_at(AT_FDCWD, x->plain_dir, true, true, x->plain_dir);
+	if (dirfd < 0)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < m->nfiles; i++) {
+		rc = check_plain_file(x, &m->files[i], dirfd);
+		if (rc == 0 && session_interrupted())
+			rc = err_set("interrupted");
 	}
-	return 0;
+	close(dirfd);
+	return rc;
 }
 
 /* ---- streamed restore ---- */
@@ -306,7 +367,8 @@ static int start_streams(struct restore *x)
 	int *fds = calloc((size_t)lay->streams, sizeof(int));
 	const char **labels = calloc((size_t)lay->streams, sizeof(char *));
 	x->stats = calloc((size_t)lay->streams, sizeof(*x->stats));
-	if (!fds || !labels || !x->stats) {
+	x->shard_limits = calloc((size_t)lay->streams, sizeof(uint64_t));
+	if (!fds || !labels || !x->stats || !x->shard_limits) {
 		free(fds);
 		free(labels);
 		return err_set("out of memory");
@@ -326,8 +388,18 @@ static int start_streams(struct restore *x)
 	x->eo.allow_cedana = !lay->have_manifest;
 	x->eo.on_file = on_file;
 	x->eo.on_loaded = on_loaded;
-	if (lay->have_manifest)
+	/* What the manifest promises is enforced where a stream breaks it:
+	 * a shard longer than its raw size, a file longer than its size, a
+	 * file it does not list; and the spill is bounded by the image's
+	 * size unless the user says otherwise. */
+	x->eo.spill_limit = x->o->spill_limit ? x->o->spill_limit : lay->m.image_bytes;
+	if (lay->have_manifest) {
 		x->eo.in_image = in_image;
+		x->eo.recorded_size = recorded_size;
+		for (int i = 0; i < lay->streams; i++)
+			x->shard_limits[i] = lay->m.stream[i].raw_bytes;
+		x->eo.shard_limits = x->shard_limits;
+	}
 	x->eo.arg = x;
 	x->eres.shards = x->stats;
 	return engine_thread_start(&x->et, engine_serve, &x->eo, &x->eres);
@@ -348,17 +420,30 @@ static void pick_reason(struct restore *x, const char *criu_err, char *buf, size
 	}
 }
 
+/* CRIU went on although the post-restore hook refused (it must not: a
+ * broken hook client or a CRIU that ignores the script's status). The
+ * tree it restored was never verified, so it must not run. Returns -1. */
+static int kill_unverified_tree(struct restore *x)
+{
+	pid_t pid;
+	if (read_pid(x->pid_path, &pid) == 0) {
+		/* A restored tree keeps its process group: the whole group. */
+		if (getpgid(pid) == pid)
+			kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	return err_set("%s (CRIU went on after the refusal; the restored process was killed)",
+		       x->hook.err);
+}
+
 static int run_restore(struct restore *x)
 {
-	char images_dir[PATH_MAX];
+	char images_dir[PATH_MAX + 16];
 	bool plain = x->lay.streams == 0;
 	if (plain) {
-		const char *p = x->o->path;
-		snprintf(images_dir, sizeof(images_dir), "%s", strncmp(p, "file://", 7) ? p : p + 7);
-		if (store_is_remote(x->o->path))
-			return err_set("a plain image directory must be local");
-		if (verify_plain(x, images_dir) < 0)
+		if (open_plain(x) < 0)
 			return -1;
+		snprintf(images_dir, sizeof(images_dir), "%s", x->plain_dir);
 	} else {
 		snprintf(images_dir, sizeof(images_dir), "%s", x->privdir);
 		if (start_streams(x) < 0)
@@ -372,6 +457,8 @@ static int run_restore(struct restore *x)
 	hook_server_stop(&x->hook);
 	if (rc == 0 && !plain && !x->hook.answered)
 		rc = err_set("CRIU finished without running the post-restore hook");
+	if (rc == 0 && x->hook.answered && x->hook.rc < 0)
+		return kill_unverified_tree(x);
 	if (rc < 0) {
 		char why[ERR_MAX];
 		if (plain)
@@ -390,12 +477,20 @@ static int run_restore(struct restore *x)
 
 static int prepare(struct restore *x)
 {
+	/* Reading the checkpoint may block (a stalled server, a stuck
+	 * mount): until it is read, SIGINT and SIGTERM end the process at
+	 * once, which has nothing to clean up yet. From then on the session
+	 * takes them and cleans up. */
+	if (session_exit_on_signals() < 0)
+		return -1;
 	if (store_open(x->o->path, x->o->store_opt, &x->store) < 0)
 		return -1;
 	trace("restore", "reading the manifest");
 	if (layout_detect(x->store, x->o->path, &x->lay) < 0)
 		return err_prefix("%s", x->o->path);
 	trace("restore", "manifest read: %d streams, %s", x->lay.streams, x->lay.codec->name);
+	if (session_block_signals() < 0)
+		return -1;
 	x->r->streams = x->lay.streams;
 	snprintf(x->r->compression, sizeof(x->r->compression), "%s", x->lay.codec->name);
 	snprintf(x->r->layout, sizeof(x->r->layout), "%s", x->lay.kind);
@@ -415,7 +510,7 @@ static int prepare(struct restore *x)
 	if (strmap_init(&x->files) < 0 || strmap_init(&x->manifest_files) < 0)
 		return -1;
 	for (size_t i = 0; i < x->lay.m.nfiles; i++)
-		if (!strmap_add(&x->manifest_files, x->lay.m.files[i].name, NULL))
+		if (!strmap_add(&x->manifest_files, x->lay.m.files[i].name, &x->lay.m.files[i]))
 			return err_prefix("%s", MANIFEST_NAME);
 	return 0;
 }
@@ -443,8 +538,14 @@ static void cleanup(struct restore *x)
 	free((void *)x->eo.shard_fds);
 	free((void *)x->eo.shard_labels);
 	free(x->stats);
+	free(x->shard_limits);
 	if (x->cancel_fd >= 0)
 		close(x->cancel_fd);
+	if (x->plain_dir[0])
+		session_rmdir(x->plain_dir);
+	for (size_t i = 0; i < x->nplain; i++)
+		reader_close(x->plain[i]);
+	free(x->plain);
 	if (x->privdir[0])
 		session_rmdir(x->privdir);
 	if (x->files.buckets)

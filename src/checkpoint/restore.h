@@ -20,6 +20,7 @@ struct restore_opts {
 	bool leave_stopped;
 	bool detach;			/* --restore-detached (the default) */
 	uint64_t memory_limit;
+	uint64_t spill_limit;		/* 0: the image's size from the manifest */
 	char *const *criu_opts;
 	int ncriu_opts;
 	const char *criu;
@@ -41,7 +42,9 @@ struct restore_result {
 	uint64_t spilled;
 };
 
-/* Signals must be blocked as for checkpoint_dump(). */
+/* Call before any thread starts. SIGINT and SIGTERM end the process while
+ * the checkpoint is being read; then they are blocked (as for
+ * checkpoint_dump()) and end the restore cleanly, nothing resumed. */
 int checkpoint_restore(const struct restore_opts *o, struct restore_result *r);
 
 #endif

@@ -134,6 +134,32 @@ int session_block_signals(void)
 	return 0;
 }
 
+static void exit_interrupted(int sig)
+{
+	static const char msg[] = ": interrupted\n";
+	(void)sig;
+	/* Only async-signal-safe calls: write(2) and _exit(2). */
+	(void)!write(STDERR_FILENO, err_progname, strlen(err_progname));
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+int session_exit_on_signals(void)
+{
+	struct sigaction sa = {.sa_handler = exit_interrupted};
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+		return err_sys("sigaction");
+	return 0;
+}
+
+bool session_interrupted(void)
+{
+	sigset_t pending;
+	return sigpending(&pending) == 0 &&
+	       (sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1);
+}
+
 /* Handles the signals that are pending; returns 1 once CRIU has exited
  * (status in *status). */
 static int drain_signals(struct criu_watch *w, int sfd, int *status)

@@ -52,6 +52,16 @@ int engine_thread_join(struct engine_thread *et);
  * them from a signalfd. */
 int session_block_signals(void);
 
+/* Before the session takes SIGINT and SIGTERM, a step may block for good
+ * (a stalled server, a stuck mount) and must still end on them: this makes
+ * either print "<prog>: interrupted" and exit(1) at once, which is right
+ * as long as nothing has started that needs cleaning up. */
+int session_exit_on_signals(void);
+
+/* True if SIGINT or SIGTERM is pending (blocked and not yet taken): long
+ * steps before CRIU runs check it as they go. */
+bool session_interrupted(void);
+
 struct criu_watch {
 	pid_t pid;
 	const char *log_path;

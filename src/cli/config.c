@@ -29,6 +29,9 @@ static const struct config_key keys[] = {
 	 "where dumps go: a directory, s3://bucket/prefix or gs://bucket/prefix"},
 	{"restore.memory_limit", T_SIZE, "64M", false,
 	 "image data a restore holds in memory before spilling to $TMPDIR"},
+	{"restore.spill_limit", T_SIZE, NULL, false,
+	 "image data a restore may spill to $TMPDIR (default: the image's size from its "
+	 "manifest; never more than the free space less 64 MiB)"},
 	{"criu.path", T_STRING, "criu", false, "the CRIU binary (also $CRSTREAM_CRIU)"},
 	{"criu.leave_running", T_BOOL, "false", false, "keep dumped processes running"},
 	{"s3.access_key_id", T_STRING, NULL, false, "S3 credentials (after AWS_* variables)"},
@@ -40,6 +43,8 @@ static const struct config_key keys[] = {
 	{"s3.part_size", T_SIZE, NULL, false, "first multipart part size (grows for large streams)"},
 	{"s3.parts_in_flight", T_UINT, NULL, false, "parts uploaded at once per stream"},
 	{"s3.timeout_seconds", T_UINT, NULL, false, "a request stalled this long is retried"},
+	{"s3.request_timeout_seconds", T_UINT, NULL, false,
+	 "a request (retries included) not done after this long fails (default 600)"},
 	{"s3.connect_timeout_seconds", T_UINT, NULL, false, "connection timeout"},
 	{"s3.retries", T_UINT, NULL, false, "retries of a failed request"},
 	{"gcs.hmac_access_id", T_STRING, NULL, false, "GCS HMAC key (after GCS_HMAC_ACCESS_ID)"},

@@ -1,5 +1,6 @@
 /* `crstream dump <pid>` */
 #include "checkpoint/dump.h"
+#include "checkpoint/manifest.h"
 #include "checkpoint/session.h"
 #include "cli/cli.h"
 #include "cli/config.h"
@@ -141,9 +142,9 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 static int resolve(struct config *cfg, struct dump_args *a, char *criu, size_t size)
 {
 	uint64_t streams = config_uint(cfg, "checkpoint.streams");
-	if (streams > 64)
-		return usage_error("crstream dump", "--streams %llu: at most 64 streams",
-				   (unsigned long long)streams);
+	if (streams > STREAMS_MAX)
+		return usage_error("crstream dump", "--streams %llu: at most %d streams",
+				   (unsigned long long)streams, STREAMS_MAX);
 	a->o.streams = (int)streams;
 	a->o.dir = config_get(cfg, "checkpoint.dir");
 	a->o.codec = codec_by_name(config_get(cfg, "checkpoint.compression"));

@@ -74,7 +74,9 @@ static int show(struct strmap_entry *me, void *arg)
 	} else if (c->has_manifest) {
 		status = "bad manifest";
 	}
-	printf("%-40s %-20s %10s %7d  %-11s %s\n", me->key, when, size, streams, comp, status);
+	/* Names and manifests are whoever wrote them's: escaped. */
+	printf("%-40s %-20s %10s %7d  %-11s %s\n", ESCAPED(me->key), ESCAPED(when), size, streams,
+	       ESCAPED(comp), status);
 	manifest_free(&m);
 	free(json);
 	l->shown++;
@@ -117,10 +119,21 @@ int cmd_ls(int argc, char **argv)
 	return close_location(cfg, s, rc);
 }
 
+/* The names to remove: only those a checkpoint is made of, at its top;
+ * anything else someone put there stays. */
+struct rm_ctx {
+	struct strmap keys;
+	const struct manifest *m;
+	bool is_checkpoint;
+};
+
 static int collect_key(const struct store_entry *e, void *arg)
 {
-	struct strmap *keys = arg;
-	return strmap_add(keys, e->key, NULL) ? 0 : -1;
+	struct rm_ctx *c = arg;
+	c->is_checkpoint |= !strcmp(e->key, MANIFEST_NAME) || !strncmp(e->key, "img-", 4);
+	if (!layout_owns_name(c->m, e->key))
+		return 0;
+	return strmap_add(&c->keys, e->key, NULL) ? 0 : -1;
 }
 
 /* The manifest goes last: a checkpoint half-removed by a failure still
@@ -135,31 +148,39 @@ int cmd_rm(int argc, char **argv)
 {
 	int status;
 	if (!one_argument(argc, argv, "crstream rm CHECKPOINT",
-			  "Deletes a checkpoint (its streams, manifest and log), complete or not.\n"
-			  "Refuses a location that is not a checkpoint.\n", &status))
+			  "Deletes a checkpoint (its streams or image files, manifest and log),\n"
+			  "complete or not: only the files a checkpoint is made of, each by name;\n"
+			  "anything else in its directory stays. Refuses a location that is not a\n"
+			  "checkpoint.\n", &status))
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
-	struct strmap keys = {0};
+	struct rm_ctx c = {0};
+	struct manifest m = {0};
+	void *json = NULL;
+	size_t len;
 	int rc = open_location(argv[2], &cfg, &s);
 	if (rc == 0)
-		rc = strmap_init(&keys);
+		rc = strmap_init(&c.keys);
+	/* A plain image directory's files are the ones its manifest lists; an
+	 * unreadable manifest only means that none of them is removed. */
+	if (rc == 0 && s->ops->get(s, MANIFEST_NAME, &json, &len) == 0 && manifest_parse(json, &m) == 0)
+		c.m = &m;
+	err_clear();
 	if (rc == 0)
-		rc = s->ops->list(s, "", collect_key, &keys);
-	bool is_checkpoint = false;
-	for (size_t b = 0; rc == 0 && b < keys.nbuckets; b++)
-		for (struct strmap_entry *e = keys.buckets[b]; e; e = e->next)
-			is_checkpoint |= !strcmp(e->key, MANIFEST_NAME) || !strncmp(e->key, "img-", 4);
-	if (rc == 0 && !is_checkpoint)
+		rc = s->ops->list(s, "", collect_key, &c);
+	if (rc == 0 && !c.is_checkpoint)
 		rc = err_set("%s is not a checkpoint (no %s, no img-N streams): nothing removed",
 			     argv[2], MANIFEST_NAME);
 	if (rc == 0)
-		rc = strmap_each(&keys, remove_data, s);
+		rc = strmap_each(&c.keys, remove_data, s);
 	if (rc == 0)
 		rc = s->ops->remove(s, MANIFEST_NAME);
 	if (rc == 0)
-		printf("removed %s (%zu objects)\n", argv[2], keys.count);
-	if (keys.buckets)
-		strmap_free(&keys);
+		printf("removed %s (%zu objects)\n", argv[2], c.keys.count);
+	if (c.keys.buckets)
+		strmap_free(&c.keys);
+	manifest_free(&m);
+	free(json);
 	return close_location(cfg, s, rc);
 }

@@ -41,21 +41,23 @@ static void show_manifest(const struct manifest *m)
 		stored_bytes += m->stream[i].stored_bytes;
 	format_bytes(m->image_bytes, img, sizeof(img));
 	format_bytes(stored_bytes, stored, sizeof(stored));
+	/* Every string here is the checkpoint writer's: escaped. */
 	printf("status:      %s%s%s\n", m->complete ? "complete" : "INCOMPLETE",
-	       m->error ? ": " : "", m->error ? m->error : "");
-	printf("streams:     %d (%s, level %d)\n", m->streams, m->compression, m->level);
+	       m->error ? ": " : "", m->error ? ESCAPED(m->error) : "");
+	printf("streams:     %d (%s, level %d)\n", m->streams, ESCAPED(m->compression), m->level);
 	printf("image:       %s in %zu files; stored %s\n", img, m->nfiles, stored);
-	printf("process:     pid %d on %s (%s)\n", m->pid, m->hostname ? m->hostname : "?",
-	       m->kernel ? m->kernel : "?");
-	printf("dumped:      %s .. %s, frozen %.1f ms, CRIU %s, crstream %s\n", m->started_at,
-	       m->finished_at[0] ? m->finished_at : "?", (double)m->frozen_us / 1000.0,
-	       m->criu_version ? m->criu_version : "?", m->tool_version ? m->tool_version : "?");
+	printf("process:     pid %d on %s (%s)\n", m->pid, m->hostname ? ESCAPED(m->hostname) : "?",
+	       m->kernel ? ESCAPED(m->kernel) : "?");
+	printf("dumped:      %s .. %s, frozen %.1f ms, CRIU %s, crstream %s\n",
+	       ESCAPED(m->started_at), m->finished_at[0] ? ESCAPED(m->finished_at) : "?",
+	       (double)m->frozen_us / 1000.0, m->criu_version ? ESCAPED(m->criu_version) : "?",
+	       m->tool_version ? ESCAPED(m->tool_version) : "?");
 	for (int i = 0; m->stream && i < m->streams; i++)
-		printf("stream:      %-12s %12llu bytes (raw %llu)  xxh128 %s\n", m->stream[i].file,
-		       (unsigned long long)m->stream[i].stored_bytes,
+		printf("stream:      %-12s %12llu bytes (raw %llu)  xxh128 %s\n",
+		       ESCAPED(m->stream[i].file), (unsigned long long)m->stream[i].stored_bytes,
 		       (unsigned long long)m->stream[i].raw_bytes, m->stream[i].checksum);
 	for (size_t i = 0; i < m->nfiles; i++)
-		printf("file:        %-24s %12llu bytes\n", m->files[i].name,
+		printf("file:        %-24s %12llu bytes\n", ESCAPED(m->files[i].name),
 		       (unsigned long long)m->files[i].size);
 }
 
@@ -74,7 +76,7 @@ int cmd_inspect(int argc, char **argv)
 	int rc = open_location(argv[2], &cfg, &s);
 	if (rc == 0)
 		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
-	printf("checkpoint:  %s\n", argv[2]);
+	printf("checkpoint:  %s\n", ESCAPED(argv[2]));
 	if (rc == 0) {
 		struct manifest m;
 		rc = manifest_parse(json, &m);
@@ -89,7 +91,7 @@ int cmd_inspect(int argc, char **argv)
 			printf("status:      no manifest; %s layout\n", lay.kind);
 			printf("streams:     %d (%s)\n", lay.streams, lay.codec->name);
 			for (int i = 0; i < lay.streams; i++)
-				printf("stream:      %s\n", lay.files[i]);
+				printf("stream:      %s\n", ESCAPED(lay.files[i]));
 			layout_free(&lay);
 		}
 	}

@@ -153,15 +153,14 @@ int cmd_restore(int argc, char **argv)
 	a.o.self = self;
 	a.o.criu_opts = a.criu_opts;
 	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
+	a.o.spill_limit = config_uint(cfg, "restore.spill_limit");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
 	bool line_drawn = false;
 	if (!a.json && isatty(STDERR_FILENO))
 		a.o.progress = (struct ckpt_progress_sink){progress_line_render, &line_drawn};
 	struct restore_result r;
-	rc = session_block_signals();
-	if (rc == 0)
-		rc = checkpoint_restore(&a.o, &r);
+	rc = checkpoint_restore(&a.o, &r);
 	if (a.json)
 		print_json(&a.o, &r, rc);
 	else if (rc < 0)

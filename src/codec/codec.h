@@ -11,7 +11,8 @@
  *   none  0..0, 0   ignored
  *   lz4   1..12, 1  as the lz4 CLI: 1-2 fast, 3..12 LZ4HC; 64 KiB
  *                   independent blocks, content checksum (codec_lz4.c)
- *   zstd  1..19, 1  as the zstd CLI; frame checksum on (codec_zstd.c)
+ *   zstd  1..19, 1  as the zstd CLI; frame checksum on; decoding refuses
+ *                   windows over 16 MiB (codec_zstd.c)
  *   gzip  1..9, 1   gzip's scale mapped onto ISA-L igzip: 1 -> 1, 2 -> 2,
  *   zlib  1..9, 1   3..9 -> 3, ISA-L's strongest (codec_igzip.c)
  *   auto  1..19, 3  zstd whose level follows the bottleneck: raised while

@@ -37,6 +37,15 @@
 #include <string.h>
 #include <time.h>
 #include <zstd.h>
+#include <zstd_errors.h>
+
+/* The decoder's window (the memory a frame can make it allocate) is
+ * limited to 2^24 = 16 MiB: zstd's default lets a frame ask for 128 MiB per
+ * stream, and a hostile stream would. crstream's own frames never need more
+ * than 8 MiB (level 19 on large inputs uses a 2^23 window); a stream
+ * compressed elsewhere with a larger window (zstd --long, --ultra levels)
+ * is refused with this limit in the message. */
+#define ZSTD_WINDOW_LOG_MAX 24
 
 #define AUTO_WINDOW ((uint64_t)16 << 20)
 #define AUTO_FLOOR (-4)
@@ -345,6 +354,9 @@ static int zstd_step(struct codec_decoder *d, const unsigned char *in, size_t in
 	ZSTD_inBuffer src = { in, in_len, 0 };
 	ZSTD_outBuffer dst = { out, cap, 0 };
 	size_t r = ZSTD_decompressStream(z->dctx, &dst, &src);
+	if (ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge)
+		return err_set("%s (the frame needs a window over the %u MiB crstream allows)",
+			       ZSTD_getErrorName(r), (1u << ZSTD_WINDOW_LOG_MAX) >> 20);
 	if (ZSTD_isError(r))
 		return err_set("%s", ZSTD_getErrorName(r));
 	st->consumed = src.pos;
@@ -378,6 +390,13 @@ static struct reader *zstd_decoder(struct reader *next)
 	z->dctx = ZSTD_createDCtx();
 	if (!z->dctx) {
 		err_set("zstd decoder: cannot create a decompression context");
+		free(z);
+		return NULL;
+	}
+	size_t r = ZSTD_DCtx_setParameter(z->dctx, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX);
+	if (ZSTD_isError(r)) {
+		err_set("zstd decoder: limiting the window: %s", ZSTD_getErrorName(r));
+		ZSTD_freeDCtx(z->dctx);
 		free(z);
 		return NULL;
 	}

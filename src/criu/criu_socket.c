@@ -34,6 +34,14 @@ int criu_listen(struct criu_listener *l, const char *images_dir, const char *soc
 		close(fd);
 		return -1;
 	}
+	/* 0600 whatever the umask, before anyone can connect (no one can
+	 * before listen()); never through a symbolic link put in its place. */
+	if (fchmodat(AT_FDCWD, l->path, 0600, AT_SYMLINK_NOFOLLOW) < 0) {
+		err_sys("chmod %s", l->path);
+		close(fd);
+		unlink(l->path);
+		return -1;
+	}
 	if (listen(fd, 1) < 0) {
 		err_sys("cannot listen on %s", l->path);
 		close(fd);
@@ -44,12 +52,32 @@ int criu_listen(struct criu_listener *l, const char *images_dir, const char *soc
 	return 0;
 }
 
+/* The peer is CRIU, run by root or by whoever runs us: anyone else who got
+ * to the socket first would be served the image, or feed us one. */
+static int check_peer(int c, const char *path)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return err_sys("%s: SO_PEERCRED", path);
+	if (cred.uid != 0 && cred.uid != getuid())
+		return err_set("%s: the first process to connect (pid %d, uid %u) is neither root "
+			       "nor uid %u: refused", path, (int)cred.pid, (unsigned)cred.uid,
+			       (unsigned)getuid());
+	return 0;
+}
+
 int criu_accept(struct criu_listener *l)
 {
 	for (;;) {
 		int c = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c >= 0)
+		if (c >= 0) {
+			if (check_peer(c, l->path) < 0) {
+				close(c);
+				return -1;
+			}
 			return c;
+		}
 		if (errno != EINTR)
 			return err_sys("accept on %s", l->path);
 	}

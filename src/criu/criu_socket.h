@@ -19,10 +19,12 @@ struct criu_listener {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-/* Unlink a stale socket at images_dir/sock_name, bind and listen. */
+/* Unlink a stale socket at images_dir/sock_name, bind (mode 0600 whatever
+ * the umask) and listen. */
 int criu_listen(struct criu_listener *l, const char *images_dir, const char *sock_name);
 
-/* Accept CRIU's single connection. Returns the connection fd or -1. */
+/* Accept CRIU's single connection: its peer must be root or our real uid
+ * (SO_PEERCRED). Returns the connection fd or -1. */
 int criu_accept(struct criu_listener *l);
 
 /* Close the listening socket and remove its path. */

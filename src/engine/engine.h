@@ -53,8 +53,18 @@ struct engine_opts {
 	bool allow_cedana;
 	/* serve: whether a file is in the image at all (from a manifest), so
 	 * that CRIU's probes for absent files are answered at once instead of
-	 * after the whole image has been read. NULL: wait for the image. */
+	 * after the whole image has been read, and a file the image should
+	 * not have is refused as soon as its name appears. NULL: wait for the
+	 * image, take any file. */
 	bool (*in_image)(void *arg, const char *name);
+	/* serve: the size a manifest records for a file: a byte more is
+	 * refused where it arrives. NULL: no limit. */
+	uint64_t (*recorded_size)(void *arg, const char *name);
+	/* serve: bytes each shard may have (from a manifest), NULL: any. */
+	const uint64_t *shard_limits;
+	/* serve: bytes that may go to the spill file; 0: no limit but the
+	 * free space there, which always bounds it (less a margin). */
+	uint64_t spill_limit;
 
 	/* capture: an fd that becomes readable once CRIU has sent its last
 	 * file (its post-dump hook runs before it closes the socket): take

@@ -81,7 +81,7 @@ int engine_accept(struct criu_listener *l, int cancel_fd)
  * refused, whatever produced the shard. */
 int engine_check_name(const char *name)
 {
-	if (!name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+	if (!is_plain_name(name))
 		return err_set("unsafe file name \"%s\" in the image", name);
 	return 0;
 }

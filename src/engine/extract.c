@@ -7,6 +7,8 @@
 #include "util/fdio.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,9 +47,12 @@ static void *x_open(void *ctx, const char *name)
 		free(f);
 		return NULL;
 	}
-	f->fd = openat(x->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", x->o->images_dir, name);
+	/* Never through a symbolic link planted in the directory, never over
+	 * an existing file. */
+	f->fd = file_create_at(x->dirfd, name, O_WRONLY, path);
 	if (f->fd < 0) {
-		err_sys("cannot create %s/%s", x->o->images_dir, name);
 		free(f);
 		return NULL;
 	}
@@ -101,9 +106,11 @@ int engine_extract(const struct engine_opts *o, struct engine_result *res)
 
 	if (mkdir_p(o->images_dir, 0700) < 0)
 		return -1;
-	x.dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Ours and private, whoever made it: nobody else may swap what we
+	 * write in it. */
+	x.dirfd = dir_open_at(AT_FDCWD, o->images_dir, false, true, o->images_dir);
 	if (x.dirfd < 0)
-		return err_sys("cannot open %s", o->images_dir);
+		return -1;
 	x.ext_used = calloc((size_t)o->next + 1, sizeof(bool));
 	if (!x.ext_used) {
 		close(x.dirfd);

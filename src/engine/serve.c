@@ -20,6 +20,7 @@
 #include "shard/shard_reader.h"
 #include "util/err.h"
 #include "util/fdio.h"
+#include "util/fmt.h"
 #include "util/strmap.h"
 #include "util/trace.h"
 
@@ -35,6 +36,7 @@
 #include <sys/uio.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define DEFAULT_MEMORY_LIMIT (64u << 20)
@@ -48,6 +50,8 @@
  * (at most an eighth of the budget), or when the ingest needs them:
  * asking the pipe costs its lock, which CRIU holds while it copies. */
 #define RECLAIM_STEP ((uint64_t)4 << 20)
+/* Free space the spill leaves on its filesystem, whatever the image. */
+#define SPILL_FREE_MARGIN (64ull << 20)
 
 enum extent_kind {
 	EXT_POOL,	/* bytes in a pool buffer (given to CRIU by reference) */
@@ -77,6 +81,7 @@ struct sfile {
 	const char *name;	/* key in the files map */
 	struct extent *head, *tail;	/* not yet given to CRIU */
 	uint64_t size;		/* bytes received */
+	uint64_t limit;		/* bytes it may have (the manifest's size) */
 	bool complete;		/* file_eof seen */
 	bool requested;		/* CRIU asked for it */
 	bool dropped;		/* CRIU closed its pipe early: discard the rest */
@@ -116,6 +121,8 @@ struct serve {
 	/* ingest thread only */
 	int spill_fd;		/* appended by ingest, read by main at offsets */
 	loff_t spill_end;
+	uint64_t spill_cap;	/* bytes the spill file may take */
+	char spill_why[96];	/* what sets spill_cap, for the message */
 	bool *ext_used;
 	struct shard_reader reader;
 
@@ -184,7 +191,30 @@ static int open_spill(struct serve *s)
 	if (s->spill_fd < 0)
 		return err_sys("cannot create a spill file in %s (the image exceeds the memory "
 			       "limit of %llu bytes)", dir, (unsigned long long)s->mem_limit);
+	/* A stream can claim any size: the spill stops at the limit given
+	 * (by default the image's size in the manifest) and always leaves
+	 * the filesystem a margin of free space. */
+	struct statvfs vfs;
+	if (fstatvfs(s->spill_fd, &vfs) < 0)
+		return err_sys("statvfs %s", dir);
+	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	s->spill_cap = avail > SPILL_FREE_MARGIN ? avail - SPILL_FREE_MARGIN : 0;
+	snprintf(s->spill_why, sizeof(s->spill_why), "the free space in %.40s less %llu MiB", dir,
+		 SPILL_FREE_MARGIN >> 20);
+	if (s->o->spill_limit && s->o->spill_limit < s->spill_cap) {
+		s->spill_cap = s->o->spill_limit;
+		snprintf(s->spill_why, sizeof(s->spill_why), "the spill limit");
+	}
 	return 0;
+}
+
+static int spill_room(struct serve *s, uint32_t len)
+{
+	if (len <= s->spill_cap - s->res->spilled)
+		return 0;
+	return err_set("the image needs more than %llu bytes of spill space (%s; "
+		       "restore.spill_limit, --memory-limit)",
+		       (unsigned long long)s->spill_cap, s->spill_why);
 }
 
 static void *ingest_open(void *ctx, const char *name)
@@ -203,6 +233,10 @@ static void *ingest_open(void *ctx, const char *name)
 		s->ext_used[ext] = true;
 		return x;
 	}
+	if (s->o->in_image && !s->o->in_image(s->o->arg, name)) {
+		err_set("%s is not in the image's manifest", name);
+		return NULL;
+	}
 	struct sfile *f = calloc(1, sizeof(*f));
 	if (!f) {
 		err_set("out of memory");
@@ -210,6 +244,7 @@ static void *ingest_open(void *ctx, const char *name)
 	}
 	f->pipe = -1;
 	f->hold = s->o->nremaps > 0 && strcmp(name, "files.img") == 0;
+	f->limit = s->o->recorded_size ? s->o->recorded_size(s->o->arg, name) : UINT64_MAX;
 	pthread_mutex_lock(&s->mu);
 	struct strmap_entry *e = strmap_add(&s->files, name, f);
 	if (e)
@@ -299,6 +334,8 @@ static struct extent *take_payload(struct serve *s, struct sfile *f, struct shar
 		rc = shard_in_skip(in, len);
 	} else {
 		rc = s->spill_fd < 0 ? open_spill(s) : 0;
+		if (rc == 0)
+			rc = spill_room(s, len);
 		if (rc == 0) {
 			e->fd = s->spill_fd;
 			e->off = s->spill_end;
@@ -321,6 +358,15 @@ static int ingest_data(void *ctx, void *file, struct shard_in *in, uint32_t len)
 		return shard_in_splice(in, ((struct xfile *)file)->fd, NULL, len);
 	}
 	struct sfile *f = file;
+	/* Only this thread changes f->size. */
+	if (len > f->limit - f->size)
+		return err_set("longer than the %llu bytes its manifest records (%u more bytes at "
+			       "offset %llu)", (unsigned long long)f->limit, len,
+			       (unsigned long long)f->size);
+	if (f->hold && f->size + len > s->mem_limit / 4)
+		return err_set("over %llu bytes: --tcp-listen-remap holds files.img in memory "
+			       "and patches a copy, within a quarter of the memory limit",
+			       (unsigned long long)(s->mem_limit / 4));
 	while (len > 0) {
 		pthread_mutex_lock(&s->mu);
 		bool dropped = f->dropped;
@@ -828,6 +874,8 @@ static int serve_image(struct serve *s)
 	for (int i = 0; o->shard_labels && i < o->nshards; i++)
 		shard_reader_set_label(&s->reader, i, o->shard_labels[i]);
 	shard_reader_set_abort_fd(&s->reader, s->abort_fd);
+	for (int i = 0; o->shard_limits && i < o->nshards; i++)
+		shard_reader_set_limit(&s->reader, i, o->shard_limits[i]);
 	if (o->allow_cedana)
 		shard_reader_allow_cedana(&s->reader);
 	if (pthread_create(&th, NULL, ingest_main, s) != 0) {

@@ -13,6 +13,11 @@
 #define MARKER_RECORD_MAX (4u + MARKER_MAX_LEN)
 /* Longest file name a marker may carry, leaving room for the other fields. */
 #define MARKER_NAME_MAX 4096u
+/* Most files an image may have. CRIU writes about ten per process and one
+ * per thread, so this is a tree of well over a thousand processes; the
+ * bound keeps what a hostile image can make a reader allocate (a table
+ * entry per name, a manifest entry per file) to a few MiB. */
+#define IMAGE_FILES_MAX 16384u
 
 enum marker_kind {
 	MARKER_FILENAME,

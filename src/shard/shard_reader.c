@@ -67,6 +67,7 @@ int shard_reader_init(struct shard_reader *r, const int *fds, int nfds,
 		s->is_pipe = S_ISFIFO(st.st_mode);
 		s->is_regular = S_ISREG(st.st_mode);
 		s->abort_fd = -1;
+		s->limit = UINT64_MAX;
 	}
 	return 0;
 }
@@ -96,6 +97,22 @@ void shard_reader_set_label(struct shard_reader *r, int i, const char *label)
 	r->shards[i].label = label;
 }
 
+void shard_reader_set_limit(struct shard_reader *r, int i, uint64_t bytes)
+{
+	r->shards[i].limit = bytes;
+}
+
+/* Whether len more bytes at the shard's current offset stay within its
+ * limit; sets the message if not. */
+static bool within_limit(const struct shard_in *in, uint64_t at, uint64_t len)
+{
+	if (at <= in->limit && len <= in->limit - at)
+		return true;
+	err_set("the shard goes on past the %llu bytes its manifest records",
+		(unsigned long long)in->limit);
+	return false;
+}
+
 void shard_reader_set_abort_fd(struct shard_reader *r, int fd)
 {
 	r->abort_fd = fd;
@@ -111,6 +128,10 @@ static struct reader_file *lookup(struct shard_reader *r, const char *name)
 
 static struct reader_file *add_file(struct shard_reader *r, const char *name)
 {
+	if (r->files.count >= IMAGE_FILES_MAX) {
+		err_set("more than %u image files: not an image crstream can read", IMAGE_FILES_MAX);
+		return NULL;
+	}
 	struct reader_file *f = calloc(1, sizeof(*f));
 	struct strmap_entry *e = f ? strmap_add(&r->files, name, f) : NULL;
 	if (!e) {
@@ -287,6 +308,8 @@ static int read_marker(struct shard_reader *r, struct shard_in *in)
 			MARKER_MAX_LEN);
 		return shard_fail(in, at);
 	}
+	if (!within_limit(in, at, 4 + (uint64_t)len))
+		return shard_fail(in, at);
 	if (in_read(in, body, len, &n) < 0)
 		return shard_fail(in, at);
 	if (n < len) {
@@ -340,6 +363,8 @@ static int process(struct shard_reader *r, struct shard_in *in)
 	case MARKER_FILE_DATA:
 		if (!f)
 			return err_set("file_data (%u bytes) with no current file", m->data_len);
+		if (!within_limit(in, in->offset, m->data_len))
+			return -1;
 		if (r->ops->data(r->ctx, f->handle, in, m->data_len) < 0)
 			return err_prefix("%s", f->name);
 		return 0;

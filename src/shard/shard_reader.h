@@ -27,6 +27,7 @@ struct shard_in {
 	uint64_t done_ms;	/* time from start to EOF */
 	const char *label;	/* for messages: "shard 2" unless set */
 	int abort_fd;		/* the reader's abort fd (-1: none) */
+	uint64_t limit;		/* bytes the shard may have (UINT64_MAX: any) */
 };
 
 /* What the reader does with the image's files. Handles are the sink's. */
@@ -66,6 +67,11 @@ void shard_reader_free(struct shard_reader *r);
 
 /* Label shard i in messages (e.g. "img-2.lz4"); the string is not copied. */
 void shard_reader_set_label(struct shard_reader *r, int i, const char *label);
+
+/* Shard i holds at most `bytes` bytes (what a manifest promises): a record
+ * that would go past it is refused before it is read, however much more
+ * the shard would deliver. */
+void shard_reader_set_limit(struct shard_reader *r, int i, uint64_t bytes);
 
 /* While reading pipes, give up (error "aborted") as soon as fd becomes
  * readable. */

@@ -2,7 +2,14 @@
  * under it; checkpoints hold process memory, so directories are 0700 and
  * files 0600 whatever the umask. Writes become durable on close (fsync of
  * the file, then of its directory) so that a checkpoint reported complete
- * survives a crash of the machine. */
+ * survives a crash of the machine.
+ *
+ * crstream runs as root over directories others may write to: below the
+ * root (the user's path), every name is resolved relative to its parent's
+ * fd without following symbolic links; new files are created exclusively
+ * (an existing name is an error, never a file to truncate); directories
+ * written into must be ours and private; objects read must be regular
+ * files (a FIFO would block the reader forever). */
 #include "store/store.h"
 #include "util/err.h"
 #include "util/fdio.h"
@@ -11,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +26,25 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+/* The file `crstream check` writes and deletes to probe a location. */
+#define PROBE_NAME ".crstream-probe"
+
 struct local_store {
 	struct store s;
 	char *root;
+	/* The root, opened once and then kept: after that its path is never
+	 * resolved again, so every operation of a command (the removals of
+	 * `rm` after its listing, say) happens in the same directory. */
+	pthread_mutex_t mu;
+	int rootfd;
 };
 
 struct local_writer {
 	struct writer w;
 	int fd;
-	char *path;
+	int dirfd;	/* the directory holding it: unlink on abort, fsync on close */
+	char *path;	/* for messages */
+	char *base;	/* its name in dirfd */
 	uint64_t offset;
 };
 
@@ -61,19 +79,14 @@ static int check_key(const char *key)
 	return bad ? err_set("invalid object name \"%s\"", key) : 0;
 }
 
-/* mkdir -p of path's parent, each new directory 0700. */
-static int make_parents(const char *path)
+/* mkdir -p of path itself, each new directory 0700. */
+static int make_dirs(const char *path)
 {
 	char buf[PATH_MAX];
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+	if (snprintf(buf, sizeof(buf), "%s/", path) >= (int)sizeof(buf))
 		return err_set("path too long: %s", path);
-	char *slash = strrchr(buf, '/');
-	if (!slash || slash == buf)
-		return 0;
-	*slash = '\0';
-	for (char *p = buf + 1; ; p++) {
-		bool end = *p == '\0';
-		if (*p != '/' && !end)
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
 			continue;
 		*p = '\0';
 		if (mkdir(buf, 0700) == 0) {
@@ -82,35 +95,104 @@ static int make_parents(const char *path)
 		} else if (errno != EEXIST) {
 			return err_sys("cannot create directory %s", buf);
 		}
-		if (end)
-			break;
 		*p = '/';
 	}
 	return 0;
 }
 
-/* fsync the directory holding path, so that its new entry is durable. */
-static int sync_parent(const char *path)
+/* The root's fd (owned by the store); -1 with errno ENOENT when it does
+ * not exist and create is false. */
+static int root_fd(struct store *s, bool create)
 {
-	char buf[PATH_MAX];
-	snprintf(buf, sizeof(buf), "%s", path);
-	char *slash = strrchr(buf, '/');
-	if (slash == buf)
-		slash[1] = '\0';
-	else if (slash)
+	struct local_store *ls = (struct local_store *)s;
+	pthread_mutex_lock(&ls->mu);
+	int fd = ls->rootfd;
+	if (fd < 0 && (!create || make_dirs(ls->root) == 0)) {
+		fd = open(ls->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 && (create || errno != ENOENT))
+			err_sys("cannot open directory %s", ls->root);
+		ls->rootfd = fd;
+	}
+	pthread_mutex_unlock(&ls->mu);
+	return fd;
+}
+
+/* The directories on the way to a key, opened one by one: the root by its
+ * path (the user's choice, symbolic links and all), everything below it
+ * relative to its parent's fd and never through a symbolic link, so that a
+ * checkpoint's content cannot lead reads or writes out of it. */
+#define KEY_DEPTH_MAX 8
+
+struct key_path {
+	int fd[KEY_DEPTH_MAX + 1];	/* fd[0] the root (the store's), fd[i + 1] is name[i] in fd[i] */
+	const char *name[KEY_DEPTH_MAX + 1];	/* name[n]: the key's last component */
+	int n;
+	char buf[PATH_MAX];	/* the key, split at its slashes */
+	char label[PATH_MAX + 64];	/* "root/dir/..." as far as opened, for messages */
+};
+
+static void key_close(struct key_path *kp)
+{
+	for (int i = 1; i <= kp->n; i++)
+		if (kp->fd[i] >= 0)
+			close(kp->fd[i]);
+	kp->n = -1;
+}
+
+/* Opens the directories of `key`. Writing creates them as needed (0700)
+ * and requires those below the root to be ours and private. Returns 0,
+ * 1 when reading and a directory does not exist (no message), -1. */
+static int key_open(struct store *s, const char *key, bool write, struct key_path *kp)
+{
+	const char *root = root_of(s);
+	kp->n = -1;
+	if (check_key(key) < 0)
+		return -1;
+	if (snprintf(kp->buf, sizeof(kp->buf), "%s", key) >= (int)sizeof(kp->buf))
+		return err_set("object name too long: %s", key);
+	snprintf(kp->label, sizeof(kp->label), "%s", root);
+	kp->fd[0] = root_fd(s, write);
+	if (kp->fd[0] < 0)
+		return !write && errno == ENOENT ? 1 : -1;
+	kp->n = 0;
+	char *p = kp->buf;
+	for (char *slash; (slash = strchr(p, '/')); p = slash + 1) {
 		*slash = '\0';
-	else
-		strcpy(buf, ".");
-	int fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys("cannot open directory %s", buf);
-	int rc = fsync(fd);
-	int saved = errno;
-	close(fd);
-	errno = saved;
+		if (kp->n == KEY_DEPTH_MAX) {
+			key_close(kp);
+			return err_set("object name nested too deep: %s", key);
+		}
+		kp->name[kp->n] = p;
+		size_t len = strlen(kp->label);
+		snprintf(kp->label + len, sizeof(kp->label) - len, "/%s", p);
+		int fd = dir_open_at(kp->fd[kp->n], p, write, write, kp->label);
+		if (fd < 0) {
+			bool absent = !write && errno == ENOENT;
+			key_close(kp);
+			return absent ? 1 : -1;
+		}
+		kp->fd[++kp->n] = fd;
+	}
+	kp->name[kp->n] = p;
+	return 0;
+}
+
+static int key_dirfd(const struct key_path *kp)
+{
+	return kp->fd[kp->n];
+}
+
+static const char *key_base(const struct key_path *kp)
+{
+	return kp->name[kp->n];
+}
+
+/* fsync a directory, so that its new entries are durable. */
+static int sync_dir(int dirfd, const char *label)
+{
 	/* Some FUSE filesystems do not implement fsync on directories. */
-	if (rc < 0 && errno != EINVAL && errno != ENOTSUP)
-		return err_sys("fsync %s", buf);
+	if (fsync(dirfd) < 0 && errno != EINVAL && errno != ENOTSUP)
+		return err_sys("fsync %s", label);
 	return 0;
 }
 
@@ -129,7 +211,10 @@ static void lw_free(struct local_writer *lw)
 {
 	if (lw->fd >= 0)
 		close(lw->fd);
+	if (lw->dirfd >= 0)
+		close(lw->dirfd);
 	free(lw->path);
+	free(lw->base);
 	free(lw);
 }
 
@@ -142,12 +227,12 @@ static int lw_close(struct writer *w)
 	if (close(lw->fd) < 0 && rc == 0)
 		rc = err_sys("%s: close", lw->path);
 	lw->fd = -1;
-	if (rc == 0 && sync_parent(lw->path) < 0)
+	if (rc == 0 && sync_dir(lw->dirfd, lw->path) < 0)
 		rc = -1;
 	/* Not durable is not stored: like abort(), leave no object behind
 	 * (a failed dump must not leave a stream file that looks whole). */
 	if (rc < 0)
-		unlink(lw->path);
+		unlinkat(lw->dirfd, lw->base, 0);
 	lw_free(lw);
 	return rc;
 }
@@ -155,7 +240,7 @@ static int lw_close(struct writer *w)
 static void lw_abort(struct writer *w)
 {
 	struct local_writer *lw = (struct local_writer *)w;
-	unlink(lw->path);
+	unlinkat(lw->dirfd, lw->base, 0);
 	lw_free(lw);
 }
 
@@ -171,35 +256,32 @@ static const struct writer_ops local_writer_ops = {
 	.local_fd = lw_local_fd,
 };
 
-static int open_private(const char *path, int flags)
-{
-	int fd = open(path, flags | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys("cannot create %s", path);
-	if (fchmod(fd, 0600) < 0) {	/* defeat the umask and old modes */
-		err_sys("chmod %s", path);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static struct writer *local_create(struct store *s, const char *key)
 {
-	if (check_key(key) < 0)
+	struct key_path kp;
+	if (key_open(s, key, true, &kp) != 0)
 		return NULL;
 	struct local_writer *lw = calloc(1, sizeof(*lw));
 	if (!lw) {
+		key_close(&kp);
 		err_set("out of memory");
 		return NULL;
 	}
 	lw->w.ops = &local_writer_ops;
 	lw->fd = -1;
+	lw->dirfd = fcntl(key_dirfd(&kp), F_DUPFD_CLOEXEC, 0);
 	lw->path = join(root_of(s), key);
-	if (!lw->path || make_parents(lw->path) < 0 ||
-	    /* Readable too: the uncompressed fast path hashes what it spliced
-	     * in through a mapping of the file. */
-	    (lw->fd = open_private(lw->path, O_RDWR | O_CREAT | O_TRUNC)) < 0) {
+	lw->base = strdup(key_base(&kp));
+	key_close(&kp);
+	if (lw->dirfd < 0 || !lw->path || !lw->base) {
+		err_set("out of memory");
+		lw_free(lw);
+		return NULL;
+	}
+	/* Readable too: the uncompressed fast path hashes what it spliced in
+	 * through a mapping of the file. */
+	lw->fd = file_create_at(lw->dirfd, lw->base, O_RDWR, lw->path);
+	if (lw->fd < 0) {
 		lw_free(lw);
 		return NULL;
 	}
@@ -242,10 +324,26 @@ static const struct reader_ops local_reader_ops = {
 	.local_fd = lr_local_fd,
 };
 
+/* The regular file at key, opened for reading. Returns the fd, -1 with
+ * errno ENOENT (no message) if there is none, or -1. */
+static int open_object(struct store *s, const char *key, const char *path, struct stat *st)
+{
+	struct key_path kp;
+	int rc = key_open(s, key, false, &kp);
+	if (rc != 0) {
+		if (rc == 1)
+			errno = ENOENT;
+		return -1;
+	}
+	int fd = file_open_regular_at(key_dirfd(&kp), key_base(&kp), path, st);
+	int saved = errno;
+	key_close(&kp);
+	errno = saved;
+	return fd;
+}
+
 static struct reader *local_open_read(struct store *s, const char *key, uint64_t *size)
 {
-	if (check_key(key) < 0)
-		return NULL;
 	struct local_reader *lr = calloc(1, sizeof(*lr));
 	struct stat st;
 	if (!lr) {
@@ -258,11 +356,10 @@ static struct reader *local_open_read(struct store *s, const char *key, uint64_t
 		free(lr);
 		return NULL;
 	}
-	lr->fd = open(lr->path, O_RDONLY | O_CLOEXEC);
-	if (lr->fd < 0 || fstat(lr->fd, &st) < 0) {
-		err_sys("cannot open %s", lr->path);
-		if (lr->fd >= 0)
-			close(lr->fd);
+	lr->fd = open_object(s, key, lr->path, &st);
+	if (lr->fd < 0) {
+		if (errno == ENOENT)
+			err_set("cannot open %s: %s", lr->path, strerror(ENOENT));
 		free(lr->path);
 		free(lr);
 		return NULL;
@@ -278,62 +375,70 @@ static struct reader *local_open_read(struct store *s, const char *key, uint64_t
 
 static int local_put(struct store *s, const char *key, const void *buf, size_t len)
 {
-	if (check_key(key) < 0)
+	struct key_path kp;
+	if (key_open(s, key, true, &kp) != 0)
 		return -1;
-	char *path = join(root_of(s), key), *tmp = NULL;
-	int fd = -1, rc = -1;
-	if (!path || make_parents(path) < 0 || asprintf(&tmp, "%s.tmp", path) < 0)
+	int dirfd = key_dirfd(&kp), fd = -1, rc = -1;
+	bool created = false;	/* tmp is ours: remove it if anything fails */
+	char *path = join(root_of(s), key), *tmp = NULL, *tmp_path = NULL;
+	if (!path || asprintf(&tmp, "%s.tmp", key_base(&kp)) < 0 ||
+	    asprintf(&tmp_path, "%s.tmp", path) < 0) {
+		err_set("out of memory");
 		goto out;
-	if ((fd = open_private(tmp, O_WRONLY | O_CREAT | O_TRUNC)) < 0)
+	}
+	if ((fd = file_create_at(dirfd, tmp, O_WRONLY, tmp_path)) < 0)
 		goto out;
+	created = true;
 	if (write_full(fd, buf, len) < 0) {
-		err_sys("%s: write", tmp);
+		err_sys("%s: write", tmp_path);
 		goto out;
 	}
 	if (fsync(fd) < 0) {
-		err_sys("%s: fsync", tmp);
+		err_sys("%s: fsync", tmp_path);
 		goto out;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
-		err_sys("%s: close", tmp);
+		err_sys("%s: close", tmp_path);
 		goto out;
 	}
 	fd = -1;
 	/* rename() is the atomic step: readers see the old or the new file. */
-	if (rename(tmp, path) < 0) {
-		err_sys("cannot rename %s to %s", tmp, path);
+	if (renameat(dirfd, tmp, dirfd, key_base(&kp)) < 0) {
+		err_sys("cannot rename %s to %s", tmp_path, path);
 		goto out;
 	}
-	rc = sync_parent(path);
+	created = false;	/* renamed: now the object */
+	rc = sync_dir(dirfd, path);
 out:
 	if (fd >= 0)
 		close(fd);
-	if (rc < 0 && tmp)
-		unlink(tmp);
+	if (created)
+		unlinkat(dirfd, tmp, 0);
 	free(tmp);
+	free(tmp_path);
 	free(path);
+	key_close(&kp);
 	return rc;
 }
 
 static int local_get(struct store *s, const char *key, void **out, size_t *len)
 {
-	if (check_key(key) < 0)
-		return -1;
 	char *path = join(root_of(s), key);
 	if (!path)
 		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	int fd = open_object(s, key, path, &st);
 	if (fd < 0) {
-		int rc = errno == ENOENT ? 1 : err_sys("cannot open %s", path);
+		int rc = errno == ENOENT ? 1 : -1;
 		free(path);
 		return rc;
 	}
-	struct stat st;
 	char *buf = NULL;
 	int rc = -1;
-	if (fstat(fd, &st) < 0) {
-		err_sys("%s", path);
+	if ((uint64_t)st.st_size > STORE_SMALL_MAX) {
+		err_set("%s has %llu bytes, more than the %u a manifest may have", path,
+			(unsigned long long)st.st_size, STORE_SMALL_MAX);
 	} else if (!(buf = malloc((size_t)st.st_size + 1))) {
 		err_set("out of memory");
 	} else {
@@ -363,15 +468,14 @@ struct walk {
 	void *arg;
 };
 
-static int walk_dir(struct walk *w, const char *rel, int depth)
+/* Lists the directory dirfd (rel under the root; takes dirfd over), never
+ * following a symbolic link. */
+static int walk_dir(struct walk *w, int dirfd, const char *rel, int depth)
 {
-	char *dir = rel[0] ? join(w->root, rel) : strdup(w->root);
-	if (!dir)
-		return err_set("out of memory");
-	DIR *d = opendir(dir);
+	DIR *d = fdopendir(dirfd);
 	if (!d) {
-		int rc = (errno == ENOENT && !rel[0]) ? 0 : err_sys("cannot list %s", dir);
-		free(dir);
+		int rc = err_sys("cannot list %s/%s", w->root, rel);
+		close(dirfd);
 		return rc;
 	}
 	int rc = 0;
@@ -385,69 +489,72 @@ static int walk_dir(struct walk *w, const char *rel, int depth)
 			break;
 		}
 		struct stat st;
-		char *path = join(w->root, key);
-		if (path && lstat(path, &st) == 0) {
-			if (S_ISDIR(st.st_mode) && depth < 8)
-				rc = walk_dir(w, key, depth + 1);
-			else if (S_ISREG(st.st_mode) && !strncmp(key, w->prefix, strlen(w->prefix))) {
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (S_ISDIR(st.st_mode) && depth < KEY_DEPTH_MAX) {
+				int sub = openat(dirfd, de->d_name,
+						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (sub >= 0)
+					rc = walk_dir(w, sub, key, depth + 1);
+			} else if (S_ISREG(st.st_mode) && !strncmp(key, w->prefix, strlen(w->prefix))) {
 				struct store_entry e = {.key = key, .size = (uint64_t)st.st_size,
 							.mtime = st.st_mtime};
 				rc = w->fn(&e, w->arg);
 			}
 		}
-		free(path);
 		free(key);
 	}
 	closedir(d);
-	free(dir);
 	return rc;
 }
 
 static int local_list(struct store *s, const char *prefix, store_list_fn fn, void *arg)
 {
 	struct walk w = {.root = root_of(s), .prefix = prefix ? prefix : "", .fn = fn, .arg = arg};
-	return walk_dir(&w, "", 0);
+	int root = root_fd(s, false);
+	if (root < 0)
+		return errno == ENOENT ? 0 : -1;
+	int fd = fcntl(root, F_DUPFD_CLOEXEC, 0);	/* walk_dir's to close */
+	if (fd < 0)
+		return err_sys("cannot list %s", w.root);
+	return walk_dir(&w, fd, "", 0);
 }
 
 static int local_remove(struct store *s, const char *key)
 {
-	if (check_key(key) < 0)
-		return -1;
-	char *path = join(root_of(s), key);
-	if (!path)
-		return -1;
-	int rc = 0;
-	if (unlink(path) < 0 && errno != ENOENT)
-		rc = err_sys("cannot remove %s", path);
+	struct key_path kp;
+	int rc = key_open(s, key, false, &kp);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (unlinkat(key_dirfd(&kp), key_base(&kp), 0) < 0 && errno != ENOENT)
+		rc = err_sys("cannot remove %s/%s", root_of(s), key);
 	/* Drop directories the removal left empty, up to the root. */
-	for (char *slash; rc == 0 && (slash = strrchr(path, '/'));) {
-		*slash = '\0';
-		if (strlen(path) <= strlen(root_of(s)) || rmdir(path) < 0)
+	for (int i = kp.n - 1; rc == 0 && i >= 0; i--)
+		if (unlinkat(kp.fd[i], kp.name[i], AT_REMOVEDIR) < 0)
 			break;
-	}
-	free(path);
+	key_close(&kp);
 	return rc;
 }
 
 static int local_probe(struct store *s, char *report, size_t size)
 {
 	const char *root = root_of(s);
-	if (mkdir_p(root, 0700) < 0)
+	int dirfd = root_fd(s, true);
+	if (dirfd < 0)
 		return -1;
-	char *probe = join(root, ".crstream-probe");
-	if (!probe)
-		return -1;
-	int fd = open_private(probe, O_WRONLY | O_CREAT | O_TRUNC);
-	int rc = fd < 0 ? -1 : 0;
-	if (fd >= 0) {
+	char *probe = join(root, PROBE_NAME);
+	int rc = probe ? 0 : -1;
+	int fd = probe ? file_create_at(dirfd, PROBE_NAME, O_WRONLY, probe) : -1;
+	if (fd < 0) {
+		rc = -1;
+	} else {
 		if (write_full(fd, "probe\n", 6) < 0 || fsync(fd) < 0)
 			rc = err_sys("%s: write", probe);
 		close(fd);
-		unlink(probe);
+		unlinkat(dirfd, PROBE_NAME, 0);
 	}
 	free(probe);
 	struct statvfs vfs;
-	if (rc == 0 && statvfs(root, &vfs) < 0)
+	if (rc == 0 && fstatvfs(dirfd, &vfs) < 0)
 		rc = err_sys("statvfs %s", root);
 	if (rc == 0)
 		snprintf(report, size, "%s: write+delete ok, %.1f GiB free", root,
@@ -458,6 +565,9 @@ static int local_probe(struct store *s, char *report, size_t size)
 static void local_close(struct store *s)
 {
 	struct local_store *ls = (struct local_store *)s;
+	if (ls->rootfd >= 0)
+		close(ls->rootfd);
+	pthread_mutex_destroy(&ls->mu);
 	free(ls->root);
 	free(s->location);
 	free(ls);
@@ -492,6 +602,8 @@ static int local_open(const char *location, const struct store_options *opt, str
 	if (!ls)
 		return err_set("out of memory");
 	ls->s.ops = &local_store_ops;
+	ls->rootfd = -1;
+	pthread_mutex_init(&ls->mu, NULL);
 	ls->s.location = strdup(location);
 	ls->root = strdup(*path ? path : ".");
 	if (!ls->s.location || !ls->root) {

@@ -98,7 +98,8 @@ static int s3_get(struct store *s, const char *key, void **buf, size_t *len)
 	char *fk = s3_full_key(st, key);
 	if (!fk)
 		return -1;
-	struct s3_req rq = {.method = "GET", .key = fk, .what = "GET", .ok_status = {404}};
+	struct s3_req rq = {.method = "GET", .key = fk, .what = "GET", .ok_status = {404},
+			    .body_max = STORE_SMALL_MAX};
 	struct s3_resp resp = {0};
 	int rc = s3_perform(st, NULL, &rq, &resp);
 	if (rc == 0 && resp.status == 404) {
@@ -163,6 +164,7 @@ static int64_t parse_iso8601(const char *s)
 
 struct list_ctx {
 	struct s3_store *st;
+	const char *asked;	/* the full prefix listed: every key starts with it */
 	size_t strip;		/* length of "prefix/" to drop from keys */
 	store_list_fn fn;
 	void *arg;
@@ -183,6 +185,11 @@ static int list_page(struct list_ctx *lc, const struct sbuf *body)
 		if (!key || !size) {
 			rc = err_set("%s: LIST: malformed <Contents> in the answer",
 				     s3_url(lc->st, NULL));
+		} else if (strncmp(key, lc->asked, strlen(lc->asked)) != 0) {
+			/* Whatever the server says, nothing outside the location
+			 * is ours to read or delete. */
+			rc = err_set("%s: LIST: the answer has key \"%s\", outside the prefix "
+				     "asked for", s3_url(lc->st, lc->asked), key);
 		} else if (strlen(key) >= lc->strip) {
 			struct store_entry e = {key + lc->strip, strtoull(size, NULL, 10),
 						parse_iso8601(mtime)};
@@ -203,7 +210,7 @@ static int s3_list(struct store *s, const char *prefix, store_list_fn fn, void *
 	char *fp = s3_full_key(st, prefix ? prefix : "");
 	if (!fp)
 		return -1;
-	struct list_ctx lc = {st, *st->conf.prefix ? strlen(st->conf.prefix) + 1 : 0, fn, arg};
+	struct list_ctx lc = {st, fp, *st->conf.prefix ? strlen(st->conf.prefix) + 1 : 0, fn, arg};
 	char *token = NULL;
 	int rc = 0;
 	do {

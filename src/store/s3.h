@@ -51,6 +51,7 @@ struct s3_conf {
 	uint64_t part_size;
 	unsigned parts_in_flight;
 	long timeout_s;		/* stall timeout of a transfer */
+	long request_timeout_s;	/* deadline of a request, retries included */
 	long connect_timeout_s;
 	unsigned retries;	/* after the first attempt */
 };
@@ -104,6 +105,9 @@ struct s3_req {
 	long ok_status[2];
 	/* Retry at least this often whatever s3.retries says (cleanup). */
 	unsigned min_retries;
+	/* Most bytes of a body collected in the response (no sink); 0: a
+	 * default that any listing page fits. */
+	size_t body_max;
 };
 
 struct s3_resp {

@@ -19,7 +19,12 @@
  * Tuning (both schemes): s3.part_size (>= 5 MiB, default 8 MiB),
  *   s3.parts_in_flight (2-64, default 4), s3.timeout_seconds (a transfer
  *   making no progress for that long fails and is retried, default 30),
- *   s3.connect_timeout_seconds (default 10), s3.retries (default 5).
+ *   s3.request_timeout_seconds (a request, retries included, that has not
+ *   completed after that long fails, however steadily bytes trickle in;
+ *   default 600), s3.connect_timeout_seconds (default 10), s3.retries
+ *   (default 5).
+ * An http:// endpoint other than loopback is used with a warning: the
+ *   images and the requests (signed, but readable) travel in clear.
  *
  * Secrets never appear in messages. */
 #include "store/s3.h"
@@ -208,6 +213,25 @@ static int load_creds(struct s3_conf *c, const struct store_options *opt)
 	return rc < 0 ? -1 : 0;
 }
 
+/* "127.0.0.1", "localhost:9000", "[::1]:80": traffic that never leaves
+ * the machine. */
+static bool loopback_host(const char *host)
+{
+	char h[256];
+	snprintf(h, sizeof(h), "%s", host);
+	if (h[0] == '[') {
+		h[strcspn(h, "]")] = '\0';
+		return strcmp(h + 1, "::1") == 0;
+	}
+	h[strcspn(h, ":")] = '\0';
+	if (strcasecmp(h, "localhost") == 0)
+		return true;
+	unsigned a, b, c, d;
+	char extra;
+	return sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) == 4 && a == 127 && b < 256 &&
+	       c < 256 && d < 256;
+}
+
 /* Splits "http[s]://host[:port][/]" into c->https / c->host, dropping the
  * scheme's default port (so the Host header we sign is the one curl would
  * send). A path after the host is not supported. */
@@ -304,6 +328,9 @@ static int load_endpoint(struct s3_conf *c, const struct store_options *opt)
 	free(prof);
 	if (rc < 0)
 		return -1;
+	if (!c->https && !loopback_host(c->host))
+		warnx_("warning: endpoint %s is plain http: checkpoint images and requests "
+		       "travel unencrypted", c->endpoint);
 	const char *addr = cfg(opt, "s3.addressing");
 	if (addr && strcmp(addr, "path") == 0)
 		c->path_style = true;
@@ -355,6 +382,7 @@ static int load_tuning(struct s3_conf *c, const struct store_options *opt)
 	c->part_size = S3_DEFAULT_PART;
 	c->parts_in_flight = S3_DEFAULT_IN_FLIGHT;
 	c->timeout_s = 30;
+	c->request_timeout_s = 600;
 	c->connect_timeout_s = 10;
 	c->retries = 5;
 	v = c->part_size;
@@ -369,6 +397,10 @@ static int load_tuning(struct s3_conf *c, const struct store_options *opt)
 	if (num_key(opt, "s3.timeout_seconds", 1, 3600, false, &v) < 0)
 		return -1;
 	c->timeout_s = (long)v;
+	v = (unsigned long long)c->request_timeout_s;
+	if (num_key(opt, "s3.request_timeout_seconds", 1, 86400, false, &v) < 0)
+		return -1;
+	c->request_timeout_s = (long)v;
 	v = (unsigned long long)c->connect_timeout_s;
 	if (num_key(opt, "s3.connect_timeout_seconds", 1, 600, false, &v) < 0)
 		return -1;

@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #define ERR_BODY_MAX (64 << 10)	/* error documents are small */
+/* Bodies collected whole (listings, small objects): a page of 1000 keys is
+ * a few hundred KiB; a server sending more is not answering what we asked. */
+#define COLLECT_MAX ((size_t)16 << 20)
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 20000
 #define TRANSFER_BUF (512L << 10)
@@ -85,6 +88,8 @@ struct attempt {
 	size_t body_off;
 	char reason[64];	/* status line's reason phrase */
 	bool sink_stopped;
+	bool too_big;		/* a collected body went over its limit */
+	long timeout_ms;	/* what is left of the request's deadline */
 };
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
@@ -138,6 +143,11 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	bool is_err = st < 200 || st >= 300;
 	if (is_err && a->resp->body.len + len > ERR_BODY_MAX)
 		return len;	/* keep the start of an oversized error body */
+	size_t max = a->rq->body_max ? a->rq->body_max : COLLECT_MAX;
+	if (!is_err && len > max - a->resp->body.len) {
+		a->too_big = true;
+		return 0;
+	}
 	sbuf_add(&a->resp->body, p, len);
 	return a->resp->body.oom ? 0 : len;
 }
@@ -307,6 +317,9 @@ static CURLcode set_options(CURL *h, const struct s3_store *st, struct attempt *
 	/* Keys may hold "." and ".." segments: send the path as encoded. */
 	SET(CURLOPT_PATH_AS_IS, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
+	/* The request's deadline: a server trickling a byte now and then
+	 * beats the low-speed limit below, not this. */
+	SET(CURLOPT_TIMEOUT_MS, a->timeout_ms);
 	/* A transfer stalled (< 1 byte/s) for timeout_s fails and is retried. */
 	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
 	SET(CURLOPT_LOW_SPEED_TIME, c->timeout_s);
@@ -421,12 +434,12 @@ enum verdict { DONE, FAIL, RETRY };
  * reached the server (anything but a failure to connect), or the server
  * answered 5xx. */
 static enum verdict one_attempt(struct s3_store *st, CURL *h, struct s3_req *rq,
-				struct s3_resp *resp, const char *payload_hash, char *why,
-				size_t why_size, bool *maybe_done)
+				struct s3_resp *resp, const char *payload_hash, long timeout_ms,
+				char *why, size_t why_size, bool *maybe_done)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct signed_req sr;
-	struct attempt a = {.rq = rq, .resp = resp, .body = rq->body};
+	struct attempt a = {.rq = rq, .resp = resp, .body = rq->body, .timeout_ms = timeout_ms};
 	resp->status = 0;
 	resp->body.len = 0;
 	if (resp->body.s)
@@ -447,12 +460,15 @@ static enum verdict one_attempt(struct s3_store *st, CURL *h, struct s3_req *rq,
 			*maybe_done = true;
 		if (a.sink_stopped)
 			snprintf(why, why_size, "%s", err_msg());
+		else if (a.too_big)
+			snprintf(why, why_size, "the answer has more than the %zu bytes expected",
+				 rq->body_max ? rq->body_max : COLLECT_MAX);
 		else if (e == CURLE_ABORTED_BY_CALLBACK)
 			snprintf(why, why_size, "cancelled");
 		else
 			snprintf(why, why_size, "%s://%s: %s", st->conf.https ? "https" : "http",
 				 st->conf.host, *errbuf ? errbuf : curl_easy_strerror(e));
-		return !a.sink_stopped && retryable_curl(e) ? RETRY : FAIL;
+		return !a.sink_stopped && !a.too_big && retryable_curl(e) ? RETRY : FAIL;
 	}
 	if (status_ok(rq, resp->status))
 		return DONE;
@@ -482,8 +498,21 @@ int s3_perform(struct s3_store *st, CURL *h, struct s3_req *rq, struct s3_resp *
 	unsigned retries = st->conf.retries > rq->min_retries ? st->conf.retries : rq->min_retries;
 	enum verdict v;
 	bool maybe_done = false;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	const long deadline_ms = st->conf.request_timeout_s * 1000;
+	bool late = false;
 	for (;;) {
-		v = one_attempt(st, h, rq, resp, payload_hash, why, sizeof(why), &maybe_done);
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = deadline_ms - ((t.tv_sec - t0.tv_sec) * 1000 +
+					   (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (attempt && left <= 0) {
+			late = true;
+			break;
+		}
+		v = one_attempt(st, h, rq, resp, payload_hash, left > 0 ? left : 1, why, sizeof(why),
+				&maybe_done);
 		if (v != RETRY || attempt >= retries ||
 		    (rq->cancel && atomic_load(rq->cancel)))
 			break;
@@ -497,6 +526,9 @@ int s3_perform(struct s3_store *st, CURL *h, struct s3_req *rq, struct s3_resp *
 	resp->maybe_done = maybe_done;
 	if (v == DONE)
 		return 0;
+	if (late)
+		return err_set("%s: %s: not done within %ld s (s3.request_timeout_seconds): %s", where,
+			       rq->what, st->conf.request_timeout_s, why);
 	if (attempt)
 		return err_set("%s: %s: %s (after %u attempts)", where, rq->what, why, attempt + 1);
 	return err_set("%s: %s: %s", where, rq->what, why);

@@ -18,6 +18,11 @@
 
 struct store;
 
+/* Small objects (manifests) are read whole into memory: this is as large
+ * as one may be. A checkpoint's manifest is a few hundred bytes per image
+ * file; anything far larger is not a manifest crstream wrote. */
+#define STORE_SMALL_MAX (4u << 20)
+
 struct store_options {
 	/* Looks up a configuration value by key ("s3.region",
 	 * "s3.part_size", ...); NULL when unset. May be NULL itself. */
@@ -57,7 +62,7 @@ struct store_ops {
 
 	/* Whole small object into a malloc'd buffer (NUL-terminated, not
 	 * counted in *len). Returns 0, 1 if there is no such object (no error
-	 * set), or -1. */
+	 * set), or -1; an object larger than STORE_SMALL_MAX is an error. */
 	int (*get)(struct store *s, const char *key, void **buf, size_t *len);
 
 	/* Every object whose key starts with prefix ("" for all), in no

@@ -1,4 +1,5 @@
 #include "util/err.h"
+#include "util/fmt.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -66,18 +67,23 @@ void err_clear(void)
 	err_buf[0] = '\0';
 }
 
+/* Messages carry names and text from checkpoints and servers: escaped, so
+ * that they stay one harmless line (util/fmt.h). */
 void err_print(const char *prog)
 {
-	fprintf(stderr, "%s: %s\n", prog ? prog : err_progname,
-		err_buf[0] ? err_buf : "unknown error");
+	fprintf(stderr, "%s: ", prog ? prog : err_progname);
+	fputs_escaped(err_buf[0] ? err_buf : "unknown error", stderr);
+	fputc('\n', stderr);
 }
 
 void warnx_(const char *fmt, ...)
 {
+	char msg[ERR_MAX];
 	va_list ap;
-	fprintf(stderr, "%s: ", err_progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "%s: ", err_progname);
+	fputs_escaped(msg, stderr);
 	fputc('\n', stderr);
 }

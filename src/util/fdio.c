@@ -139,6 +139,12 @@ int parse_fd_number(const char *s)
 	return (int)v;
 }
 
+bool is_plain_name(const char *name)
+{
+	return name[0] && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..") &&
+	       strlen(name) <= NAME_MAX;
+}
+
 int mkdir_p(const char *path, unsigned mode)
 {
 	char buf[PATH_MAX];
@@ -155,4 +161,95 @@ int mkdir_p(const char *path, unsigned mode)
 	if (mkdir(buf, mode) < 0 && errno != EEXIST)
 		return err_sys("cannot create directory %s", buf);
 	return 0;
+}
+
+int dir_check_private(int dirfd, const char *label)
+{
+	struct stat st;
+	if (fstat(dirfd, &st) < 0)
+		return err_sys("%s", label);
+	if (st.st_uid != geteuid())
+		return err_set("%s belongs to uid %u, not to uid %u: refusing to write into it", label,
+			       (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return err_set("%s has mode %04o, writable by group or others: refusing to write "
+			       "into it", label, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+int dir_open_at(int atfd, const char *name, bool create, bool for_writing, const char *label)
+{
+	bool made = false;
+	if (create) {
+		if (mkdirat(atfd, name, 0700) == 0)
+			made = true;
+		else if (errno != EEXIST)
+			return err_sys("cannot create directory %s", label);
+	}
+	int fd = openat(atfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			return err_set("%s is a symbolic link: refusing to follow it", label);
+		if (errno == ENOTDIR)
+			return err_set("%s is not a directory", label);
+		return err_sys("cannot open directory %s", label);
+	}
+	/* A new directory is ours: defeat the umask. */
+	if (made && fchmod(fd, 0700) < 0) {
+		err_sys("chmod %s", label);
+		close(fd);
+		return -1;
+	}
+	if (for_writing && dir_check_private(fd, label) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int file_create_at(int dirfd, const char *name, int accmode, const char *label)
+{
+	int fd = openat(dirfd, name, accmode | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		struct stat st;
+		if (errno == EEXIST && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(st.st_mode))
+			return err_set("%s exists already as a symbolic link: refusing to write "
+				       "through it", label);
+		if (errno == EEXIST)
+			return err_set("%s exists already: refusing to overwrite it", label);
+		return err_sys("cannot create %s", label);
+	}
+	if (fchmod(fd, 0600) < 0) {	/* defeat the umask */
+		err_sys("chmod %s", label);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int file_open_regular_at(int dirfd, const char *name, const char *label, struct stat *st)
+{
+	/* O_NONBLOCK: opening a FIFO would otherwise wait for a writer. */
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return -1;
+		if (errno == ELOOP)
+			return err_set("%s is a symbolic link: refusing to follow it", label);
+		return err_sys("cannot open %s", label);
+	}
+	const char *kind = NULL;
+	if (fstat(fd, st) < 0) {
+		err_sys("%s", label);
+	} else if (!S_ISREG(st->st_mode)) {
+		kind = S_ISFIFO(st->st_mode) ? "a FIFO" : S_ISDIR(st->st_mode) ? "a directory"
+		       : S_ISSOCK(st->st_mode) ? "a socket" : "a device";
+		err_set("%s is %s, not a regular file", label, kind);
+	} else if (set_nonblock(fd, false) == 0) {
+		return fd;
+	}
+	close(fd);
+	errno = EINVAL;	/* not ENOENT: the message is set */
+	return -1;
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* Read until len bytes or EOF; returns bytes read (< len only at EOF), -1 on
@@ -39,7 +40,35 @@ uint64_t now_ms(void);
 /* Parse a non-negative decimal int that fits an int; -1 if malformed. */
 int parse_fd_number(const char *s);
 
+/* A single path component: not empty, no '/', not "." or "..", at most
+ * NAME_MAX bytes. Image file names from checkpoints must be. */
+bool is_plain_name(const char *name);
+
 /* Make a directory and its parents with the given mode (existing ok). */
 int mkdir_p(const char *path, unsigned mode);
+
+/* Files crstream creates run as root in directories others may write to:
+ * every name is resolved relative to a directory fd, never through a
+ * symbolic link, and an existing file is an error, never overwritten.
+ * `label` names the directory (or file) in messages. */
+
+/* The directory `name` in atfd, opened O_DIRECTORY|O_NOFOLLOW. With
+ * `create`, made (mode 0700) if absent. With `for_writing`, it must belong
+ * to the effective user and not be writable by group or others, whoever
+ * made it: otherwise someone else could swap the files written in it. */
+int dir_open_at(int atfd, const char *name, bool create, bool for_writing, const char *label);
+
+/* Checks a directory fd for writing into, as dir_open_at does. */
+int dir_check_private(int dirfd, const char *label);
+
+/* Creates `name` in dirfd (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600 whatever
+ * the umask); accmode is O_WRONLY or O_RDWR. An existing name, symbolic
+ * link or not, is refused. */
+int file_create_at(int dirfd, const char *name, int accmode, const char *label);
+
+/* Opens `name` in dirfd for reading: a regular file (not a FIFO, device or
+ * directory), not through a symbolic link, without blocking. errno is
+ * ENOENT (no message set) when there is no such name; *st gets its stat. */
+int file_open_regular_at(int dirfd, const char *name, const char *label, struct stat *st);
 
 #endif

@@ -3,21 +3,35 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #define INITIAL_BUCKETS 256
 
-static size_t hash_key(const char *s)
+static size_t hash_key(const struct strmap *m, const char *s)
 {
-	size_t h = 5381;
-	while (*s)
-		h = h * 33 + (unsigned char)*s++;
-	return h;
+	return (size_t)XXH3_64bits_withSeed(s, strlen(s), m->seed);
+}
+
+/* Unpredictable to whoever crafts the names; getrandom() without blocking
+ * (early boot), else something that at least differs per run. */
+static uint64_t random_seed(void)
+{
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+		return seed;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&seed;
 }
 
 int strmap_init(struct strmap *m)
 {
 	m->nbuckets = INITIAL_BUCKETS;
 	m->count = 0;
+	m->seed = random_seed();
 	m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
 	return m->buckets ? 0 : err_set("out of memory");
 }
@@ -39,7 +53,7 @@ void strmap_free(struct strmap *m)
 
 struct strmap_entry *strmap_get(const struct strmap *m, const char *key)
 {
-	for (struct strmap_entry *e = m->buckets[hash_key(key) % m->nbuckets]; e; e = e->next)
+	for (struct strmap_entry *e = m->buckets[hash_key(m, key) % m->nbuckets]; e; e = e->next)
 		if (strcmp(e->key, key) == 0)
 			return e;
 	return NULL;
@@ -55,7 +69,7 @@ static void grow(struct strmap *m)
 		struct strmap_entry *e = m->buckets[i];
 		while (e) {
 			struct strmap_entry *next = e->next;
-			size_t h = hash_key(e->key) % n;
+			size_t h = hash_key(m, e->key) % n;
 			e->next = b[h];
 			b[h] = e;
 			e = next;
@@ -82,7 +96,7 @@ struct strmap_entry *strmap_add(struct strmap *m, const char *key, void *value)
 	}
 	memcpy(e->key, key, len + 1);
 	e->value = value;
-	size_t h = hash_key(key) % m->nbuckets;
+	size_t h = hash_key(m, key) % m->nbuckets;
 	e->next = m->buckets[h];
 	m->buckets[h] = e;
 	m->count++;

@@ -1,10 +1,15 @@
 /* A small string-keyed hash map (keys copied, values borrowed). Image files
- * number in the hundreds; this is all the map they need. */
+ * number in the hundreds; this is all the map they need.
+ *
+ * Keys come from checkpoints, i.e. from whoever wrote them: the hash is
+ * XXH3 with a random seed per map, so that no one can pick names that all
+ * land in one bucket and make filling the map quadratic. */
 #ifndef CRSTREAM_UTIL_STRMAP_H
 #define CRSTREAM_UTIL_STRMAP_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct strmap_entry {
 	struct strmap_entry *next;
@@ -16,6 +21,7 @@ struct strmap {
 	struct strmap_entry **buckets;
 	size_t nbuckets;
 	size_t count;
+	uint64_t seed;
 };
 
 int strmap_init(struct strmap *m);

@@ -1,4 +1,5 @@
 #include "util/trace.h"
+#include "util/fmt.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -30,14 +31,16 @@ void trace(const char *who, const char *fmt, ...)
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	double t = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
-	char line[512];
-	int n = snprintf(line, sizeof(line), "[%7.3f %s] ", t, who);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return;
+	char line[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* One write per line, so that threads do not interleave mid-line. */
-	fprintf(stderr, "%s\n", line);
+	/* Whole lines, whatever other threads print; messages escaped, for
+	 * they carry names from the image. */
+	flockfile(stderr);
+	fprintf(stderr, "[%7.3f %s] ", t, who);
+	fputs_escaped(line, stderr);
+	fputc('\n', stderr);
+	funlockfile(stderr);
 }

@@ -146,6 +146,45 @@ test_restore_killed_while_criu_waits_on_the_hook() {
 	restore_ok_plain rk
 }
 
+# A CRIU that goes on although crstream's post-restore hook refused (its
+# action script wrapped so that the refusal never reaches CRIU): crstream
+# must still fail and must not leave the unverified tree running. The
+# tree did run for a moment here (CRIU let it go), so this checks what
+# crstream can still promise: a failure, and no process afterwards.
+test_restore_fails_if_criu_ignores_the_hooks_refusal() {
+	local pid
+	pid=$(start_subject ig mem --mib 32)
+	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name ig --streams 2 --compression lz4 >/dev/null
+	wait_gone "$pid"
+	# Intact streams, a wrong checksum: only the hook stands in the way.
+	"$PYTHON" -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+s = m["stream_files"][0]
+s["checksum"] = ("0" if s["checksum"][0] != "0" else "1") + s["checksum"][1:]
+json.dump(m, open(sys.argv[1], "w"), indent=2)' "$T/ck/ig/manifest.json"
+	# CRIU, with its action script's failures hidden from it.
+	cat >"$T/lenient-criu" <<EOF
+#!/bin/bash
+args=()
+for a in "\$@"; do
+	case \$a in
+	--action-script=*)
+		printf '#!/bin/sh\n"%s" "\$@"\necho "hook said \$?" >>%s\nexit 0\n' "\${a#--action-script=}" "$T/lenient.log" >"$T/lenient-hook"
+		chmod +x "$T/lenient-hook"
+		a=--action-script=$T/lenient-hook ;;
+	esac
+	args+=("\$a")
+done
+exec "$CRIU" "\${args[@]}"
+EOF
+	chmod +x "$T/lenient-criu"
+	CRSTREAM_CRIU=$T/lenient-criu expect_fail "checksum mismatch" "$CRSTREAM" restore --path "$T/ck/ig"
+	# The setup made the danger real: the hook refused and CRIU went on.
+	grep -q "hook said [1-9]" "$T/lenient.log" || fail "the hook never refused: $(cat "$T/lenient.log")"
+	[[ "$LAST_ERROR" == *"CRIU went on after the refusal"* ]] || fail "not said: $LAST_ERROR"
+	wait_gone "$pid"
+}
+
 restore_ok_plain() {
 	"$CRSTREAM" restore --path "$T/ck/$1" >/dev/null 2>"$T/$1.err" || fail "restore $1: $(cat "$T/$1.err")"
 	verify_subject "$1"

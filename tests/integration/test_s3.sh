@@ -176,31 +176,75 @@ test_multipart_streams_of_more_than_3_parts() {
 	verify_subject mp "$counter"
 }
 
-# 2. Nothing staged locally: crstream's private directory and CRIU's -D go
-# under $TMPDIR, here a 4 MiB tmpfs; a checkpoint many times that size
-# goes to S3 and comes back, and the tmpfs is empty afterwards. Then ls
-# lists it as complete and rm removes it.
+# ns_setup: a private mount namespace for this test, kept in $T/ns/mnt,
+# in which /tmp, $T/tmpdir and $T/cwd are fresh 4 MiB tmpfs and $T is
+# this test's directory as outside (status files stay visible). in_ns
+# CMD... runs CMD in it. Everything that takes part in a dump or restore
+# (the subject, crstream, CRIU) runs in it, so that CRIU sees one mount
+# namespace.
+ns_setup() {
+	mkdir -p "$T/ns" "$T/tmpdir" "$T/cwd"
+	# A namespace can be kept only on a mount that does not propagate.
+	mount -t tmpfs -o size=64k tmpfs "$T/ns"
+	mount --make-private "$T/ns"
+	touch "$T/ns/mnt"
+	unshare --mount="$T/ns/mnt" --propagation private bash -euo pipefail -c '
+		exec 9<"$1"
+		mount -t tmpfs -o size=4m tmpfs /tmp
+		mkdir -p "$1"
+		mount --no-canonicalize --bind /proc/self/fd/9 "$1"
+		mount -t tmpfs -o size=4m tmpfs "$1/tmpdir"
+		mount -t tmpfs -o size=4m tmpfs "$1/cwd"' ns_setup "$T"
+}
+
+in_ns() {
+	nsenter --mount="$T/ns/mnt" -- "$@"
+}
+
+# ns_empty WHEN: nothing is left in /tmp, $TMPDIR or the working directory
+# (beyond the directories that lead to $T).
+ns_empty() {
+	in_ns find /tmp "$T/tmpdir" "$T/cwd" -xdev -mindepth 1 ! -path "$T" >"$T/left.$1"
+	[ ! -s "$T/left.$1" ] || { fail "$1: files left: $(cat "$T/left.$1")"; return 1; }
+	in_ns df --output=used -B1 /tmp "$T/tmpdir" "$T/cwd" | tail -n +2 >"$T/used.$1"
+	! awk '$1 > 65536 { bad = 1 } END { exit !bad }' "$T/used.$1" ||
+		{ fail "$1: a tmpfs is in use: $(cat "$T/used.$1")"; return 1; }
+}
+
+# 5. Nothing staged locally: with /tmp, $TMPDIR and the working directory
+# each a 4 MiB tmpfs (a private mount namespace), a checkpoint many times
+# that size goes to S3 and comes back, and all three are empty after the
+# dump and after the restore. Then ls lists it as complete and rm removes it.
 test_no_local_staging_then_ls_and_rm() {
 	s3_begin
-	mkdir "$T/tiny"
-	mount -t tmpfs -o size=4m tmpfs "$T/tiny"
-	trap 'umount "$T/tiny" 2>/dev/null' EXIT
+	ns_setup
 	local pid counter
-	pid=$(start_subject ns mem --mib 64)
+	# The subject has only files opened in the namespace: CRIU cannot
+	# dump a descriptor of a mount it does not see.
+	(in_ns bash -c 'for fd in $(ls /proc/$$/fd); do [ "$fd" -le 2 ] || eval "exec $fd>&-"; done
+		cd "$1" && exec setsid "$2" mem --status "$1/ns.status" --mib 64 \
+		</dev/null >/dev/null 2>"$1/ns.stderr"' sh "$T" "$SUBJECT" &)
+	"$TESTTOOL" wait-status "$T/ns.status" state=ready --timeout 120 >/dev/null ||
+		fail "the subject did not start: $(cat "$T/ns.stderr")"
+	pid=$(status_get "$T/ns.status" pid)
 	counter=$(status_get "$T/ns.status" counter)
 	# $TMPDIR is where crstream works: without it, no dump.
-	expect_fail "cannot create a private directory in $T/tiny/missing" \
-		env TMPDIR="$T/tiny/missing" "$CRSTREAM" dump "$pid" --dir "s3://$B/$P" --name ns
-	TMPDIR=$T/tiny dump_s3 ns "$pid" --name ns --streams 2 --compression none
+	expect_fail "cannot create a private directory in $T/tmpdir/missing" \
+		in_ns env TMPDIR="$T/tmpdir/missing" "$CRSTREAM" dump "$pid" --dir "s3://$B/$P" --name ns
+	(cd "$T/cwd" && in_ns env TMPDIR="$T/tmpdir" "$CRSTREAM" dump "$pid" --dir "s3://$B/$P" \
+		--name ns --streams 2 --compression none --json) >"$T/ns.dump.json" ||
+		fail "dump: $(cat "$T/ns.dump.json")"
+	wait_gone "$pid"
 	local stored
 	stored=$(json_get "$T/ns.dump.json" stored_bytes)
-	[ "$stored" -gt $((16 << 20)) ] || fail "checkpoint of $stored bytes: not > 4x the tmpfs"
-	[ -z "$(ls -A "$T/tiny")" ] || fail "left in \$TMPDIR: $(ls -lA "$T/tiny")"
-	[ "$(df --output=used -B1 "$T/tiny" | tail -n1)" -le 65536 ] ||
-		fail "tmpfs not empty: $(df "$T/tiny")"
-	TMPDIR=$T/tiny restore_ok ns "s3://$B/$P/ns"
+	[ "$stored" -gt $((16 << 20)) ] || fail "checkpoint of $stored bytes: not > 4x a tmpfs"
+	ns_empty "after the dump"
+	# A restore spills to $TMPDIR only what exceeds --memory-limit (see
+	# test_memory.sh); with a limit above the image, nothing may land.
+	(cd "$T/cwd" && in_ns env TMPDIR="$T/tmpdir" "$CRSTREAM" restore --path "s3://$B/$P/ns" \
+		--memory-limit 128M --json) >"$T/ns.restore.json" || fail "restore: $(cat "$T/ns.restore.json")"
 	verify_subject ns "$counter"
-	[ -z "$(ls -A "$T/tiny")" ] || fail "restore left in \$TMPDIR: $(ls -lA "$T/tiny")"
+	ns_empty "after the restore"
 	kill_subject ns
 
 	"$CRSTREAM" ls "s3://$B/$P" >"$T/ls"
@@ -462,6 +506,132 @@ test_check_probes_the_location() {
 		fail "check: $out"
 	[[ "$out" != *"$wrong"* ]] || fail "the secret is in the output: $out"
 	log "$(grep '^FAIL' <<<"$out")"
+}
+
+# relay_start NAME RULE...: tests/tools/s3relay.py in front of Swift,
+# cutting the connection on requests that match RULE (its options); its
+# URL in RELAY_URL, its log in $T/NAME.relay.
+relay_start() {
+	local name=$1
+	shift
+	"$PYTHON" "$ROOT/tests/tools/s3relay.py" --upstream "${AWS_ENDPOINT_URL#http://}" \
+		--port-file "$T/$name.port" --log "$T/$name.relay" "$@" 2>"$T/$name.relay.err" &
+	"$TESTTOOL" wait-status "$T/$name.port" 'port>0' --timeout 30 >/dev/null ||
+		{ fail "the relay did not start: $(cat "$T/$name.relay.err")"; return 1; }
+	RELAY_URL=http://127.0.0.1:$(status_get "$T/$name.port" port)
+}
+
+# dump_cut NAME WANT: dump subject NAME (48 MiB, 2 multipart streams of
+# 5 MiB parts, no compression) through the relay, which cuts what it was
+# told to; the dump fails with WANT, the process resumes whole, nothing is
+# left but an incomplete checkpoint, which is refused and never runs.
+dump_cut() {
+	local name=$1 want=$2 pid counter
+	pid=$(start_subject "$name" mem --mib 48)
+	counter=$(status_get "$T/$name.status" counter)
+	AWS_ENDPOINT_URL=$RELAY_URL CRSTREAM_S3_PART_SIZE=5M CRSTREAM_S3_RETRIES=1 \
+		expect_fail "$want" "$CRSTREAM" dump "$pid" --dir "s3://$B/$P" --name "$name" \
+		--streams 2 --compression none
+	log "$LAST_ERROR"
+	[[ "$LAST_ERROR" == *"(the process was resumed and keeps running)"* ]] ||
+		fail "not resumed: $LAST_ERROR"
+	verify_subject "$name" "$counter"
+	no_uploads_left "$P"
+	objects "$P" >"$T/objects"
+	! grep -q '/img-' "$T/objects" || fail "stream objects left: $(cat "$T/objects")"
+	"$CRSTREAM" ls "s3://$B/$P" >"$T/ls"
+	grep -Eq "^$name .* INCOMPLETE$" "$T/ls" || fail "ls: $(cat "$T/ls")"
+	kill_subject "$name"
+	expect_refused "$name" "the checkpoint is incomplete" "$CRSTREAM" restore --path "s3://$B/$P/$name"
+}
+
+# 1. The connection cut on every CompleteMultipartUpload (POST ?uploadId=),
+# which the post-dump hook sends to make the streams durable: the server
+# never completes a stream.
+test_connection_cut_on_complete_multipart_upload() {
+	s3_begin
+	relay_start cmu --method POST --query 'uploadId=' --when before
+	dump_cut cmu "complete multipart upload: "
+	grep -q "^CUT-BEFORE POST /$B/$P/cmu/img-[01]?uploadId=" "$T/cmu.relay" ||
+		fail "no CompleteMultipartUpload was cut: $(cat "$T/cmu.relay")"
+	grep -q "^PUT /$B/$P/cmu/img-[01]?partNumber=2&uploadId=" "$T/cmu.relay" ||
+		fail "the streams were not multipart uploads: $(cat "$T/cmu.relay")"
+}
+
+# 1. The connection cut on the final manifest's PUT (the one that says
+# "complete": true, the last step of the hook) after the server stored it:
+# the server has a complete manifest, crstream was never told. The
+# checkpoint must still end up refused, its streams deleted.
+test_connection_cut_after_the_final_manifest_put() {
+	s3_begin
+	relay_start man --method PUT --path '/manifest\.json$' --body '"complete": *true' --when after
+	dump_cut man "writing the manifest"
+	grep -q "^CUT-AFTER PUT /$B/$P/man/manifest.json 200$" "$T/man.relay" ||
+		fail "the final manifest PUT was not cut after the server took it: $(cat "$T/man.relay")"
+}
+
+# 2. Damaged checkpoints in the bucket (a flipped byte, a truncated
+# stream, a wrong checksum in the manifest) are refused and never run.
+test_damaged_s3_checkpoints_are_refused() {
+	s3_begin
+	local pid
+	pid=$(start_subject dm mem --mib 32)
+	dump_s3 dm "$pid" --name good --streams 2 --compression lz4
+	awscli s3 cp --recursive --only-show-errors "s3://$B/$P/good" "$T/good"
+	# damaged NAME: upload the local copy $T/NAME as checkpoint NAME.
+	damaged() {
+		awscli s3 cp --recursive --only-show-errors "$T/$1" "s3://$B/$P/$1"
+	}
+	cp -a "$T/good" "$T/flip"
+	flip_byte "$T/flip/img-1.lz4" $(($(stat -c %s "$T/flip/img-1.lz4") / 2))
+	damaged flip
+	expect_refused dm "img-1.lz4" "$CRSTREAM" restore --path "s3://$B/$P/flip"
+	cp -a "$T/good" "$T/short"
+	truncate -s -1000 "$T/short/img-0.lz4"
+	damaged short
+	expect_refused dm "(truncated)" "$CRSTREAM" restore --path "s3://$B/$P/short"
+	cp -a "$T/good" "$T/sum"
+	"$PYTHON" -c 'import json,sys
+m = json.load(open(sys.argv[1]))
+s = m["stream_files"][0]
+s["checksum"] = ("0" if s["checksum"][0] != "0" else "1") + s["checksum"][1:]
+json.dump(m, open(sys.argv[1], "w"), indent=2)' "$T/sum/manifest.json"
+	damaged sum
+	expect_refused dm "checksum mismatch" "$CRSTREAM" restore --path "s3://$B/$P/sum"
+	# The check can see a run: the intact checkpoint restores.
+	heartbeat_mark dm
+	restore_ok dm "s3://$B/$P/good"
+	assert_ran dm
+	verify_subject dm
+}
+
+# 4. An S3 dump keeps at most part size x parts in flight of each stream
+# in memory (here 2 streams x 5 MiB x 2 = 20 MiB): crstream alone in a
+# cgroup of that + S3_OVERHEAD (the unsanitized build, with the S3
+# plugin's libcurl and OpenSSL; the method: test_memory.sh) dumps a
+# process whose streams are each bigger than the whole cgroup, without
+# being killed. Measured here: 25 MiB charged at the peak (nothing local
+# is written, so this is crstream's own memory); S3_OVERHEAD 16 MiB.
+S3_OVERHEAD=$((16 * MIB))
+test_dump_memory_within_its_part_buffers() {
+	s3_begin
+	memcg_setup
+	local pid counter rc=0 bound=$((2 * 5 * 2 * MIB))
+	pid=$(start_subject pb mem --mib 128)
+	counter=$(status_get "$T/pb.status" counter)
+	memcg_create s3dump $((bound + S3_OVERHEAD))
+	CRSTREAM_CRIU=$T/criu-outside CRSTREAM_S3_PART_SIZE=5M CRSTREAM_S3_PARTS_IN_FLIGHT=2 \
+		memcg_run "$CRSTREAM_PLAIN" dump "$pid" --dir "s3://$B/$P" --name pb --streams 2 \
+		--compression none --json >"$T/pb.json" 2>"$T/pb.err" || rc=$?
+	memcg_check "S3 dump" $((bound + S3_OVERHEAD))
+	[ "$rc" = 0 ] || fail "dump failed (exit $rc): $(cat "$T/pb.json" "$T/pb.err")"
+	wait_gone "$pid"
+	local stored
+	stored=$(json_get "$T/pb.json" stored_bytes)
+	log "stored $((stored / MIB)) MiB in 2 streams"
+	[ "$stored" -gt $((2 * (bound + S3_OVERHEAD))) ] || fail "streams too small for the test: $stored bytes"
+	restore_ok pb "s3://$B/$P/pb"
+	verify_subject pb "$counter"
 }
 
 # The store layer's own live tests (tests/unit/test_s3_live.c: multipart

@@ -13,12 +13,15 @@
 #     first failing command fails the test. A check written `A && B` fails
 #     nothing when A fails (bash's rule); write `A || fail ...` per check.
 #   - a test that runs longer than its timeout (CRSTREAM_TEST_TIMEOUT,
-#     default 120 s; TEST_TIMEOUT[test_name]=S for a slower one) is killed
-#     with everything it started and counted as failed, by name;
+#     default 300 s: generous, the test machines are shared and slow at
+#     times; TEST_TIMEOUT[test_name]=S for a slower one) is killed with
+#     everything it started and counted as failed, by name;
 #   - any sanitizer report of any crstream process (also one whose output
 #     a test threw away, or CRIU's hook child) fails the test;
 #   - `skip REASON` counts as skipped, with the reason printed; a filter
 #     that matches no test fails the run;
+#   - a failing test's log is shown (a passing one's too with
+#     CRSTREAM_TEST_VERBOSE=1);
 #   - each file ends with "N passed, N failed, N skipped"; with
 #     CRSTREAM_TEST_RESULTS set (tests/run.sh), one line per test is
 #     appended there for the suite's total.
@@ -49,9 +52,10 @@ export ASAN_OPTIONS=$SANITIZER_BASE_ASAN UBSAN_OPTIONS=$SANITIZER_BASE_UBSAN
 # What a sanitizer report looks like in a command's output.
 SANITIZER_PATTERN='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:'
 
-TEST_TIMEOUT_DEFAULT=${CRSTREAM_TEST_TIMEOUT:-120}
+TEST_TIMEOUT_DEFAULT=${CRSTREAM_TEST_TIMEOUT:-300}
 declare -A TEST_TIMEOUT=()	# per test: TEST_TIMEOUT[test_name]=SECONDS
 T=""		# the current test's scratch directory
+MIB=1048576
 SUBJECT_PIDS=()	# kept for tests that read it; cleanup goes by status files
 LAST_ERROR=""
 
@@ -181,6 +185,100 @@ flip_byte() {
 	"$PYTHON" -c 'import sys; f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x40]))' "$1" "$2"
 }
 
+# ---- memory cgroups (v1 memory hierarchy, or cgroup v2 with memory) ----
+# For measuring from outside what crstream itself uses: it runs alone in a
+# cgroup with a hard limit (memcg_create, memcg_run); CRIU, which it
+# starts, is moved back out by $T/criu-outside (pass it as CRSTREAM_CRIU).
+# See tests/integration/test_memory.sh.
+
+
+# memcg_setup: MEMCG_KIND (v1|v2), MEMCG_HOME (the cgroup we run in, where
+# processes go back to); skips the test if no memory controller is usable.
+memcg_setup() {
+	local rel
+	if [ -e /sys/fs/cgroup/memory/memory.max_usage_in_bytes ]; then
+		MEMCG_KIND=v1
+		rel=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+		MEMCG_HOME=/sys/fs/cgroup/memory${rel%/}
+	elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+		MEMCG_KIND=v2
+		rel=$(sed -n 's/^0:://p' /proc/self/cgroup)
+		MEMCG_HOME=/sys/fs/cgroup${rel%/}
+		# Children of the root cgroup get the controller.
+		grep -qw memory /sys/fs/cgroup/cgroup.subtree_control ||
+			echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+	else
+		skip "no memory cgroup controller (neither v1 nor cgroup v2 with memory)"
+	fi
+}
+
+# memcg_create NAME LIMIT: a cgroup with a hard limit of LIMIT bytes, in
+# MEMCG (v1: below the cgroup we run in; v2: below the root, since a
+# cgroup with processes cannot have controlled children).
+memcg_create() {
+	if [ "$MEMCG_KIND" = v1 ]; then
+		MEMCG=$MEMCG_HOME/crstream-test-$1-$$
+		mkdir "$MEMCG"
+		echo "$2" >"$MEMCG/memory.limit_in_bytes"
+	else
+		MEMCG=/sys/fs/cgroup/crstream-test-$1-$$
+		mkdir "$MEMCG"
+		echo "$2" >"$MEMCG/memory.max"
+		[ ! -e "$MEMCG/memory.swap.max" ] || echo 0 >"$MEMCG/memory.swap.max"
+	fi
+	echo "$MEMCG" >>"$T/memcgs"
+	# CRIU runs outside: the wrapper moves itself home before exec.
+	printf '#!/bin/sh\necho $$ >%s/cgroup.procs && exec %s "$@"\n' "$MEMCG_HOME" "$CRIU" >"$T/criu-outside"
+	chmod +x "$T/criu-outside"
+}
+
+# memcg_run CMD...: run CMD inside MEMCG (as a child of a shell that joins
+# it first); its exit status.
+memcg_run() {
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$MEMCG" "$@"
+}
+
+memcg_peak() {
+	if [ "$MEMCG_KIND" = v1 ]; then cat "$MEMCG/memory.max_usage_in_bytes"; else cat "$MEMCG/memory.peak"; fi
+}
+
+memcg_oom_kills() {
+	if [ "$MEMCG_KIND" = v1 ]; then
+		sed -n 's/^oom_kill //p' "$MEMCG/memory.oom_control"
+	else
+		sed -n 's/^oom_kill //p' "$MEMCG/memory.events"
+	fi
+}
+
+memcg_cleanup() {
+	local cg
+	[ -e "$T/memcgs" ] || return 0
+	while read -r cg; do rmdir "$cg" 2>/dev/null || true; done <"$T/memcgs"
+}
+
+# memcg_check WHAT LIMIT: the command that just ran in MEMCG was not killed
+# by the kernel and stayed within LIMIT.
+memcg_check() {
+	local what=$1 limit=$2 peak kills
+	peak=$(memcg_peak)
+	kills=$(memcg_oom_kills)
+	log "$what: cgroup limit $((limit / MIB)) MiB ($MEMCG_KIND), peak charged $((peak / MIB)) MiB (page cache included), OOM kills ${kills:-?}"
+	[ "${kills:-0}" = 0 ] || fail "$what: the kernel OOM-killed crstream $kills time(s) at a limit of $limit bytes"
+}
+
+# spill_dir: SPILL, a directory on disk (not tmpfs) for spill files: the
+# kernel can write back and reclaim their page cache under a cgroup's
+# limit, so that the limit binds crstream's own memory.
+spill_dir() {
+	SPILL=$(mktemp -d /var/tmp/crstream-spill.XXXXXX)
+	echo "$SPILL" >>"$T/spilldirs"
+}
+
+spill_cleanup() {
+	[ -e "$T/spilldirs" ] || return 0
+	xargs -r rm -rf <"$T/spilldirs"
+}
+
 # sanitizer_reports: the sanitizer reports written in this test so far
 # (ASan/UBSan write them to $T/.sanitizer, see run_tests).
 sanitizer_reports() {
@@ -267,11 +365,13 @@ run_one() {
 		"$fn"
 	) 2>"$T/test.log" &
 	local tpid=$! rc=0
-	"$TESTTOOL" watchdog "$tpid" "$limit" "$T/.timeout" &
+	"$TESTTOOL" watchdog "$tpid" "$limit" "$T/.timeout" 2>>"$T/watchdog.log" &
 	local dog=$!
-	wait "$tpid" || rc=$?
+	# (bash's "Killed" notice for a test the watchdog ended: not needed)
+	{ wait "$tpid"; } 2>/dev/null || rc=$?
 	wait "$dog" || true
 	if [ -e "$T/.timeout" ]; then
+		cat "$T/watchdog.log" >>"$T/test.log"
 		printf '    FAIL: timed out after %ss (TEST_TIMEOUT[%s] to change)\n' "$limit" "$fn" >>"$T/test.log"
 		rc=124
 	fi
@@ -309,6 +409,8 @@ run_tests() {
 		fi
 		if [ "$rc" -eq 0 ]; then
 			printf 'ok   (%ds)\n' $((SECONDS - start)) >&2
+			# CRSTREAM_TEST_VERBOSE=1: what passing tests logged, too.
+			[ -z "${CRSTREAM_TEST_VERBOSE:-}" ] || sed 's/^/      /' "$T/test.log" >&2
 			record_result pass "$fn"
 		elif [ "$rc" -eq 77 ]; then
 			printf 'SKIP (%s)\n' "$(cat "$T/.skipped" 2>/dev/null)" >&2
@@ -319,6 +421,8 @@ run_tests() {
 			record_result fail "$fn"
 		fi
 		kill_subjects
+		memcg_cleanup
+		spill_cleanup
 		# A test that failed half-way may leave a mount behind.
 		awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
 		rm -rf "$T"

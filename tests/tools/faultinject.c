@@ -5,7 +5,8 @@
  *
  *   CRSTREAM_FAULT="CALL:GLOB:ACTION[:NTH]"
  *       CALL    fsync (also fdatasync; the path is the fd's), rename (also
- *               renameat, renameat2; the path is the new name), connect
+ *               renameat, renameat2; the path is the new name, a relative
+ *               one joined to its directory fd's path), connect
  *               (AF_UNIX; the path is the socket's)
  *       GLOB    fnmatch(3) pattern for the whole path (no ':'), such as
  *               "*" followed by "/manifest.json"
@@ -174,6 +175,17 @@ int fdatasync(int fd)
 	return NEXT("fdatasync", int (*)(int))(fd);
 }
 
+/* The new name of a renameat() as a path: relative to its directory fd
+ * (crstream renames by directory fd, never following a symlink). */
+static const char *at_path(int dirfd, const char *name, char *buf, size_t size)
+{
+	char dir[PATH_MAX];
+	if (name[0] == '/' || dirfd == AT_FDCWD)
+		return name;
+	snprintf(buf, size, "%s/%s", fd_path(dirfd, dir, sizeof(dir)), name);
+	return buf;
+}
+
 int rename(const char *old, const char *new)
 {
 	int e = rule.on ? fault_for("rename", new) : 0;
@@ -186,7 +198,8 @@ int rename(const char *old, const char *new)
 
 int renameat(int ofd, const char *old, int nfd, const char *new)
 {
-	int e = rule.on ? fault_for("rename", new) : 0;
+	char p[PATH_MAX + 256];
+	int e = rule.on ? fault_for("rename", at_path(nfd, new, p, sizeof(p))) : 0;
 	if (e) {
 		errno = e;
 		return -1;
@@ -196,7 +209,8 @@ int renameat(int ofd, const char *old, int nfd, const char *new)
 
 int renameat2(int ofd, const char *old, int nfd, const char *new, unsigned flags)
 {
-	int e = rule.on ? fault_for("rename", new) : 0;
+	char p[PATH_MAX + 256];
+	int e = rule.on ? fault_for("rename", at_path(nfd, new, p, sizeof(p))) : 0;
 	if (e) {
 		errno = e;
 		return -1;

@@ -8,6 +8,7 @@
  *   testtool wait-seized PID [--timeout SEC]
  *   testtool kill PID --cmdline-has STR
  *   testtool watchdog PID SECONDS MARKER
+ *   testtool measure OUT TIMEOUT-SEC CMD [ARGS...]
  *
  * Exit status: 0 success, 1 timeout or failure (with the reason on
  * stderr), 2 usage error.  tests/subjects/README.md has the details. */
@@ -23,8 +24,10 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,7 +46,8 @@ static int usage(void)
 			"       testtool wait-proc ANCESTOR --cmdline-has STR [--env VAR=VALUE] [--timeout SEC]\n"
 			"       testtool wait-seized PID [--timeout SEC]\n"
 			"       testtool kill PID --cmdline-has STR\n"
-			"       testtool watchdog PID SECONDS MARKER\n");
+			"       testtool watchdog PID SECONDS MARKER\n"
+			"       testtool measure OUT TIMEOUT-SEC CMD [ARGS...]\n");
 	return 2;
 }
 
@@ -660,10 +664,65 @@ static int cmd_watchdog(struct args *a)
 	return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* measure                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Runs CMD in its own process group and writes its peak RSS, wall time and
+ * exit status to OUT ("rss_kb=N\nwall_ms=N\nstatus=N\n"); exits with its
+ * status. After TIMEOUT seconds the group is killed and the status is 124:
+ * the hang guard of tests that must not hang, never a timing assertion. */
+static int cmd_measure(int argc, char **argv)
+{
+	char *end;
+	double timeout = argc >= 4 ? strtod(argv[3], &end) : -1;
+	if (argc < 5 || *end || timeout <= 0)
+		return usage();
+	double t0 = now_s();
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("testtool: fork");
+		return 1;
+	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		execvp(argv[4], argv + 4);
+		fprintf(stderr, "testtool: %s: %s\n", argv[4], strerror(errno));
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	int status = 0, rc = -1;
+	struct rusage ru;
+	bool timed_out = false;
+	while ((rc = (int)wait4(pid, &status, WNOHANG, &ru)) == 0) {
+		if (now_s() - t0 > timeout && !timed_out) {
+			timed_out = true;
+			kill(-pid, SIGKILL);
+		}
+		sleep_ms(PID_POLL_MS);
+	}
+	if (rc < 0) {
+		perror("testtool: wait4");
+		return 1;
+	}
+	int code = timed_out ? 124 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	FILE *out = fopen(argv[2], "w");
+	if (!out) {
+		fprintf(stderr, "testtool: %s: %s\n", argv[2], strerror(errno));
+		return 1;
+	}
+	fprintf(out, "rss_kb=%ld\nwall_ms=%.0f\nstatus=%d\n", ru.ru_maxrss, (now_s() - t0) * 1000.0,
+		code);
+	fclose(out);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
 		return usage();
+	if (strcmp(argv[1], "measure") == 0)
+		return cmd_measure(argc, argv);
 	struct args a;
 	if (parse_args(argc - 2, argv + 2, &a) < 0)
 		return usage();

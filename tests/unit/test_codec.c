@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #define MIB ((size_t)1 << 20)
 #define BIG_LEN (64 * MIB)
@@ -339,6 +340,34 @@ static void test_roundtrip_big(void)
 		membuf_free(&plain);
 		free(log.mb.data);
 	}
+}
+
+/* The zstd decoder's window is capped (a hostile frame could ask for
+ * 2 GiB): our strongest level still decodes, a frame whose header asks
+ * for a 32 MiB window (as zstd --long makes) is refused, saying why. */
+static void test_zstd_window_limit(void)
+{
+	const struct codec *c = codec_by_name("zstd");
+	struct membuf comp = { 0 }, plain = { 0 };
+	CHECK(encode_with(c, 19, big_data, 16 * MIB, NULL, &comp) == 0);
+	CHECK(decode(c, &comp, &plain) == 0 && same(&plain, big_data, 16 * MIB));
+	membuf_free(&plain);
+	membuf_free(&comp);
+
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	size_t cap = ZSTD_compressBound(MIB) + 64;
+	unsigned char *frame = malloc(cap);
+	CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, 25)));
+	/* Streamed without a pledged size: the header declares the window. */
+	ZSTD_inBuffer in = { big_data, MIB, 0 };
+	ZSTD_outBuffer out = { frame, cap, 0 };
+	CHECK(!ZSTD_isError(ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_continue)));
+	CHECK(ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_end) == 0);
+	CHECK(decode_with(c, frame, out.pos, 0, NULL, &plain) < 0);
+	CHECK_ERR("needs a window over the 16 MiB crstream allows");
+	membuf_free(&plain);
+	free(frame);
+	ZSTD_freeCCtx(cctx);
 }
 
 /* ---- damaged input ---- */
@@ -883,6 +912,7 @@ int main(void)
 	RUN(test_bad_level);
 	RUN(test_roundtrip_small);
 	RUN(test_roundtrip_big);
+	RUN(test_zstd_window_limit);
 	RUN(test_truncated);
 	RUN(test_corrupt);
 	RUN(test_trailing_garbage);

@@ -174,6 +174,49 @@ static void test_tuning(void)
 	CHECK(load(&c, "s3://b", badep) < 0);
 }
 
+/* Loads with endpoint url and returns what was printed on stderr. */
+static void load_capturing(const char *url, char *out, size_t size)
+{
+	struct s3_conf c;
+	struct kv cfg[] = {{"s3.endpoint", url}, {NULL, NULL}};
+	char path[300];
+	snprintf(path, sizeof(path), "%s/stderr", dir);
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	FILE *f = fopen(path, "w+");
+	CHECK(f && saved >= 0 && dup2(fileno(f), STDERR_FILENO) >= 0);
+	CHECK(load(&c, "s3://b", cfg) == 0);
+	s3_conf_free(&c);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	size_t n = f ? fread(out, 1, size - 1, (rewind(f), f)) : 0;
+	out[n] = '\0';
+	if (f)
+		fclose(f);
+}
+
+/* Plain http to anywhere but loopback: images and requests in clear. */
+static void test_plain_http_warning(void)
+{
+	char err[1024];
+	clear_env();
+	setenv("AWS_ACCESS_KEY_ID", "A", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "S", 1);
+	load_capturing("http://minio.example:9000", err, sizeof(err));
+	CHECK(strstr(err, "warning: endpoint http://minio.example:9000 is plain http") != NULL);
+	load_capturing("http://10.1.2.3", err, sizeof(err));
+	CHECK(strstr(err, "warning: endpoint http://10.1.2.3 is plain http") != NULL);
+	static const char *const quiet[] = {"http://127.0.0.1:8080", "http://localhost:9000",
+					    "http://[::1]:80", "https://minio.example"};
+	for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
+		load_capturing(quiet[i], err, sizeof(err));
+		CHECK(err[0] == '\0');
+		if (err[0])
+			fprintf(stderr, "  %s: %s", quiet[i], err);
+	}
+}
+
 /* With the defaults, 10,000 parts hold more than 1 TiB, every part but
  * the last is >= 5 MiB, and none exceeds S3's 5 GiB. */
 static void test_part_growth(void)
@@ -208,6 +251,7 @@ int main(void)
 	RUN(test_gcs);
 	RUN(test_tuning);
 	RUN(test_part_growth);
+	RUN(test_plain_http_warning);
 	unlink(creds_path);
 	unlink(config_path);
 	rmdir(dir);
