@@ -1,6 +1,7 @@
 #include "engine/bufpool.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 
 void bufpool_init(struct bufpool *p, size_t max_bytes)
@@ -10,6 +11,18 @@ void bufpool_init(struct bufpool *p, size_t max_bytes)
 	p->free = NULL;
 	p->in_use = p->allocated = p->peak = 0;
 	p->max = max_bytes / BUFPOOL_CHUNK;
+	p->region = NULL;
+	if (p->max == 0)
+		return;
+	void *r = mmap(NULL, p->max * BUFPOOL_CHUNK, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED) {
+		p->max = 0;
+		return;
+	}
+	/* Best effort: without huge pages the pool only faults more often. */
+	(void)madvise(r, p->max * BUFPOOL_CHUNK, MADV_HUGEPAGE);
+	p->region = r;
 }
 
 /* Caller holds mu. */
@@ -19,7 +32,8 @@ static void *take(struct bufpool *p)
 	if (p->free) {
 		buf = p->free;
 		p->free = *(void **)buf;
-	} else if (p->allocated < p->max && (buf = malloc(BUFPOOL_CHUNK))) {
+	} else if (p->allocated < p->max) {
+		buf = p->region + p->allocated * BUFPOOL_CHUNK;
 		p->allocated++;
 	}
 	if (buf && ++p->in_use > p->peak)
@@ -63,11 +77,10 @@ void bufpool_put(struct bufpool *p, void *buf)
 
 void bufpool_destroy(struct bufpool *p)
 {
-	while (p->free) {
-		void *next = *(void **)p->free;
-		free(p->free);
-		p->free = next;
-	}
+	if (p->region)
+		munmap(p->region, p->max * BUFPOOL_CHUNK);
+	p->region = NULL;
+	p->free = NULL;
 	pthread_cond_destroy(&p->returned);
 	pthread_mutex_destroy(&p->mu);
 }

@@ -277,7 +277,8 @@ static char *get_buffer(struct serve *s, struct sfile *f)
 {
 	char *buf = bufpool_get(&s->pool);
 	uint64_t criu_waiting_ms = 0;
-	while (!buf && !aborted(s)) {
+	/* A budget under one buffer has nothing to wait for. */
+	while (!buf && s->pool.max && !aborted(s)) {
 		if (!atomic_load(&s->may_wait)) {
 			pthread_mutex_lock(&s->mu);
 			bool being_read = f->requested && !f->dropped;
