@@ -29,13 +29,13 @@
 #include "codec/codec_impl.h"
 #include "util/cpustat.h"
 #include "util/err.h"
+#include "util/fdio.h"
 #include "util/trace.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -77,12 +77,6 @@ struct zstd_encoder {
 	struct zstd_auto *adapt;	/* NULL: the level stays */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* One ZSTD_compressStream2() call into the free part of e->out. */
 static size_t zstd_run(struct zstd_encoder *z, ZSTD_inBuffer *in, ZSTD_EndDirective mode)

@@ -1,7 +1,7 @@
 #include "engine/bufpool.h"
+#include "util/bigbuf.h"
 
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <time.h>
 
 void bufpool_init(struct bufpool *p, size_t max_bytes)
@@ -14,15 +14,8 @@ void bufpool_init(struct bufpool *p, size_t max_bytes)
 	p->region = NULL;
 	if (p->max == 0)
 		return;
-	void *r = mmap(NULL, p->max * BUFPOOL_CHUNK, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r == MAP_FAILED) {
+	if (!(p->region = bigbuf_map(p->max * BUFPOOL_CHUNK)))
 		p->max = 0;
-		return;
-	}
-	/* Best effort: without huge pages the pool only faults more often. */
-	(void)madvise(r, p->max * BUFPOOL_CHUNK, MADV_HUGEPAGE);
-	p->region = r;
 }
 
 /* Caller holds mu. */
@@ -77,8 +70,7 @@ void bufpool_put(struct bufpool *p, void *buf)
 
 void bufpool_destroy(struct bufpool *p)
 {
-	if (p->region)
-		munmap(p->region, p->max * BUFPOOL_CHUNK);
+	bigbuf_unmap(p->region, p->max * BUFPOOL_CHUNK);
 	p->region = NULL;
 	p->free = NULL;
 	pthread_cond_destroy(&p->returned);

@@ -2,9 +2,9 @@
  * need up to a byte limit, then reused. Reuse matters: faulting in fresh
  * anonymous memory runs at about half a GB/s here, several times slower
  * than copying into pages already faulted in. For the same reason the
- * buffers are carved out of one mapping that asks for transparent huge
- * pages: the first use of the pool (all of it, for an image smaller than
- * the budget) then costs one fault per 2 MiB instead of one per 4 KiB.
+ * buffers are carved out of one mapping with huge pages (util/bigbuf.h):
+ * the first use of the pool (all of it, for an image smaller than the
+ * budget) then costs one fault per 2 MiB instead of one per 4 KiB.
  * Thread-safe. */
 #ifndef CRSTREAM_ENGINE_BUFPOOL_H
 #define CRSTREAM_ENGINE_BUFPOOL_H

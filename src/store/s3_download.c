@@ -17,6 +17,7 @@
  * carry the ETag HEAD saw, so an object replaced while being read is an
  * error instead of a silent mix of two versions. */
 #include "store/s3.h"
+#include "util/bigbuf.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -131,9 +132,9 @@ static int fetch_chunk(struct s3_reader *r, CURL *h, uint64_t index, struct slot
 	size_t want = (size_t)(left < r->chunk ? left : r->chunk);
 	char what[64];
 	snprintf(what, sizeof(what), "GET offset %" PRIu64, start);
-	free(s->buf);
-	if (!(s->buf = malloc(want)))
-		return err_set("out of memory");
+	/* A slot keeps its buffer from chunk to chunk. */
+	if (!s->buf && !(s->buf = bigbuf_map(r->chunk)))
+		return err_sys("%s: a %" PRIu64 "-byte download buffer", s3_url(r->st, r->key), r->chunk);
 	struct s3_resp resp = {0};
 	struct fetch f = {r, &resp, s, s->buf, start, want, 0};
 	struct s3_req rq = {.method = "GET", .key = r->key, .what = what, .sink = sink,
@@ -232,8 +233,6 @@ static ssize_t r_read(struct reader *rd, void *buf, size_t cap)
 			pthread_mutex_unlock(&r->mu);
 			return err_set("%s", r->err);
 		}
-		free(s->buf);
-		s->buf = NULL;
 		s->index = r->cur + r->nslots;
 		s->state = SLOT_EMPTY;
 		r->cur++;
@@ -255,7 +254,7 @@ static void r_close(struct reader *rd)
 	for (unsigned i = 0; i < r->nthreads; i++)
 		pthread_join(r->threads[i], NULL);
 	for (unsigned i = 0; r->slots && i < r->nslots; i++)
-		free(r->slots[i].buf);
+		bigbuf_unmap(r->slots[i].buf, r->chunk);
 	free(r->slots);
 	free(r->threads);
 	free(r->key);
