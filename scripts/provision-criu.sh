@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # provision-criu.sh - find or build a CRIU that crstream can drive.
 #
-# Usage: scripts/provision-criu.sh [-h|--help]
+# Usage: scripts/provision-criu.sh [-h|--help | --mirrors]
+#
+#   --mirrors   print the Debian mirrors found in apt's sources (best first,
+#               one per line; see "Where the tarball comes from") and exit.
 #
 # Output
 #   stdout  exactly one line: the absolute path of a qualifying criu binary.
@@ -30,10 +33,11 @@
 #      into ${CRSTREAM_CACHE_DIR:-/var/cache/crstream}/criu-<version>/criu,
 #      next to a stamp file recording version and sha256. Later runs reuse it
 #      without rebuilding (re-validating it each time). The tarball comes
-#      from the Debian pool; if that download fails it is fetched with
-#      `apt-get source --download-only` through a private apt configuration
-#      kept in the cache dir (/etc/apt is never touched). Either way its
-#      sha256 is verified before it is extracted. Missing build dependencies
+#      from the Debian pool of this machine's own mirror; if that download
+#      fails it is fetched with `apt-get source --download-only` through a
+#      private apt configuration kept in the cache dir (/etc/apt is never
+#      touched). Either way its sha256 is verified before it is extracted.
+#      Missing build dependencies
 #      are installed with apt-get (this needs root). A lock file in the cache
 #      dir serialises concurrent runs so only one of them builds.
 #
@@ -42,12 +46,25 @@
 #   CRSTREAM_CACHE_DIR        cache root; default /var/cache/crstream.
 #   CRSTREAM_CRIU_POOL_URL    base URL of the Debian pool directory holding
 #                             criu_<version>.orig.tar.xz; default
-#                             http://deb.debian.org/debian/pool/main/c/criu.
-#                             Meant for tests: point it at a URL that fails
-#                             (e.g. .../pool/main/c/no-such-dir) to exercise
-#                             the apt-get source fallback.
+#                             MIRROR/pool/main/c/criu for each mirror found
+#                             (below), tried in turn. Also for tests: point
+#                             it at a URL that fails (e.g.
+#                             .../pool/main/c/no-such-dir) to exercise the
+#                             apt-get source fallback.
 #   CRSTREAM_CRIU_APT_MIRROR  Debian mirror for the apt-get source fallback;
-#                             default http://deb.debian.org/debian.
+#                             default the first mirror found (below).
+#   APT_CONFIG                apt's own: another apt configuration, e.g. one
+#                             naming other source lists (used by the tests).
+#
+# Where the tarball comes from: no mirror is named here. The mirrors are the
+# machine's own, read from apt's sources (Dir::Etc::sourcelist, by default
+# /etc/apt/sources.list, and Dir::Etc::sourceparts/*.list and *.sources, in
+# the one-line and the deb822 formats): every enabled `deb` or `deb-src`
+# entry with the `main` component, except security archives (suite
+# *-security or */updates, whose pools hold only security uploads). Entries
+# for this release's suites (its codename, codename-updates, ...) come first,
+# then the others in the order apt reads them. The tarball's sha256 is what
+# makes any of them trustworthy.
 #   TMPDIR                    where the temporary build directory is made.
 
 set -euo pipefail
@@ -78,8 +95,6 @@ CRIU_BUILD_DEPS=(
 )
 
 CACHE_ROOT=${CRSTREAM_CACHE_DIR:-/var/cache/crstream}
-POOL_URL=${CRSTREAM_CRIU_POOL_URL:-http://deb.debian.org/debian/pool/main/c/criu}
-APT_MIRROR=${CRSTREAM_CRIU_APT_MIRROR:-http://deb.debian.org/debian}
 TARBALL=criu_${CRIU_VERSION}.orig.tar.xz
 
 # stdout carries only the final path. Keep the real stdout on fd 3 and send
@@ -96,12 +111,85 @@ show() { [[ -z ${1:-} ]] || printf '%s\n' "$1" | sed 's/^/provision-criu:   | /'
 # Run a command with its output prefixed; keeps the command's exit status.
 run_prefixed() { "$@" 2>&1 | sed -u 's/^/provision-criu:   | /' >&2; }
 
+# ---- the Debian mirrors, from this machine's apt sources -------------------
+# apt_source_entries: one line "TYPE URI SUITE COMPONENT..." for every enabled
+# entry of apt's source lists, in the order apt reads them.
+apt_source_entries() {
+	local APT_SOURCELIST=/etc/apt/sources.list APT_SOURCEPARTS=/etc/apt/sources.list.d/
+	if command -v apt-config >/dev/null; then
+		eval "$(apt-config shell APT_SOURCELIST Dir::Etc::sourcelist/f \
+			APT_SOURCEPARTS Dir::Etc::sourceparts/d)"
+	fi
+	local files=() f
+	[[ -f $APT_SOURCELIST ]] && files+=("$APT_SOURCELIST")
+	for f in "${APT_SOURCEPARTS%/}"/*.list "${APT_SOURCEPARTS%/}"/*.sources; do
+		[[ -f $f ]] && files+=("$f")
+	done
+	((${#files[@]})) || return 0
+	awk '
+	function flush(   t, u, s, nt, nu, ns, i, j, k, T, U, S) {
+		if (enabled != "no" && types != "" && uris != "" && suites != "") {
+			nt = split(types, T); nu = split(uris, U); ns = split(suites, S)
+			for (i = 1; i <= nt; i++) for (j = 1; j <= nu; j++) for (k = 1; k <= ns; k++)
+				print T[i], U[j], S[k], comps
+		}
+		types = uris = suites = comps = field = ""; enabled = "yes"
+	}
+	FNR == 1 { if (deb822) flush(); deb822 = FILENAME ~ /\.sources$/ }
+	/^[ \t]*#/ { next }
+	deb822 && /^[ \t]*$/ { flush(); next }
+	deb822 && /^[ \t]/ { if (field != "") value[field] = value[field] " " $0; set(); next }
+	deb822 {
+		field = tolower($0); sub(/:.*/, "", field)
+		v = $0; sub(/^[^:]*:[ \t]*/, "", v); value[field] = v; set(); next
+	}
+	# One-line format: TYPE [ OPTIONS ] URI SUITE [COMPONENT...]
+	$1 == "deb" || $1 == "deb-src" {
+		line = $0; sub(/#.*/, "", line); gsub(/\[[^]]*\]/, " ", line)
+		n = split(line, w)
+		if (n >= 3) { c = ""; for (i = 4; i <= n; i++) c = c " " w[i]; print w[1], w[2], w[3], c }
+	}
+	function set() {
+		if (field == "types") types = value[field]
+		else if (field == "uris") uris = value[field]
+		else if (field == "suites") suites = value[field]
+		else if (field == "components") comps = value[field]
+		else if (field == "enabled") enabled = tolower(value[field])
+		gsub(/^[ \t]+|[ \t]+$/, "", enabled)
+	}
+	END { if (deb822) flush() }
+	' "${files[@]}"
+}
+
+# debian_mirrors: the base URIs of the Debian archives in apt's sources, best
+# first, one per line (see the header for the rules).
+debian_mirrors() {
+	local codename='' type uri suite comps rank
+	# shellcheck source=/dev/null
+	codename=$(. /etc/os-release 2>/dev/null && printf '%s' "${VERSION_CODENAME:-}") || true
+	while read -r type uri suite comps; do
+		[[ $type == deb || $type == deb-src ]] || continue
+		[[ $uri == http://* || $uri == https://* || $uri == file:/* ]] || continue
+		[[ $suite == *-security || $suite == */updates ]] && continue
+		[[ " $comps " == *" main "* ]] || continue
+		rank=1
+		[[ -n $codename && ($suite == "$codename" || $suite == "$codename"-*) ]] && rank=0
+		printf '%s %s\n' "$rank" "${uri%/}"
+	done < <(apt_source_entries) | awk '!seen[$2]++' | sort -s -n -k1,1 | cut -d' ' -f2-
+}
+
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0" >&2; }
 
 case ${1:-} in
 '') ;;
 -h | --help)
 	usage 2>&3
+	exit 0
+	;;
+--mirrors)
+	mirrors=$(debian_mirrors)
+	[[ -n $mirrors ]] || die "no Debian mirror in apt's sources"
+	printf '%s\n' "$mirrors" >&3
 	exit 0
 	;;
 *)
@@ -173,12 +261,29 @@ LOG_PREFIX=provision-criu
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/packages.sh"
 
 # ---- fetching the pinned tarball ---------------------------------------------
-# fetch_from_pool DIR: download the orig tarball into DIR/$TARBALL.
+# pool_urls: where the pool directory holding the tarball is, best first.
+pool_urls() {
+	if [[ -n ${CRSTREAM_CRIU_POOL_URL:-} ]]; then
+		printf '%s\n' "$CRSTREAM_CRIU_POOL_URL"
+		return
+	fi
+	debian_mirrors | sed 's|$|/pool/main/c/criu|'
+}
+
+# fetch_from_pool DIR: download the orig tarball into DIR/$TARBALL from the
+# first pool that has it.
 fetch_from_pool() {
-	local dir=$1 url="$POOL_URL/$TARBALL"
-	log "downloading $url"
-	run_prefixed curl -fsS -L --connect-timeout 20 --retry 2 -o "$dir/$TARBALL.part" "$url" &&
-		mv -f "$dir/$TARBALL.part" "$dir/$TARBALL"
+	local dir=$1 pool url
+	while read -r pool; do
+		url="$pool/$TARBALL"
+		log "downloading $url"
+		if run_prefixed curl -fsS -L --connect-timeout 20 --retry 2 -o "$dir/$TARBALL.part" "$url"; then
+			mv -f "$dir/$TARBALL.part" "$dir/$TARBALL"
+			return 0
+		fi
+	done < <(pool_urls)
+	[[ -n $(pool_urls) ]] || log "no Debian mirror in apt's sources; set CRSTREAM_CRIU_POOL_URL"
+	return 1
 }
 
 # fetch_with_apt_source DIR: fallback. Ask apt for the Debian source package
@@ -186,10 +291,15 @@ fetch_from_pool() {
 # cache dir: its own sources.list, package lists and cache, so the system's
 # /etc/apt and /var/lib/apt stay untouched.
 fetch_with_apt_source() {
-	local dir=$1 aptdir="$CACHE_ROOT/apt-src" dl
+	local dir=$1 aptdir="$CACHE_ROOT/apt-src" dl mirror=${CRSTREAM_CRIU_APT_MIRROR:-}
+	[[ -n $mirror ]] || mirror=$(debian_mirrors | head -n1)
+	[[ -n $mirror ]] || {
+		log "no Debian mirror in apt's sources; set CRSTREAM_CRIU_APT_MIRROR"
+		return 1
+	}
 	mkdir -p "$aptdir/sources.list.d" "$aptdir/lists/partial" "$aptdir/cache/archives/partial"
 	printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n' \
-		"$APT_MIRROR" "$CRIU_DEBIAN_SUITE" >"$aptdir/sources.list"
+		"$mirror" "$CRIU_DEBIAN_SUITE" >"$aptdir/sources.list"
 	local opts=(
 		-q
 		-o "Dir::Etc::sourcelist=$aptdir/sources.list"

@@ -30,6 +30,9 @@ PACKAGES=(
 	# build: compiler and make, pkg-config (the Makefile asks it for flags),
 	# protobuf-c code generator and library for proto/*.proto
 	build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev
+	# the man pages (man/*.scd) are turned into roff by scdoc; man-db renders
+	# the installed ones in tests/integration/test_package.sh
+	scdoc man-db
 	# codecs: lz4/zstd/gzip compression (zlib, ISA-L for fast gzip) and
 	# xxHash checksums of the image shards
 	liblz4-dev libzstd-dev zlib1g-dev libisal-dev libxxhash-dev

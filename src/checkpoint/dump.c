@@ -324,12 +324,12 @@ static int run_criu(struct dump *d, const char *images_dir)
 }
 
 /* Best effort: the log is for diagnosis, a failure to keep it is not a
- * failed dump. */
-static void keep_log(struct dump *d)
+ * failed dump. True if it was kept. */
+static bool keep_log(struct dump *d)
 {
 	int fd = open(d->log_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return false;
 	char key[400];
 	snprintf(key, sizeof(key), "%scriu-dump.log", d->prefix);
 	struct writer *w = d->store->ops->create(d->store, key);
@@ -345,10 +345,12 @@ static void keep_log(struct dump *d)
 		writer_abort(w);
 	if (rc < 0)
 		warnx_("could not keep CRIU's log in the checkpoint: %s", err_msg());
+	return rc == 0;
 }
 
-/* After a failure: no stream objects, a manifest that says why. */
-static void fail_checkpoint(struct dump *d, const char *why)
+/* After a failure: no stream objects, a manifest that says why. True if
+ * CRIU's log was kept in the checkpoint. */
+static bool fail_checkpoint(struct dump *d, const char *why)
 {
 	uint64_t one = 1;
 	if (d->cancel_fd >= 0)
@@ -367,8 +369,9 @@ static void fail_checkpoint(struct dump *d, const char *why)
 	err_copy(saved, sizeof(saved));
 	if (put_manifest(d) < 0)
 		warnx_("could not mark the checkpoint incomplete: %s", err_msg());
-	keep_log(d);
+	bool kept = keep_log(d);
 	err_set("%s", saved);
+	return kept;
 }
 
 /* The most telling reason for a failed dump: our hook's, the workers',
@@ -451,10 +454,15 @@ static int run_dump(struct dump *d)
 	pick_reason(d, why, sizeof(why));
 	if (rc == 0 && !d->hook.answered)
 		snprintf(why, sizeof(why), "CRIU finished without running the post-dump hook");
-	fail_checkpoint(d, why);
-	d->r->process_running = process_alive(d->o->pid);
-	return err_set("%s%s", why,
-		       d->r->process_running ? " (the process was resumed and keeps running)" : "");
+	bool log_kept = fail_checkpoint(d, why);
+	/* What we see now, not what should have happened: a concurrent dump
+	 * may hold the process, or have ended it. */
+	char fate[256];
+	enum process_state st = process_describe(d->o->pid, fate, sizeof(fate));
+	d->r->process_state = process_state_name(st);
+	d->r->process_running = st == PROCESS_RUNNING;
+	return err_set("%s (%s%s%s%s)", why, fate, log_kept ? "; CRIU's log: " : "",
+		       log_kept ? d->r->location : "", log_kept ? "/criu-dump.log" : "");
 }
 
 /* ---- --streams 0: a plain CRIU image directory ---- */

@@ -44,7 +44,10 @@ struct dump_result {
 	uint64_t frozen_us;		/* CRIU: tasks frozen until killed */
 	uint64_t dump_ms;		/* the whole command */
 	uint64_t criu_ms;		/* CRIU's run */
-	bool process_running;		/* after a failure: the tree kept running */
+	/* After a failure, what crstream saw of the process: "running",
+	 * "stopped", "traced" (held by another tracer) or "gone". */
+	const char *process_state;
+	bool process_running;		/* process_state is "running" */
 };
 
 /* Signals SIGINT/SIGTERM/SIGCHLD must be blocked (session_block_signals)

@@ -215,14 +215,14 @@ static int from_names(struct layout *lay, const struct listing *l, const char *l
 	snprintf(first, sizeof(first), "img-0%s", ext ? ext : "");
 	lay->codec = codec_by_filename(first);
 	if (!lay->codec)
-		return err_set("%s: unknown compression extension \"%s\"", first, ext);
+		return err_set("%s/%s: unknown compression extension \"%s\"", location, first, ext);
 	for (int i = 0; i < lay->streams; i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "img-%d%s", i, ext);
 		const struct store_entry *e = find(l, name);
 		if (!e)
-			return err_set("stream %s is missing (img-0..img-%d expected)", name,
-				       lay->streams - 1);
+			return err_set("%s: stream %s is missing (img-0..img-%d expected)", location,
+				       name, lay->streams - 1);
 		lay->stored_bytes += e->size;
 	}
 	snprintf(lay->kind, sizeof(lay->kind), "criu-image-streamer");
@@ -235,14 +235,14 @@ int layout_detect(struct store *s, const char *location, struct layout *lay)
 	struct listing l = {0};
 	void *json = NULL;
 	size_t len;
+	/* The store's errors name the location already, from_names's too. */
 	int rc = s->ops->list(s, "", collect, &l);
-	if (rc == 0) {
+	if (rc == 0)
 		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
-		if (rc == 0)
-			rc = from_manifest(lay, json, &l);
-		else if (rc == 1)
-			rc = from_names(lay, &l, location);
-	}
+	if (rc == 0)
+		rc = from_manifest(lay, json, &l) < 0 ? err_prefix("%s", location) : 0;
+	else if (rc == 1)
+		rc = from_names(lay, &l, location);
 	free(json);
 	free_listing(&l);
 	return rc < 0 ? -1 : 0;

@@ -487,7 +487,7 @@ static int prepare(struct restore *x)
 		return -1;
 	trace("restore", "reading the manifest");
 	if (layout_detect(x->store, x->o->path, &x->lay) < 0)
-		return err_prefix("%s", x->o->path);
+		return -1;
 	trace("restore", "manifest read: %d streams, %s", x->lay.streams, x->lay.codec->name);
 	if (session_block_signals() < 0)
 		return -1;
@@ -524,8 +524,8 @@ static void keep_log(struct restore *x)
 	snprintf(kept, sizeof(kept), "%s/crstream-restore-%d.log", tmp && *tmp ? tmp : "/tmp",
 		 (int)getpid());
 	err_copy(saved, sizeof(saved));
-	if (rename(x->log_path, kept) == 0 && !strstr(saved, "(log: "))
-		err_set("%s (CRIU log: %s)", saved, kept);
+	if (rename(x->log_path, kept) == 0)
+		err_set("%s (CRIU's log: %s)", saved, kept);
 	else
 		err_set("%s", saved);
 }

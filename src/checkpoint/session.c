@@ -218,6 +218,64 @@ bool process_alive(pid_t pid)
 	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
+enum process_state process_observe(pid_t pid, pid_t *tracer)
+{
+	char path[64], line[256];
+	*tracer = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return PROCESS_GONE;
+	char state = '?';
+	int tpid = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "State: %c", &state) != 1)
+			sscanf(line, "TracerPid: %d", &tpid);
+	fclose(f);
+	if (state == 'Z' || state == 'X' || state == '?')
+		return PROCESS_GONE;
+	if (tpid > 0) {
+		*tracer = (pid_t)tpid;
+		return PROCESS_TRACED;
+	}
+	return state == 'T' || state == 't' ? PROCESS_STOPPED : PROCESS_RUNNING;
+}
+
+const char *process_state_name(enum process_state st)
+{
+	static const char *const names[] = {"gone", "running", "stopped", "traced"};
+	return names[st];
+}
+
+enum process_state process_describe(pid_t pid, char *buf, size_t size)
+{
+	pid_t tracer;
+	enum process_state st = process_observe(pid, &tracer);
+	char comm[64] = "?", path[64];
+	switch (st) {
+	case PROCESS_GONE:
+		snprintf(buf, size, "pid %d is gone", (int)pid);
+		break;
+	case PROCESS_RUNNING:
+		snprintf(buf, size, "pid %d keeps running", (int)pid);
+		break;
+	case PROCESS_STOPPED:
+		snprintf(buf, size, "pid %d is stopped", (int)pid);
+		break;
+	case PROCESS_TRACED:
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)tracer);
+		FILE *f = fopen(path, "re");
+		if (f && fgets(comm, sizeof(comm), f))
+			comm[strcspn(comm, "\n")] = '\0';
+		if (f)
+			fclose(f);
+		snprintf(buf, size, "pid %d is held by pid %d (%s), another checkpoint or a debugger: "
+			 "what becomes of it is up to that one", (int)pid, (int)tracer, comm);
+		break;
+	}
+	return st;
+}
+
 bool wait_process_exit(pid_t pid, int timeout_ms)
 {
 	for (int waited = 0; waited <= timeout_ms; waited += 10) {

@@ -88,6 +88,19 @@ int session_run_criu(const char *privdir, struct argv *a, struct criu_watch *w, 
 
 /* True if the process exists and is not a zombie. */
 bool process_alive(pid_t pid);
+/* What can be seen of a process from outside. */
+enum process_state {
+	PROCESS_GONE,		/* no such process, or a zombie */
+	PROCESS_RUNNING,
+	PROCESS_STOPPED,
+	PROCESS_TRACED,		/* held by a tracer: another CRIU, a debugger */
+};
+enum process_state process_observe(pid_t pid, pid_t *tracer);
+/* The same as one phrase for messages: "pid 12 keeps running", "pid 12 is
+ * gone", "pid 12 is held by pid 40 (criu), ...". */
+enum process_state process_describe(pid_t pid, char *buf, size_t size);
+/* "gone", "running", "stopped", "traced". */
+const char *process_state_name(enum process_state st);
 /* Wait (up to timeout_ms) until pid has exited; true if it did. */
 bool wait_process_exit(pid_t pid, int timeout_ms);
 

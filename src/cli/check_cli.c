@@ -20,10 +20,13 @@ static const char check_usage[] =
 	"CRIU binary, its version and --stream support, `criu check`, pipe limits\n"
 	"(with the fix to apply), and the checkpoint location (free space, or for\n"
 	"s3:// and gs:// the credentials, the bucket and a write+delete probe).\n"
-	"Secrets are never printed. Exit status 1 if anything blocks crstream.\n"
+	"Secrets are never printed.\n"
 	"\n"
-	"  -d, --dir LOCATION   location to probe (default: checkpoint.dir)\n"
-	"  -h, --help           this help\n";
+	"Options:\n"
+	"  -d, --dir LOCATION      location to probe           [checkpoint.dir]\n"
+	"  -h, --help              this help\n"
+	"\n"
+	"Exit status: 0 when nothing blocks crstream, 1 otherwise, 2 on misuse.\n";
 
 struct checks {
 	int blockers;
@@ -62,10 +65,8 @@ static long read_sysctl(const char *path)
 /* Returns the CRIU path if it is usable at all. */
 static bool check_criu(struct checks *c, struct config *cfg, char *criu, size_t size)
 {
-	const char *want = config_get(cfg, "criu.path");
-	if (resolve_program(want, criu, size) < 0) {
-		report(c, "FAIL", "CRIU: %s (set criu.path or CRSTREAM_CRIU; scripts/setup.sh builds one)",
-		       err_msg());
+	if (find_criu(config_get(cfg, "criu.path"), criu, size) < 0) {
+		report(c, "FAIL", "CRIU: %s", err_msg());
 		return false;
 	}
 	char version[64];
@@ -90,8 +91,8 @@ static bool check_criu(struct checks *c, struct config *cfg, char *criu, size_t 
 static void check_criu_check(struct checks *c, const char *criu)
 {
 	static char out[8192];
-	if (geteuid() != 0) {
-		report(c, "FAIL", "not running as root: CRIU needs root (or CAP_CHECKPOINT_RESTORE)");
+	if (require_privilege("check") < 0) {
+		report(c, "FAIL", "%s", err_msg());
 		return;
 	}
 	int rc = criu_check(criu, out, sizeof(out));
@@ -145,6 +146,10 @@ int cmd_check(int argc, char **argv)
 	};
 	struct config *cfg;
 	if (config_load(&cfg) < 0) {
+		if (asks_for_help(argc, argv)) {
+			fputs(check_usage, stdout);
+			return 0;
+		}
 		err_print(NULL);
 		return 1;
 	}

@@ -40,14 +40,40 @@ void json_print_string(FILE *out, const char *s);
 /* ",\"peak_rss_bytes\":N,\"cpu_seconds\":S" for this process (CRIU not counted). */
 void print_self_usage_json(FILE *out);
 
-/* Commands of one argument (`crstream ls LOCATION`): true to go on; false
- * after printing the help (for -h/--help, *status 0) or a usage error
- * (*status EXIT_USAGE). */
-bool one_argument(int argc, char **argv, const char *usage, const char *help, int *status);
+/* Commands on one location (`crstream ls [LOCATION]`, `crstream rm
+ * CHECKPOINT`), given as the argument or with an option (-d/--dir for a
+ * directory of checkpoints, -p/--path for one checkpoint). */
+struct location_cmd {
+	const char *name;	/* "ls" */
+	const char *usage;	/* "crstream ls [LOCATION]" */
+	const char *help;	/* what it does, one paragraph */
+	const char *option;	/* "dir" or "path" */
+	const char *metavar;	/* "LOCATION", "CHECKPOINT" */
+	bool optional;		/* the default is checkpoint.dir */
+};
+/* -1 to go on with *loc (NULL: the default); otherwise the command's exit
+ * status (the help was printed, or a usage error). */
+int location_args(int argc, char **argv, const struct location_cmd *c, const char **loc);
+
+/* True if argv (after the command) has -h or --help: the help is printed
+ * even when the configuration it would show defaults from is broken. */
+bool asks_for_help(int argc, char **argv);
+
+/* 0 if this process may run CRIU (root, CAP_SYS_ADMIN or
+ * CAP_CHECKPOINT_RESTORE); else -1 with a message saying so. */
+int require_privilege(const char *cmd);
+
+/* The CRIU binary: want (criu.path) as a path or a name in PATH. For the
+ * default name "criu", when PATH has none or one older than 4.1, the
+ * newest one scripts/provision-criu.sh built into its cache
+ * ($CRSTREAM_CACHE_DIR, /var/cache/crstream). The error says how to get
+ * one. */
+int find_criu(const char *want, char *buf, size_t size);
 
 struct config;
 struct store;
-/* Load the configuration and open a store at location with it. */
+/* Load the configuration and open a store at location with it (NULL:
+ * checkpoint.dir). */
 int open_location(const char *location, struct config **cfg, struct store **s);
 /* Close what open_location opened; the exit status for rc (the message
  * printed if rc < 0). */

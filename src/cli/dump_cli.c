@@ -154,7 +154,7 @@ static int resolve(struct config *cfg, struct dump_args *a, char *criu, size_t s
 		return usage_error("crstream dump", "--level %d: %s takes %d to %d", a->o.level,
 				   a->o.codec->name, a->o.codec->min_level, a->o.codec->max_level);
 	a->o.leave_running = config_bool(cfg, "criu.leave_running");
-	if (resolve_program(config_get(cfg, "criu.path"), criu, size) < 0)
+	if (require_privilege("dump") < 0 || find_criu(config_get(cfg, "criu.path"), criu, size) < 0)
 		return -1;
 	a->o.criu = criu;
 	return 0;
@@ -167,7 +167,10 @@ static void print_json(const struct dump_result *r, int rc)
 		json_print_string(stdout, err_msg());
 		printf(",\"checkpoint\":");
 		json_print_string(stdout, r->location);
-		printf(",\"process_running\":%s}\n", r->process_running ? "true" : "false");
+		printf(",\"process_running\":%s", r->process_running ? "true" : "false");
+		if (r->process_state)
+			printf(",\"process_state\":\"%s\"", r->process_state);
+		printf("}\n");
 		return;
 	}
 	printf("{\"status\":\"ok\",\"checkpoint\":");
@@ -192,6 +195,10 @@ int cmd_dump(int argc, char **argv)
 	char criu[4096], self[4096];
 	bool help = false;
 	if (config_load(&cfg) < 0) {
+		if (asks_for_help(argc, argv)) {
+			fputs(dump_usage, stdout);
+			return 0;
+		}
 		err_print(NULL);
 		return 1;
 	}

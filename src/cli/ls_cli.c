@@ -92,16 +92,24 @@ static int free_entry(struct strmap_entry *me, void *arg)
 
 int cmd_ls(int argc, char **argv)
 {
-	int status;
-	if (!one_argument(argc, argv, "crstream ls LOCATION",
-			  "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
-			  "gs://bucket/prefix: name, start time, size, streams, compression,\n"
-			  "and whether the dump completed.\n", &status))
+	static const struct location_cmd ls = {
+		.name = "ls",
+		.usage = "crstream ls [LOCATION]",
+		.help = "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
+			"gs://bucket/prefix (default: checkpoint.dir): name, start time, size,\n"
+			"streams, compression, and whether the dump completed.\n",
+		.option = "dir",
+		.metavar = "LOCATION",
+		.optional = true,
+	};
+	const char *loc;
+	int status = location_args(argc, argv, &ls, &loc);
+	if (status >= 0)
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct strmap m = {0};
-	int rc = open_location(argv[2], &cfg, &s);
+	int rc = open_location(loc, &cfg, &s);
 	if (rc == 0)
 		rc = strmap_init(&m);
 	if (rc == 0)
@@ -111,6 +119,8 @@ int cmd_ls(int argc, char **argv)
 		printf("%-40s %-20s %10s %7s  %-11s %s\n", "NAME", "STARTED", "SIZE", "STREAMS",
 		       "COMPRESSION", "STATUS");
 		strmap_each(&m, show, &l);
+		if (!l.shown)
+			fprintf(stderr, "crstream: no checkpoints in %s\n", s->location);
 	}
 	if (m.buckets) {
 		strmap_each(&m, free_entry, NULL);
@@ -146,12 +156,19 @@ static int remove_data(struct strmap_entry *me, void *arg)
 
 int cmd_rm(int argc, char **argv)
 {
-	int status;
-	if (!one_argument(argc, argv, "crstream rm CHECKPOINT",
-			  "Deletes a checkpoint (its streams or image files, manifest and log),\n"
-			  "complete or not: only the files a checkpoint is made of, each by name;\n"
-			  "anything else in its directory stays. Refuses a location that is not a\n"
-			  "checkpoint.\n", &status))
+	static const struct location_cmd rm = {
+		.name = "rm",
+		.usage = "crstream rm CHECKPOINT",
+		.help = "Deletes a checkpoint (its streams or image files, manifest and log),\n"
+			"complete or not: only the files a checkpoint is made of, each by name;\n"
+			"anything else in its directory stays. Refuses a location that is not a\n"
+			"checkpoint.\n",
+		.option = "path",
+		.metavar = "CHECKPOINT",
+	};
+	const char *loc;
+	int status = location_args(argc, argv, &rm, &loc);
+	if (status >= 0)
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
@@ -159,7 +176,7 @@ int cmd_rm(int argc, char **argv)
 	struct manifest m = {0};
 	void *json = NULL;
 	size_t len;
-	int rc = open_location(argv[2], &cfg, &s);
+	int rc = open_location(loc, &cfg, &s);
 	if (rc == 0)
 		rc = strmap_init(&c.keys);
 	/* A plain image directory's files are the ones its manifest lists; an
@@ -171,13 +188,13 @@ int cmd_rm(int argc, char **argv)
 		rc = s->ops->list(s, "", collect_key, &c);
 	if (rc == 0 && !c.is_checkpoint)
 		rc = err_set("%s is not a checkpoint (no %s, no img-N streams): nothing removed",
-			     argv[2], MANIFEST_NAME);
+			     loc, MANIFEST_NAME);
 	if (rc == 0)
 		rc = strmap_each(&c.keys, remove_data, s);
 	if (rc == 0)
 		rc = s->ops->remove(s, MANIFEST_NAME);
 	if (rc == 0)
-		printf("removed %s (%zu objects)\n", argv[2], c.keys.count);
+		printf("removed %s (%zu objects)\n", loc, c.keys.count);
 	if (c.keys.buckets)
 		strmap_free(&c.keys);
 	manifest_free(&m);

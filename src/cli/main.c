@@ -1,12 +1,18 @@
 /* crstream's entry point: picks the command from argv[0] or argv[1]. */
 #include "checkpoint/hook.h"
 #include "cli/cli.h"
+#include "cli/config.h"
+#include "codec/codec.h"
+#include "criu/criu_exec.h"
+#include "store/store.h"
 #include "util/err.h"
 #include "util/trace.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char main_usage[] =
 	"Usage: crstream <command> [options]\n"
@@ -15,7 +21,7 @@ static const char main_usage[] =
 	"\n"
 	"Commands:\n"
 	"  dump <pid>  checkpoint a process tree through N compressed streams\n"
-	"  restore     restore a checkpoint (--path DIR/NAME or s3://.../NAME)\n"
+	"  restore     restore a checkpoint (DIR/NAME or s3://.../NAME)\n"
 	"  inspect     show a checkpoint's manifest, streams and files\n"
 	"  ls          list the checkpoints under a directory or s3:// / gs:// prefix\n"
 	"  rm          delete a checkpoint\n"
@@ -28,8 +34,40 @@ static const char main_usage[] =
 	"  serve       read shards, serve the image to `criu restore --stream`\n"
 	"  extract     read shards, write the image files into a directory\n"
 	"\n"
-	"Run `crstream <command> --help` for a command's options.\n"
-	"Invoked as `criu-image-streamer`, crstream behaves exactly like it.\n";
+	"Options:\n"
+	"  -h, --help      this help\n"
+	"      --version   crstream's version, the CRIU it will use, the codecs and\n"
+	"                  whether object storage is available\n"
+	"\n"
+	"Run `crstream <command> --help` for a command's options, `man crstream-<command>`\n"
+	"for the details. Invoked as `criu-image-streamer`, crstream behaves exactly\n"
+	"like it.\n";
+
+/* `crstream --version`: what this crstream will work with. */
+static int version(void)
+{
+	printf("crstream %s\n", CRSTREAM_VERSION);
+	struct config *cfg = NULL;
+	char path[PATH_MAX], v[64];
+	if (config_load(&cfg) < 0)
+		printf("config:         %s\n", err_msg());
+	else
+		printf("config:         %s%s\n", config_path(cfg),
+		       access(config_path(cfg), R_OK) == 0 ? "" : " (not present)");
+	if (find_criu(cfg ? config_get(cfg, "criu.path") : "criu", path, sizeof(path)) < 0)
+		printf("criu:           %s\n", err_msg());
+	else if (criu_version(path, v, sizeof(v)) < 0)
+		printf("criu:           %s (%s)\n", path, err_msg());
+	else
+		printf("criu:           %s (version %s)\n", path, v);
+	printf("codecs:         %s\n", codec_names());
+	if (store_plugin_load(path, sizeof(path), NULL) < 0)
+		printf("object storage: not available (plugin %s): %s\n", path, err_msg());
+	else
+		printf("object storage: s3://, gs:// (plugin %s)\n", path);
+	config_free(cfg);
+	return 0;
+}
 
 static int streamer_name(const char *argv0)
 {
@@ -59,10 +97,8 @@ int main(int argc, char **argv)
 		fputs(main_usage, stdout);
 		return 0;
 	}
-	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-		printf("crstream %s\n", CRSTREAM_VERSION);
-		return 0;
-	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version"))
+		return version();
 	if (!strcmp(cmd, "capture") || !strcmp(cmd, "serve") || !strcmp(cmd, "extract"))
 		return cmd_streamer(argc, argv, false);
 	if (!strcmp(cmd, "dump"))

@@ -12,17 +12,22 @@
 
 int cmd_config(int argc, char **argv)
 {
-	if (argc < 3 || strcmp(argv[2], "show")) {
-		if (argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
-			printf("Usage: crstream config show\n\n"
-			       "Prints every configuration key, its effective value and where it\n"
-			       "comes from: default < file (%s, or $CRSTREAM_CONFIG) <\n"
-			       "environment (CRSTREAM_<SECTION>_<KEY>) < command-line flags.\n",
-			       CONFIG_DEFAULT_PATH);
-			return 0;
-		}
-		return usage_error("crstream config", "use `crstream config show`");
+	bool show = argc >= 3 && !strcmp(argv[2], "show");
+	const char *arg = argc > 3 ? argv[3] : argc == 3 && !show ? argv[2] : NULL;
+	if (arg && (!strcmp(arg, "--help") || !strcmp(arg, "-h"))) {
+		printf("Usage: crstream config show\n\n"
+		       "Prints every configuration key, its effective value and where it\n"
+		       "comes from: default < file (%s, or $CRSTREAM_CONFIG) <\n"
+		       "environment (CRSTREAM_<SECTION>_<KEY>) < command-line flags.\n"
+		       "Secrets are masked.\n\n"
+		       "Options:\n"
+		       "  -h, --help              this help\n\n"
+		       "Exit status: 0 on success, 1 if the configuration is invalid, 2 on misuse.\n",
+		       CONFIG_DEFAULT_PATH);
+		return 0;
 	}
+	if (!show || arg)
+		return usage_error("crstream config", "use `crstream config show`");
 	struct config *cfg;
 	if (config_load(&cfg) < 0) {
 		err_print(NULL);
@@ -63,31 +68,38 @@ static void show_manifest(const struct manifest *m)
 
 int cmd_inspect(int argc, char **argv)
 {
-	int status;
-	if (!one_argument(argc, argv, "crstream inspect CHECKPOINT",
-			  "Lists a checkpoint's manifest, streams and image files, or for a\n"
-			  "checkpoint without manifest the streams found and their layout.\n",
-			  &status))
+	static const struct location_cmd inspect = {
+		.name = "inspect",
+		.usage = "crstream inspect CHECKPOINT",
+		.help = "Lists a checkpoint's manifest, streams and image files, or for a\n"
+			"checkpoint without manifest the streams found and their layout.\n",
+		.option = "path",
+		.metavar = "CHECKPOINT",
+	};
+	const char *loc;
+	int status = location_args(argc, argv, &inspect, &loc);
+	if (status >= 0)
 		return status;
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	void *json = NULL;
 	size_t len;
-	int rc = open_location(argv[2], &cfg, &s);
+	int rc = open_location(loc, &cfg, &s);
 	if (rc == 0)
 		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
-	printf("checkpoint:  %s\n", ESCAPED(argv[2]));
 	if (rc == 0) {
 		struct manifest m;
-		rc = manifest_parse(json, &m);
+		rc = manifest_parse(json, &m) < 0 ? err_prefix("%s", loc) : 0;
 		if (rc == 0) {
+			printf("checkpoint:  %s\n", ESCAPED(loc));
 			show_manifest(&m);
 			manifest_free(&m);
 		}
 	} else if (rc == 1) {
 		struct layout lay;
-		rc = layout_detect(s, argv[2], &lay);
+		rc = layout_detect(s, loc, &lay);
 		if (rc == 0) {
+			printf("checkpoint:  %s\n", ESCAPED(loc));
 			printf("status:      no manifest; %s layout\n", lay.kind);
 			printf("streams:     %d (%s)\n", lay.streams, lay.codec->name);
 			for (int i = 0; i < lay.streams; i++)

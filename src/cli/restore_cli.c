@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 static const char restore_usage[] =
-	"Usage: crstream restore --path CHECKPOINT [options]\n"
+	"Usage: crstream restore [--path] CHECKPOINT [options]\n"
 	"\n"
 	"Restores a checkpoint made by `crstream dump` (or by criu-image-streamer or\n"
 	"Cedana setups: img-N[.lz4|.gz|.zlib|.zst] streams without a manifest). The\n"
@@ -22,22 +22,31 @@ static const char restore_usage[] =
 	"once every stream has been read to its end and matched its checksum, so a\n"
 	"damaged checkpoint is refused, never half-restored. The tree runs detached.\n"
 	"\n"
-	"Options:\n"
+	"Options (defaults from the config file and CRSTREAM_* variables; see\n"
+	"`crstream config show`):\n"
 	"  -p, --path CHECKPOINT   DIR/NAME, s3://bucket/prefix/NAME or gs://...\n"
+	"                          (or CHECKPOINT as the argument)\n"
 	"      --pid-file FILE     write the restored root's pid to FILE\n"
 	"      --shell-job         restore as a shell job (default: as dumped)\n"
 	"      --tcp-established   restore established TCP connections\n"
 	"      --tcp-close         restore established TCP connections closed\n"
 	"      --leave-stopped     leave the restored tasks stopped\n"
-	"      --memory-limit SIZE image data held in memory before spilling to\n"
+	"      --memory-limit SIZE\n"
+	"                          image data held in memory before spilling to\n"
 	"                          $TMPDIR (e.g. 256M)        [restore.memory_limit]\n"
 	"      --criu-opt OPT      pass OPT to `criu restore` (repeatable)\n"
 	"      --json              print the result as JSON on stdout\n"
+	"      --no-progress       no progress line on the terminal\n"
 	"  -h, --help              this help\n"
 	"\n"
-	"Exit status: 0 when the tree was restored and resumed, 1 on failure.\n";
+	"Example: crstream restore /var/lib/crstream/checkpoints/dump-1234-20261126T001500Z\n"
+	"Exit status: 0 when the tree was restored and resumed, 1 on failure, 2 on\n"
+	"misuse.\n";
 
-enum { O_PIDFILE = 1000, O_SHELL, O_TCP, O_TCPCLOSE, O_STOPPED, O_MEM, O_CRIUOPT, O_JSON };
+enum {
+	O_PIDFILE = 1000, O_SHELL, O_TCP, O_TCPCLOSE, O_STOPPED, O_MEM, O_CRIUOPT, O_JSON,
+	O_NOPROGRESS
+};
 
 static const struct option opts[] = {
 	{"path", required_argument, NULL, 'p'},
@@ -49,6 +58,7 @@ static const struct option opts[] = {
 	{"memory-limit", required_argument, NULL, O_MEM},
 	{"criu-opt", required_argument, NULL, O_CRIUOPT},
 	{"json", no_argument, NULL, O_JSON},
+	{"no-progress", no_argument, NULL, O_NOPROGRESS},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -57,6 +67,7 @@ struct restore_args {
 	struct restore_opts o;
 	char *criu_opts[64];
 	bool json;
+	bool no_progress;
 };
 
 static int parse(int argc, char **argv, struct config *cfg, struct restore_args *a, bool *help)
@@ -82,11 +93,15 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 			a->criu_opts[a->o.ncriu_opts++] = optarg;
 			break;
 		case O_JSON: a->json = true; break;
+		case O_NOPROGRESS: a->no_progress = true; break;
 		case 'h': *help = true; return 0;
 		default: return EXIT_USAGE;
 		}
 	}
-	if (optind + 1 < argc)	/* argv[1] is "restore" */
+	/* argv[1] is "restore"; the checkpoint may come as the argument. */
+	if (optind + 1 < argc && !a->o.path)
+		a->o.path = argv[optind++ + 1];
+	if (optind + 1 < argc)
 		return usage_error("crstream restore", "unexpected argument \"%s\"", argv[optind + 1]);
 	if (!a->o.path)
 		return usage_error("crstream restore", "--path CHECKPOINT is required");
@@ -133,6 +148,10 @@ int cmd_restore(int argc, char **argv)
 	char criu[4096], self[4096];
 	bool help = false;
 	if (config_load(&cfg) < 0) {
+		if (asks_for_help(argc, argv)) {
+			fputs(restore_usage, stdout);
+			return 0;
+		}
 		err_print(NULL);
 		return 1;
 	}
@@ -143,7 +162,8 @@ int cmd_restore(int argc, char **argv)
 		config_free(cfg);
 		return rc;
 	}
-	if (resolve_program(config_get(cfg, "criu.path"), criu, sizeof(criu)) < 0 ||
+	if (require_privilege("restore") < 0 ||
+	    find_criu(config_get(cfg, "criu.path"), criu, sizeof(criu)) < 0 ||
 	    self_path(self, sizeof(self)) < 0) {
 		err_print(NULL);
 		config_free(cfg);
@@ -157,7 +177,7 @@ int cmd_restore(int argc, char **argv)
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
 	bool line_drawn = false;
-	if (!a.json && isatty(STDERR_FILENO))
+	if (!a.json && !a.no_progress && isatty(STDERR_FILENO))
 		a.o.progress = (struct ckpt_progress_sink){progress_line_render, &line_drawn};
 	struct restore_result r;
 	rc = checkpoint_restore(&a.o, &r);

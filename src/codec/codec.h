@@ -10,7 +10,7 @@
  * Levels (min..max, default; the encoder constructor rejects others):
  *   none  0..0, 0   ignored
  *   lz4   1..12, 1  as the lz4 CLI: 1-2 fast, 3..12 LZ4HC; 64 KiB
- *                   independent blocks, content checksum (codec_lz4.c)
+ *                   independent blocks, block checksums (codec_lz4.c)
  *   zstd  1..19, 1  as the zstd CLI; frame checksum on; decoding refuses
  *                   windows over 16 MiB (codec_zstd.c)
  *   gzip  1..9, 1   gzip's scale mapped onto ISA-L igzip: 1 -> 1, 2 -> 2,

@@ -4,8 +4,10 @@
  * 3..12 are the HC levels. Frames use independent 64 KiB blocks: for level
  * 1 they compressed and decompressed faster here than 4 MiB or linked
  * blocks (bench/CODECS.md), and they let the decoder write straight into
- * the caller's buffer. The content checksum is on, so a corrupt stream is
- * reported at the latest at the end of its frame. */
+ * the caller's buffer. Each block carries a checksum (XXH32 of the
+ * compressed block), so a corrupt block is reported when it is decoded;
+ * there is no content checksum (see lz4_set_prefs): the manifest's
+ * XXH3-128 covers the stream as a whole. */
 #include "codec/codec.h"
 #include "codec/codec_filter.h"
 #include "codec/codec_impl.h"

@@ -116,10 +116,32 @@ int criu_check_status(int status, const char *log_path)
 	char why[512];
 	criu_log_error(log_path, why, sizeof(why));
 	if (WIFEXITED(status))
-		return err_set("CRIU exited with status %d%s%s (log: %s)", WEXITSTATUS(status),
-			       why[0] ? ": " : "", why, log_path);
-	return err_set("CRIU was killed by signal %d%s%s (log: %s)", WTERMSIG(status),
-		       why[0] ? ": " : "", why, log_path);
+		return err_set("CRIU exited with status %d%s%s", WEXITSTATUS(status),
+			       why[0] ? ": " : "", why);
+	return err_set("CRIU was killed by signal %d%s%s", WTERMSIG(status), why[0] ? ": " : "",
+		       why);
+}
+
+/* Errors CRIU logs and then carries on from: never the reason it failed. */
+static const char *const benign_errors[] = {
+	/* It tries to raise its own fd limit; without CAP_SYS_RESOURCE (most
+	 * containers) it cannot, and works within the limit it has. */
+	"rlimit: Can't setup RLIMIT_NOFILE",
+};
+
+static bool benign_error(const char *msg)
+{
+	for (size_t i = 0; i < sizeof(benign_errors) / sizeof(benign_errors[0]); i++)
+		if (!strncmp(msg, benign_errors[i], strlen(benign_errors[i])))
+			return true;
+	return false;
+}
+
+/* "Dumping FAILED.", "Restoring FAILED.": that it gave up, not why. */
+static bool summary_error(const char *msg)
+{
+	size_t n = strlen(msg);
+	return n >= 7 && !strcmp(msg + n - 7, "FAILED.");
 }
 
 void criu_log_error(const char *log_path, char *buf, size_t size)
@@ -129,7 +151,8 @@ void criu_log_error(const char *log_path, char *buf, size_t size)
 	if (!f)
 		return;
 	char line[1024];
-	/* The first error is usually the cause; later ones are fallout. */
+	/* The last error before CRIU gives up is the one it gave up on; what
+	 * comes earlier was survived (or is listed as benign). */
 	while (fgets(line, sizeof(line), f)) {
 		char *e = strstr(line, "Error (");
 		if (!e)
@@ -137,8 +160,8 @@ void criu_log_error(const char *log_path, char *buf, size_t size)
 		char *msg = strstr(e, "): ");
 		msg = msg ? msg + 3 : e;
 		msg[strcspn(msg, "\n")] = '\0';
-		snprintf(buf, size, "%s", msg);
-		break;
+		if (!benign_error(msg) && !summary_error(msg))
+			snprintf(buf, size, "%s", msg);
 	}
 	fclose(f);
 }

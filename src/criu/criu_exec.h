@@ -30,7 +30,8 @@ int criu_spawn(const struct argv *argv, const char *const *env, const char *outp
 	       pid_t *pid);
 
 /* Wait for CRIU; returns 0 if it exited 0, else -1 with a message naming
- * the exit status or signal and pointing at the log. */
+ * the exit status or signal and the reason from its log (criu_log_error).
+ * Where the log is kept is for the caller to say. */
 int criu_wait(pid_t pid, const char *log_path);
 
 /* The same verdict for a status already collected with waitpid(). */
@@ -57,7 +58,9 @@ struct criu_dump_stats {
 /* Read DIR/stats-dump. */
 int criu_read_dump_stats(const char *images_dir, struct criu_dump_stats *st);
 
-/* The last lines of CRIU's log that report errors, for one-line messages. */
+/* The reason CRIU gives in its log for failing: its last error line,
+ * skipping the known-benign ones and the final "Dumping FAILED." summary.
+ * Empty if there is none. */
 void criu_log_error(const char *log_path, char *buf, size_t size);
 
 #endif

@@ -109,7 +109,9 @@ static int root_fd(struct store *s, bool create)
 	int fd = ls->rootfd;
 	if (fd < 0 && (!create || make_dirs(ls->root) == 0)) {
 		fd = open(ls->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 && (create || errno != ENOENT))
+		if (fd < 0 && errno == ENOTDIR)
+			err_set("%s is not a directory", ls->root);
+		else if (fd < 0 && (create || errno != ENOENT))
 			err_sys("cannot open directory %s", ls->root);
 		ls->rootfd = fd;
 	}
@@ -511,8 +513,10 @@ static int local_list(struct store *s, const char *prefix, store_list_fn fn, voi
 {
 	struct walk w = {.root = root_of(s), .prefix = prefix ? prefix : "", .fn = fn, .arg = arg};
 	int root = root_fd(s, false);
+	/* Unlike an object-storage prefix, a directory exists or not: a
+	 * mistyped path is said to be one, not listed as empty. */
 	if (root < 0)
-		return errno == ENOENT ? 0 : -1;
+		return errno == ENOENT ? err_set("%s does not exist", w.root) : -1;
 	int fd = fcntl(root, F_DUPFD_CLOEXEC, 0);	/* walk_dir's to close */
 	if (fd < 0)
 		return err_sys("cannot list %s", w.root);

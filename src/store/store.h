@@ -89,6 +89,11 @@ struct store {
 /* Picks the backend for a location and opens it. */
 int store_open(const char *location, const struct store_options *opt, struct store **out);
 
+/* Finds, checks and loads the object-storage plugin (once): 0 with its
+ * path in path (and its dlopen handle in *handle if not NULL), or -1 with
+ * the reason it cannot be used (path then says where it was looked for). */
+int store_plugin_load(char *path, size_t size, void **handle);
+
 /* True if the location names object storage (s3://, gs://). */
 bool store_is_remote(const char *location);
 

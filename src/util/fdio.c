@@ -253,3 +253,20 @@ int file_open_regular_at(int dirfd, const char *name, const char *label, struct 
 	errno = EINVAL;	/* not ENOENT: the message is set */
 	return -1;
 }
+int path_trusted(const char *path, const char *label)
+{
+	struct stat st;
+	const char *sep = label ? ": " : "";
+	label = label ? label : "";
+	if (stat(path, &st) < 0)
+		return err_set("%s%s%s", label, sep, strerror(errno));
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return err_set("%s%sowned by uid %u, not by root: refused (its code would run as "
+			       "this user)", label, sep, (unsigned)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return err_set("%s%swritable by %s (mode %04o): refused (anyone could replace the "
+			       "code crstream runs)", label, sep,
+			       st.st_mode & S_IWOTH ? "everyone" : "its group",
+			       (unsigned)(st.st_mode & 07777));
+	return 0;
+}

@@ -70,5 +70,10 @@ int file_create_at(int dirfd, const char *name, int accmode, const char *label);
  * directory), not through a symbolic link, without blocking. errno is
  * ENOENT (no message set) when there is no such name; *st gets its stat. */
 int file_open_regular_at(int dirfd, const char *name, const char *label, struct stat *st);
+/* Whether path (a file or directory, symlinks followed) may hold code that
+ * crstream, usually root, runs: owned by root or the effective user, and
+ * writable by nobody else. 0, or -1 with a message starting with label
+ * (if not NULL) that says why it is refused. */
+int path_trusted(const char *path, const char *label);
 
 #endif

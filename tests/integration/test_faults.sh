@@ -97,7 +97,7 @@ fail_in_the_hook() {
 	expect_fail "$want" env "${FAULT_ENV[@]}" "$CRSTREAM" dump "$pid" --dir "$T/ck" --name "$name" \
 		--streams 2 --compression lz4
 	log "$LAST_ERROR"
-	[[ "$LAST_ERROR" == *"(the process was resumed and keeps running)"* ]] ||
+	[[ "$LAST_ERROR" == *"(pid $pid keeps running;"* ]] ||
 		fail "not resumed: $LAST_ERROR"
 	[ "$(wc -l <<<"$LAST_ERROR")" = 1 ] || fail "more than one line: $LAST_ERROR"
 	# The fault hit inside the window: CRIU ran the hook and was told no.

@@ -311,7 +311,7 @@ test_proxy_crash_mid_dump() {
 	log "dump: $(cat "$T/err")"
 	[ "$rc" -ne 0 ] || fail "the dump succeeded with its server gone"
 	grep -q "127.0.0.1:$FAULT_PORT: .*(after 3 attempts)" "$T/err" || fail "dump said: $(cat "$T/err")"
-	grep -q "the process was resumed and keeps running" "$T/err" || fail "dump said: $(cat "$T/err")"
+	grep -q "pid $pid keeps running" "$T/err" || fail "dump said: $(cat "$T/err")"
 	! grep -q "left behind" "$T/err" || fail "an upload was left behind: $(cat "$T/err")"
 	verify_subject cd "$counter"
 	no_uploads_left "$P"
@@ -533,7 +533,7 @@ dump_cut() {
 		expect_fail "$want" "$CRSTREAM" dump "$pid" --dir "s3://$B/$P" --name "$name" \
 		--streams 2 --compression none
 	log "$LAST_ERROR"
-	[[ "$LAST_ERROR" == *"(the process was resumed and keeps running)"* ]] ||
+	[[ "$LAST_ERROR" == *"(pid $pid keeps running;"* ]] ||
 		fail "not resumed: $LAST_ERROR"
 	verify_subject "$name" "$counter"
 	no_uploads_left "$P"

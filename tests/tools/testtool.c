@@ -9,6 +9,7 @@
  *   testtool kill PID --cmdline-has STR
  *   testtool watchdog PID SECONDS MARKER
  *   testtool measure OUT TIMEOUT-SEC CMD [ARGS...]
+ *   testtool hold PID
  *
  * Exit status: 0 success, 1 timeout or failure (with the reason on
  * stderr), 2 usage error.  tests/subjects/README.md has the details. */
@@ -25,6 +26,7 @@
 #include <dirent.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -43,6 +45,7 @@ static int usage(void)
 			"         COND is key=value, key!=value, key>N or key>=N (quote > for the shell)\n"
 			"       testtool wait-gone PID... [--timeout SEC]\n"
 			"       testtool tcp-get HOST PORT [--timeout SEC] [--wait]\n"
+			"       testtool hold PID\n"
 			"       testtool wait-proc ANCESTOR --cmdline-has STR [--env VAR=VALUE] [--timeout SEC]\n"
 			"       testtool wait-seized PID [--timeout SEC]\n"
 			"       testtool kill PID --cmdline-has STR\n"
@@ -717,6 +720,28 @@ static int cmd_measure(int argc, char **argv)
 	return code;
 }
 
+/* ------------------------------------------------------------------ */
+/* hold: be PID's tracer (as a concurrent CRIU or a debugger would be)  */
+/* until killed; the process runs on, but nobody else can trace it.     */
+/* ------------------------------------------------------------------ */
+
+static int cmd_hold(const struct args *a)
+{
+	char *end;
+	long pid = a->count == 1 ? strtol(a->positional[0], &end, 10) : 0;
+	if (pid <= 0 || *end)
+		return usage();
+	/* SEIZE, not ATTACH: the process is not stopped. */
+	if (ptrace(PTRACE_SEIZE, (pid_t)pid, NULL, NULL) < 0) {
+		fprintf(stderr, "testtool: PTRACE_SEIZE %ld: %s\n", pid, strerror(errno));
+		return 1;
+	}
+	printf("held %ld\n", pid);
+	fflush(stdout);
+	for (;;)
+		pause();	/* killed by the test; the kernel detaches */
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -741,6 +766,8 @@ int main(int argc, char **argv)
 		rc = cmd_kill(&a);
 	else if (strcmp(argv[1], "watchdog") == 0)
 		rc = cmd_watchdog(&a);
+	else if (strcmp(argv[1], "hold") == 0)
+		rc = cmd_hold(&a);
 	else
 		rc = usage();
 	free(a.positional);
