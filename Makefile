@@ -2,8 +2,11 @@
 # and the unit tests; `make SANITIZE=1` builds an ASan+UBSan variant in
 # build-asan/. `make check` runs the unit tests. `make install` installs
 # under PREFIX (default /usr/local), staged under DESTDIR if given; `make
-# uninstall` removes what it installed. Integration tests and the demo are
-# driven by scripts/ (see README).
+# uninstall` removes what it installed. `make FUZZ=1 fuzz` builds the
+# libFuzzer harnesses of tests/fuzz/ with clang into build-fuzz/ (`FUZZ=cov`:
+# a coverage-instrumented variant in build-fuzzcov/, for tests/fuzz/run.sh
+# --coverage). Integration tests and the demo are driven by scripts/ (see
+# README).
 
 CC      ?= cc
 SANITIZE ?=
@@ -14,6 +17,12 @@ Q       := $(if $(V),,@)
 # used: loading those libraries alone costs ~6 MB of RSS.
 PKGS    := libprotobuf-c liblz4 libzstd zlib libisal json-c libxxhash
 S3_PKGS := libcurl openssl
+# The daemon (gRPC's core, SQLite, libsystemd) is a plugin as well,
+# crstream-daemon.so, loaded by `crstream daemon` and by the commands that
+# talk to it: gRPC alone costs ~8 MB of RSS and ~0.1 s of start-up. Its
+# worker (src/daemon/worker.c, which runs the daemon's dumps and restores)
+# is part of the binary and loads none of it.
+DAEMON_PKGS := grpc sqlite3 libsystemd
 
 # Where `make install` puts things. The plugin and libexec directories are
 # compiled in (build/gen/paths.h): building with one PREFIX and installing
@@ -32,7 +41,25 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 # for CRIU after PATH.
 CACHEDIR   ?= /var/cache/crstream
 
-ifeq ($(SANITIZE),1)
+ifeq ($(FUZZ),1)
+# libFuzzer needs clang; the library is instrumented for coverage feedback
+# (fuzzer-no-link), the harnesses link libFuzzer's main.
+CC      := clang
+BUILD   ?= build-fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer
+# A 64 KiB decoder input buffer instead of 1 MiB: small inputs cross
+# refills, and ASan serves it without an mmap per decoder.
+FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)'
+OPT     := -O1
+else ifeq ($(FUZZ),cov)
+# Source-based coverage of the parsers the harnesses reach (llvm-cov).
+CC      := clang
+BUILD   ?= build-fuzzcov
+SANFLAGS := -fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping
+FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)'
+OPT     := -O1
+else ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 OPT     := -O1
@@ -44,11 +71,12 @@ endif
 
 GEN     := $(BUILD)/gen
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(SANFLAGS) \
-           -Isrc -I$(GEN) $(shell pkg-config --cflags $(PKGS) $(S3_PKGS))
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(SANFLAGS) $(FUZZ_DEFS) \
+           -Isrc -I$(GEN) -I$(GEN)/rpc $(shell pkg-config --cflags $(PKGS) $(S3_PKGS) $(DAEMON_PKGS))
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS))
 S3_LIBS := $(shell pkg-config --libs $(S3_PKGS))
+DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS))
 
 PROTOS  := $(wildcard proto/*.proto)
 PB_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
@@ -56,7 +84,12 @@ PB_O    := $(PB_C:.c=.o)
 
 S3_SRC  := $(wildcard src/store/s3*.c src/store/sigv4.c)
 S3_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(S3_SRC))
-LIB_SRC := $(filter-out src/cli/main.c $(S3_SRC),$(wildcard src/*/*.c))
+# The daemon's messages (proto/rpc/) are compiled into its plugin only.
+RPC_PROTOS := $(wildcard proto/rpc/*.proto)
+RPC_PB_C := $(patsubst proto/rpc/%.proto,$(GEN)/rpc/%.pb-c.c,$(RPC_PROTOS))
+DAEMON_SRC := $(filter-out src/daemon/worker.c,$(wildcard src/daemon/*.c))
+DAEMON_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(DAEMON_SRC)) $(RPC_PB_C:.c=.o)
+LIB_SRC := $(filter-out src/cli/main.c $(S3_SRC) $(DAEMON_SRC),$(wildcard src/*/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(PB_O)
 MAIN_OBJ := $(BUILD)/obj/cli/main.o
 
@@ -75,16 +108,31 @@ TOOL_BIN := $(patsubst tests/tools/%.c,build/tools/%,$(TOOL_SRC)) \
             $(patsubst tests/tools/%.c,build/tools/%.so,$(SHIM_SRC))
 
 # Man pages: man/NAME.SECTION.scd, turned into roff by scdoc (man/README.md
-# says how to add one). criu-image-streamer(1) documents capture, serve and
-# extract; crstream-capture(1) and the others point to it.
+# says how to add one). Pages documenting several commands get .so aliases
+# (ALIAS:PAGE): criu-image-streamer(1) documents capture, serve and extract,
+# crstream-run(1) manage, jobs and kill.
 MAN_SRC  := $(wildcard man/*.scd)
 MAN_OUT  := $(patsubst man/%.scd,$(BUILD)/man/%,$(MAN_SRC))
-MAN_ALIASES := crstream-capture.1 crstream-serve.1 crstream-extract.1
+MAN_ALIAS_PAIRS := crstream-capture.1:criu-image-streamer.1 crstream-serve.1:criu-image-streamer.1 \
+	crstream-extract.1:criu-image-streamer.1 crstream-manage.1:crstream-run.1 \
+	crstream-jobs.1:crstream-run.1 crstream-kill.1:crstream-run.1
+MAN_ALIASES := $(foreach p,$(MAN_ALIAS_PAIRS),$(word 1,$(subst :, ,$(p))))
 MAN_ALIAS_OUT := $(addprefix $(BUILD)/man/,$(MAN_ALIASES))
 
-PROGRAMS := $(BUILD)/crstream $(BUILD)/crstream-s3.so $(BUILD)/criu-image-streamer
+PROGRAMS := $(BUILD)/crstream $(BUILD)/crstream-s3.so $(BUILD)/crstream-daemon.so \
+            $(BUILD)/criu-image-streamer
 
-.PHONY: all programs man check subjects clean install uninstall FORCE
+# libFuzzer harnesses (tests/fuzz/README.md). fuzz_codec.c is built once
+# per codec, each with its own corpus.
+FUZZ_CODECS := none lz4 zstd gzip zlib
+FUZZ_SRC := $(filter-out tests/fuzz/fuzz_codec.c,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_HDR := $(wildcard tests/fuzz/*.h)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC)) \
+            $(patsubst %,$(BUILD)/fuzz/fuzz_codec_%,$(FUZZ_CODECS))
+FUZZ_LINK := -fsanitize=fuzzer $(S3_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
+             $(LDLIBS) $(S3_LIBS) -ldl
+
+.PHONY: all programs man check subjects clean install uninstall FORCE fuzz
 # Keep generated protobuf sources between builds.
 .SECONDARY:
 all: programs man $(UNIT_BIN)
@@ -110,9 +158,9 @@ $(BUILD)/man/%: man/%.scd $(GEN)/paths.h
 		-e 's|@CACHEDIR@|$(CACHEDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' $< | scdoc >$@.tmp
 	$(Q)mv -f $@.tmp $@
 
-$(MAN_ALIAS_OUT):
+$(MAN_ALIAS_OUT): Makefile
 	@mkdir -p $(dir $@)
-	$(Q)echo '.so man1/criu-image-streamer.1' >$@
+	$(Q)echo '.so man1/$(word 2,$(subst :, ,$(filter $(notdir $@):%,$(MAN_ALIAS_PAIRS))))' >$@
 
 # -rdynamic: the plugin calls back into the binary (errors, byte streams).
 $(BUILD)/crstream: $(MAIN_OBJ) $(BUILD)/libcrstream.a
@@ -123,6 +171,10 @@ $(BUILD)/crstream: $(MAIN_OBJ) $(BUILD)/libcrstream.a
 $(BUILD)/crstream-s3.so: $(S3_OBJ)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(S3_LIBS)
+
+$(BUILD)/crstream-daemon.so: $(DAEMON_OBJ)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(DAEMON_LIBS)
 
 # Invoked under this name, crstream behaves exactly like criu-image-streamer.
 $(BUILD)/criu-image-streamer: $(BUILD)/crstream
@@ -136,13 +188,17 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	$(Q)protoc-c --proto_path=proto --c_out=$(GEN) $<
 
+$(GEN)/rpc/%.pb-c.c $(GEN)/rpc/%.pb-c.h: proto/rpc/%.proto
+	@mkdir -p $(GEN)/rpc
+	$(Q)protoc-c --proto_path=proto/rpc --c_out=$(GEN)/rpc $<
+
 $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) -fPIC -c -o $@ $<
 
 # Position-independent everywhere: the plugin's objects need it, and one
 # set of flags keeps the objects interchangeable.
-$(BUILD)/obj/%.o: src/%.c $(PB_C) $(GEN)/paths.h Makefile
+$(BUILD)/obj/%.o: src/%.c $(PB_C) $(RPC_PB_C) $(GEN)/paths.h Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
@@ -153,6 +209,26 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a $(S3_O
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(S3_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
 		$(LDLIBS) $(S3_LIBS) -ldl
+
+# The catalog's test links the catalog (a part of the daemon plugin) in.
+$(BUILD)/tests/test_catalog: tests/unit/test_catalog.c tests/unit/unit.h $(BUILD)/libcrstream.a \
+		$(BUILD)/obj/daemon/catalog.o
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/obj/daemon/catalog.o \
+		$(BUILD)/libcrstream.a $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs sqlite3)
+
+fuzz: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -DFUZZ_CODEC='"$*"' -o $@ $< $(FUZZ_LINK)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -o $@ $< $(FUZZ_LINK)
 
 build/subjects/%: tests/subjects/%.c
 	@mkdir -p $(dir $@)
@@ -176,10 +252,10 @@ check: all
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t || [ $$? -eq 77 ]; done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-fuzzcov
 
 # ---- install ----
-# The systemd units, once there are some (the daemon brings them).
+# The systemd units; ExecStart names the installed binary (@BINDIR@).
 UNITS := $(wildcard systemd/*.service systemd/*.socket)
 INSTALL ?= install
 
@@ -190,6 +266,7 @@ install: programs man
 	$(INSTALL) -m 755 $(BUILD)/crstream $(DESTDIR)$(BINDIR)/crstream
 	ln -sf crstream $(DESTDIR)$(BINDIR)/criu-image-streamer
 	$(INSTALL) -m 644 $(BUILD)/crstream-s3.so $(DESTDIR)$(PLUGINDIR)/crstream-s3.so
+	$(INSTALL) -m 644 $(BUILD)/crstream-daemon.so $(DESTDIR)$(PLUGINDIR)/crstream-daemon.so
 	$(INSTALL) -m 755 scripts/provision-criu.sh $(DESTDIR)$(LIBEXECDIR)/provision-criu
 	$(INSTALL) -m 644 scripts/lib/packages.sh $(DESTDIR)$(LIBEXECDIR)/lib/packages.sh
 	$(INSTALL) -m 644 $(filter %.1,$(MAN_OUT) $(MAN_ALIAS_OUT)) $(DESTDIR)$(MANDIR)/man1/
@@ -197,12 +274,14 @@ install: programs man
 	$(INSTALL) -m 644 completion/crstream.bash $(DESTDIR)$(BASHCOMPDIR)/crstream
 	$(INSTALL) -m 644 completion/crstream.bash $(DESTDIR)$(BASHCOMPDIR)/criu-image-streamer
 	$(INSTALL) -m 644 doc/config.example.json $(DESTDIR)$(DOCDIR)/examples/config.json
-	$(if $(UNITS),$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR) && \
-		$(INSTALL) -m 644 $(UNITS) $(DESTDIR)$(SYSTEMDUNITDIR)/)
+	$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(foreach u,$(UNITS),sed 's|@BINDIR@|$(BINDIR)|g' $(u) >$(DESTDIR)$(SYSTEMDUNITDIR)/$(notdir $(u)) && \
+		chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$(notdir $(u)) &&) true
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/crstream $(DESTDIR)$(BINDIR)/criu-image-streamer \
-		$(DESTDIR)$(PLUGINDIR)/crstream-s3.so $(DESTDIR)$(LIBEXECDIR)/provision-criu \
+		$(DESTDIR)$(PLUGINDIR)/crstream-s3.so $(DESTDIR)$(PLUGINDIR)/crstream-daemon.so \
+		$(DESTDIR)$(LIBEXECDIR)/provision-criu \
 		$(DESTDIR)$(LIBEXECDIR)/lib/packages.sh \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(filter %.1,$(MAN_OUT) $(MAN_ALIAS_OUT)))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(filter %.5,$(MAN_OUT)))) \

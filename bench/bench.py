@@ -271,6 +271,7 @@ def wait_status(path, conds, timeout, message):
 class Row:
     def __init__(self, kind, streams=None, codec=None, target="tmpfs"):
         self.kind, self.streams, self.codec, self.target = kind, streams, codec, target
+        self.binary = CRSTREAM
         if kind == "A":
             self.id, self.label = "A", "A: criu dump/restore, tmpfs"
         elif kind == "B":
@@ -278,6 +279,15 @@ class Row:
         else:
             self.id = "%s-%d-%s" % (codec, streams, target)
             self.label = "crstream %s ×%d, %s" % (codec, streams, target)
+
+    def twin(self, binary, name):
+        """The same row run with another crstream binary (bench/run.sh
+        --against REV), interleaved with this one so both see the same
+        machine."""
+        t = Row(self.kind, self.streams, self.codec, self.target)
+        t.kind, t.binary, t.of = "against", binary, self.id
+        t.id, t.label = "%s@%s" % (self.id, name), "%s @%s" % (self.label, name)
+        return t
 
 
 class Bench:
@@ -352,7 +362,7 @@ class Bench:
                        all_cpu_dump_s=dump_cpu, all_cpu_restore_s=restore_cpu)
         else:
             os.makedirs(work)
-            cmd = [CRSTREAM, "dump", str(subj.pid), "--dir", work, "--name", "ck",
+            cmd = [row.binary, "dump", str(subj.pid), "--dir", work, "--name", "ck",
                    "--streams", str(row.streams), "--compression", row.codec,
                    "--json", "--no-progress"]
             if row.codec != "none":
@@ -360,7 +370,7 @@ class Bench:
             p, d_wall, d_cpu = run(LAUNCH + cmd, stdout=subprocess.PIPE)
             dj = json.loads(p.stdout)
             subj.wait_gone()
-            p, r_wall, r_cpu = run(LAUNCH + [CRSTREAM, "restore", "--path", os.path.join(work, "ck"),
+            p, r_wall, r_cpu = run(LAUNCH + [row.binary, "restore", "--path", os.path.join(work, "ck"),
                                              "--json"], stdout=subprocess.PIPE)
             rj = json.loads(p.stdout)
             if rj.get("pid") != subj.pid:
@@ -539,6 +549,14 @@ def targets(summary, main):
                     % (sp, l1["dump_ms"], l2["dump_ms"], spf, l1["frozen_ms"], l2["frozen_ms"]), sp >= 1.7))
     else:
         out.append(("lz4: 1 → 2 streams speeds the dump up ≥ 1.7×", "not measured in this run", None))
+    # --against REV: this tree against another revision, row by row, same run.
+    for t in sorted((s for s in rows.values() if s["kind"] == "against"), key=lambda s: s["row"]):
+        this = g(t["row"].split("@")[0])
+        name = t["row"].split("@", 1)[1]
+        ratio_target("%s: restore ≤ 1.03 × the same row @%s" % (t["label"].split(" @")[0], name),
+                     val(this, "restore_ms"), val(t, "restore_ms"), 1.03, "restore", "@" + name)
+        ratio_target("%s: frozen ≤ 1.03 × the same row @%s" % (t["label"].split(" @")[0], name),
+                     val(this, "frozen_ms"), val(t, "frozen_ms"), 1.03, "frozen", "@" + name)
     return out
 
 
@@ -698,6 +716,13 @@ def make_plan(o):
     if o.rows:
         rx = re.compile(o.rows)
         main_rows = [r for r in main_rows if r.id == "A" or rx.search(r.id)]
+    if o.against_bin:
+        twins = []
+        for r in main_rows:
+            twins.append(r)
+            if r.kind == "crstream":
+                twins.append(r.twin(o.against_bin, o.against_name))
+        main_rows = twins
     plan = {"groups": [], "scaling_subjects": [], "main_subject": "mem-%d" % o.mib,
             "main_label": "mem %d MiB" % o.mib}
     plan["groups"].append(("mem-%d" % o.mib, "mem %d MiB" % o.mib, ["mem", "--mib", str(o.mib)], o.mib,
@@ -885,6 +910,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="repetitions per row (>= 3, default 3)")
     ap.add_argument("--quick", action="store_true", help="fewer rows (about 7 minutes)")
     ap.add_argument("--rows", help="regex: only crstream rows whose id matches (A is always run)")
+    ap.add_argument("--against-bin", metavar="BIN",
+                    help="another crstream binary: each main-subject crstream row is also run with it, "
+                         "interleaved (bench/run.sh --against REV builds one from a git revision)")
+    ap.add_argument("--against-name", default="other", help="the name of --against-bin's rows (e.g. its revision)")
     ap.add_argument("--no-threads", action="store_true", help="skip the multi-threaded subject")
     ap.add_argument("--threads", type=int, default=4, help="threads of the threads subject (default 4)")
     ap.add_argument("--threads-mib", type=int, default=512, help="threads subject memory (default 512)")

@@ -9,6 +9,8 @@
 #                                   # subject, 256 MiB and 4 GiB scaling rows
 #   bench/run.sh --quick            # fewer rows (~5 min)
 #   bench/run.sh --update-results   # also rewrite bench/RESULTS.md + charts
+#   bench/run.sh --against REV      # also every main crstream row built from git
+#                                   # revision REV, interleaved (regression check)
 #   bench/run.sh --help             # every option (--mib, --repeat, --rows, ...)
 #
 # It installs what is missing (scripts/setup.sh with gnuplot-nox for the
@@ -26,6 +28,23 @@ cd "$ROOT"
 for arg in "$@"; do
 	case $arg in -h | --help) exec python3 bench/bench.py --help ;; esac
 done
+# --against REV: build crstream at git revision REV (in a worktree under
+# /var/tmp, outside this tree) and run every main-subject crstream row with
+# it too, interleaved (bench.py --against-bin): "is this tree slower than
+# REV", answered in one run on one machine.
+args=() against=
+while (($#)); do
+	case $1 in
+	--against)
+		[ $# -ge 2 ] || { echo "bench/run.sh: --against needs a git revision" >&2; exit 2; }
+		against=$2
+		shift 2
+		;;
+	--against=*) against=${1#--against=}; shift ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+set -- ${args[@]+"${args[@]}"}
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: CRIU needs root; run it as root" >&2; exit 1; }
 
 echo "== setup (packages, CRIU)" >&2
@@ -36,6 +55,19 @@ export CRSTREAM_CRIU
 
 echo "== build (unsanitized build/crstream, subjects, tools)" >&2
 make -s -j2 build/crstream subjects >/dev/null
+if [ -n "$against" ]; then
+	rev=$(git rev-parse --short=12 --verify "$against^{commit}") ||
+		{ echo "bench/run.sh: --against $against: not a git revision" >&2; exit 2; }
+	wt=/var/tmp/crstream-bench-against/$rev
+	if [ ! -x "$wt/build/crstream" ]; then
+		echo "== build crstream at $rev (in $wt)" >&2
+		rm -rf "$wt"
+		git worktree prune
+		git worktree add --detach -f "$wt" "$rev" >/dev/null
+		make -s -C "$wt" -j2 build/crstream >/dev/null
+	fi
+	set -- "$@" --against-bin "$wt/build/crstream" --against-name "$rev"
+fi
 
 # A fresh tmpfs for the tmpfs rows: size-limited only, pages are used as
 # they are written.

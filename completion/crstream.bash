@@ -83,7 +83,7 @@ _crstream()
 		case $opt in
 		-c | --compression)
 			mapfile -t COMPREPLY < <(compgen -W "$(_crstream_codecs "$prog")" -- "$cur") ;;
-		-d | --dir | -D | --images-dir)
+		-d | --dir | -D | --images-dir | --policy-dir)
 			compopt -o filenames 2>/dev/null
 			mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
 		-p | --path)
@@ -92,7 +92,7 @@ _crstream()
 			fi
 			compopt -o filenames 2>/dev/null
 			mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-		--pid-file)
+		--pid-file | --log | --db | -s | --socket | --daemon)
 			compopt -o filenames 2>/dev/null
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
 		esac
@@ -111,6 +111,11 @@ _crstream()
 	# Arguments that are not options.
 	case $cmd in
 	dump)
+		local words
+		words=$(_crstream_pids)
+		((COMP_CWORD == 2)) && words+=" job process"
+		mapfile -t COMPREPLY < <(compgen -W "$words" -- "$cur") ;;
+	manage)
 		mapfile -t COMPREPLY < <(compgen -W "$(_crstream_pids)" -- "$cur") ;;
 	restore | inspect | rm | ls)
 		compopt -o filenames 2>/dev/null

@@ -2,12 +2,20 @@
 # provision-criu.sh - find or build a CRIU that crstream can drive.
 #
 # Usage: scripts/provision-criu.sh [-h|--help | --mirrors]
+#        scripts/provision-criu.sh --source DIR
 #
 #   --mirrors   print the Debian mirrors found in apt's sources (best first,
 #               one per line; see "Where the tarball comes from") and exit.
 #
+# --source DIR: instead, provide the pinned CRIU's source tree (fetched and
+# sha256-verified exactly as for the build below, its build dependencies
+# installed) unpacked under DIR, and print its path. A tree unpacked by an
+# earlier run from the same verified tarball is reused. Used by
+# tests/zdtm/run.sh to build CRIU's own test suite.
+#
 # Output
-#   stdout  exactly one line: the absolute path of a qualifying criu binary.
+#   stdout  exactly one line: the absolute path of a qualifying criu binary
+#           (with --source: of the source tree).
 #   stderr  all progress and diagnostics, each line prefixed "provision-criu:".
 #   exit    0 on success, 1 when no qualifying CRIU could be provided,
 #           2 on a usage error.
@@ -180,6 +188,7 @@ debian_mirrors() {
 
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0" >&2; }
 
+SOURCE_DIR=
 case ${1:-} in
 '') ;;
 -h | --help)
@@ -191,6 +200,14 @@ case ${1:-} in
 	[[ -n $mirrors ]] || die "no Debian mirror in apt's sources"
 	printf '%s\n' "$mirrors" >&3
 	exit 0
+	;;
+--source)
+	[[ $# -eq 2 && -n $2 ]] || {
+		log "--source needs exactly one argument, the directory to unpack into"
+		usage
+		exit 2
+	}
+	SOURCE_DIR=$2
 	;;
 *)
 	log "unknown argument: $1"
@@ -368,23 +385,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# unpack_verified DIR: fetch the pinned tarball into DIR, verify it, unpack
+# it under DIR/src and set UNPACKED to the source tree's path.
+UNPACKED=
+unpack_verified() {
+	local dir=$1
+	if ! fetch_from_pool "$dir"; then
+		log "download from the Debian pool failed; falling back to apt-get source"
+		fetch_with_apt_source "$dir" || die "could not fetch $TARBALL (pool download and apt-get source both failed)"
+	fi
+	# Never unpack (let alone build and run as root) unverified source.
+	verify_sha256 "$dir/$TARBALL" || die "refusing to use CRIU source from a tarball with an unexpected sha256"
+
+	mkdir "$dir/src"
+	tar --no-same-owner -C "$dir/src" -xJf "$dir/$TARBALL"
+	local srcs=("$dir"/src/*/)
+	((${#srcs[@]} == 1)) || die "unexpected layout in $TARBALL"
+	UNPACKED=${srcs[0]%/}
+}
+
 build_pinned() {
 	ensure_packages "${CRIU_BUILD_DEPS[@]}"
 
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/crstream-criu-build.XXXXXX")
 	chmod 755 "$WORK" # the apt fallback's _apt user must reach a subdir
-	if ! fetch_from_pool "$WORK"; then
-		log "download from the Debian pool failed; falling back to apt-get source"
-		fetch_with_apt_source "$WORK" || die "could not fetch $TARBALL (pool download and apt-get source both failed)"
-	fi
-	# Never unpack (let alone build and run as root) unverified source.
-	verify_sha256 "$WORK/$TARBALL" || die "refusing to build CRIU from a tarball with an unexpected sha256"
-
-	mkdir "$WORK/src"
-	tar --no-same-owner -C "$WORK/src" -xJf "$WORK/$TARBALL"
-	local srcs=("$WORK"/src/*/)
-	((${#srcs[@]} == 1)) || die "unexpected layout in $TARBALL"
-	local src=${srcs[0]%/}
+	unpack_verified "$WORK"
+	local src=$UNPACKED
 
 	local jobs buildlog="$WORK/build.log"
 	jobs=$(nproc 2>/dev/null || echo 2)
@@ -429,7 +455,36 @@ emit() {
 	exit 0
 }
 
+# provide_source DIR: the --source mode. The tree is unpacked next to its
+# final place and renamed into it, with a stamp naming the tarball's sha256,
+# so a half-unpacked tree is never mistaken for a finished one.
+provide_source() {
+	local parent=$1 tree stamp
+	mkdir -p "$parent" || die "cannot create $parent"
+	parent=$(cd -- "$parent" && pwd -P)
+	tree=$parent/criu-$CRIU_VERSION
+	stamp=$tree/.crstream-source
+	exec {lock_fd}>>"$parent/.criu-$CRIU_VERSION.lock" || die "cannot open a lock file in $parent"
+	flock "$lock_fd"
+	if [[ -f $stamp ]] && grep -qx "source_sha256=$CRIU_SHA256" "$stamp"; then
+		log "reusing the source tree $tree"
+	else
+		[[ ! -e $tree ]] || die "$tree exists but was not unpacked by this script from the pinned tarball; remove it"
+		WORK=$(mktemp -d "$parent/.criu-src.XXXXXX")
+		chmod 755 "$WORK" # the apt fallback's _apt user must reach a subdir
+		unpack_verified "$WORK"
+		printf 'source_sha256=%s\n' "$CRIU_SHA256" >"$UNPACKED/.crstream-source"
+		mv -T -- "$UNPACKED" "$tree"
+		log "unpacked CRIU $CRIU_VERSION source into $tree"
+	fi
+	ensure_packages "${CRIU_BUILD_DEPS[@]}"
+	printf '%s\n' "$tree" >&3
+	exit 0
+}
+
 # ---- main ---------------------------------------------------------------------
+
+[[ -z $SOURCE_DIR ]] || provide_source "$SOURCE_DIR"
 
 # (a) An explicit choice is honoured or refused, never replaced.
 if [[ -n ${CRSTREAM_CRIU:-} ]]; then

@@ -39,9 +39,19 @@ PACKAGES=(
 	# object storage: HTTP client, TLS and request signing, JSON for the
 	# s3:// and gs:// store backends
 	libcurl4-openssl-dev libssl-dev libjson-c-dev curl ca-certificates
+	# the daemon (crstream-daemon.so): gRPC's core library for its service,
+	# SQLite for its catalog, libsystemd for sd_notify
+	libgrpc-dev libsqlite3-dev libsystemd-dev
+	# daemon tests: an independent client (Python's gRPC, stubs generated at
+	# test time by protoc + grpc_python_plugin), jq for its answers, openssl
+	# for the TLS certificates of the TCP listener's test
+	python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc jq openssl
 	# tests: reference CLIs that cross-check our codec/checksum output, and
 	# the tools the integration tests use to run and inspect processes
 	lz4 zstd gzip xxhash tar iproute2 python3 procps psmisc
+	# fuzzing (tests/fuzz/run.sh): clang and libFuzzer's runtime, which
+	# Debian ships in libclang-rt-14-dev (only recommended by clang)
+	clang libclang-rt-14-dev
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -7,6 +7,7 @@
 #   tests/run.sh streamer         integration files matching "streamer"
 #   tests/run.sh streamer mem_1   ... and only tests matching "mem_1"
 #   tests/run.sh unit             the unit tests only
+#   tests/run.sh fuzz [HARNESS]   the fuzz harnesses only (tests/fuzz/run.sh)
 #
 # Every test is counted: the run ends with the line
 #   total: N passed, N failed, N skipped
@@ -72,6 +73,16 @@ if [ -z "$file_filter" ] || [ "$file_filter" = lint ]; then
 	else
 		echo "fail lint" >>"$RESULTS"
 	fi
+fi
+
+# libFuzzer harnesses, 15 s each; tests/fuzz/run.sh records one line per
+# harness in $RESULTS (tests/fuzz/README.md).
+if [ -z "$file_filter" ] || [ "$file_filter" = fuzz ]; then
+	echo "== fuzz: libFuzzer harnesses (tests/fuzz/run.sh)" >&2
+	harnesses=""
+	[ "$file_filter" = fuzz ] && harnesses=$test_filter
+	tests/fuzz/run.sh --seconds-each 15 $harnesses || grep -q '^fail fuzz' "$RESULTS" ||
+		echo "fail fuzz (tests/fuzz/run.sh failed)" >>"$RESULTS"
 fi
 
 for f in tests/integration/test_*.sh; do

@@ -245,7 +245,11 @@ int layout_detect(struct store *s, const char *location, struct layout *lay)
 		rc = from_names(lay, &l, location);
 	free(json);
 	free_listing(&l);
-	return rc < 0 ? -1 : 0;
+	if (rc < 0) {
+		layout_free(lay);
+		return -1;
+	}
+	return 0;
 }
 
 void layout_free(struct layout *lay)

@@ -21,7 +21,9 @@ struct layout {
 
 /* Reads the manifest (or, without one, the img-N names) and checks that
  * the streams are all there with the sizes recorded. A checkpoint whose
- * dump did not finish is refused here. Errors name the location. */
+ * dump did not finish is refused here. Errors name the location. On
+ * failure lay holds nothing (no layout_free needed, though it is
+ * harmless). */
 int layout_detect(struct store *s, const char *location, struct layout *lay);
 void layout_free(struct layout *lay);
 

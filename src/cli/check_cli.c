@@ -1,6 +1,7 @@
 /* `crstream check`: can this machine checkpoint and restore with crstream? */
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "daemon/plugin.h"
 #include "checkpoint/session.h"
 #include "criu/criu_exec.h"
 #include "store/store.h"
@@ -20,34 +21,29 @@ static const char check_usage[] =
 	"CRIU binary, its version and --stream support, `criu check`, pipe limits\n"
 	"(with the fix to apply), and the checkpoint location (free space, or for\n"
 	"s3:// and gs:// the credentials, the bucket and a write+delete probe).\n"
-	"Secrets are never printed.\n"
+	"Secrets are never printed. Then the daemon: its TCP settings, and if one\n"
+	"answers (at --daemon's ADDR, $CRSTREAM_DAEMON or daemon.socket), its health.\n"
 	"\n"
 	"Options:\n"
 	"  -d, --dir LOCATION      location to probe           [checkpoint.dir]\n"
+	"      --daemon [ADDR]     the daemon to ask      [$CRSTREAM_DAEMON, else\n"
+	"                          unix://<daemon.socket> if that socket exists]\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Exit status: 0 when nothing blocks crstream, 1 otherwise, 2 on misuse.\n";
 
-struct checks {
-	int blockers;
-	int warnings;
-};
+static void report(const struct check_sink *c, const char *area, const char *name,
+		   enum check_level level, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void report(struct checks *c, const char *level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void report(struct checks *c, const char *level, const char *fmt, ...)
+static void report(const struct check_sink *c, const char *area, const char *name,
+		   enum check_level level, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
-	printf("%-5s ", level);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	putchar('\n');
-	if (!strcmp(level, "FAIL"))
-		c->blockers++;
-	else if (!strcmp(level, "warn"))
-		c->warnings++;
+	c->fn(c->arg, area, name, level, msg);
 }
 
 static long read_sysctl(const char *path)
@@ -63,78 +59,159 @@ static long read_sysctl(const char *path)
 }
 
 /* Returns the CRIU path if it is usable at all. */
-static bool check_criu(struct checks *c, struct config *cfg, char *criu, size_t size)
+static bool check_criu(const struct check_sink *c, struct config *cfg, char *criu, size_t size)
 {
 	if (find_criu(config_get(cfg, "criu.path"), criu, size) < 0) {
-		report(c, "FAIL", "CRIU: %s", err_msg());
+		report(c, "criu", "binary", CHECK_FAIL, "CRIU: %s", err_msg());
+		report(c, "streaming", "--stream", CHECK_FAIL, "CRIU --stream support: no CRIU");
 		return false;
 	}
 	char version[64];
 	if (criu_version(criu, version, sizeof(version)) < 0) {
-		report(c, "FAIL", "CRIU %s: %s", criu, err_msg());
+		report(c, "criu", "binary", CHECK_FAIL, "CRIU %s: %s", criu, err_msg());
+		report(c, "streaming", "--stream", CHECK_FAIL, "CRIU --stream support: no usable CRIU");
 		return false;
 	}
 	int major = 0, minor = 0;
 	sscanf(version, "%d.%d", &major, &minor);
 	bool new_enough = major > 4 || (major == 4 && minor >= 1);
 	bool tcp_ok = major > 4 || (major == 4 && minor >= 2);
-	report(c, !new_enough ? "FAIL" : tcp_ok ? "ok" : "warn", "CRIU %s, version %s%s", criu,
+	report(c, "criu", "binary", !new_enough ? CHECK_FAIL : tcp_ok ? CHECK_OK : CHECK_WARN,
+	       "CRIU %s, version %s%s", criu,
 	       version,
 	       !new_enough ? " (4.1 or later needed: older CRIU fails on kernels with the "
 			     "[vvar_vclock] mapping)"
 	       : !tcp_ok ? " (4.1 cannot dump TCP sockets on Linux 6.16 and later; use 4.2)" : "");
 	bool stream = criu_has_stream(criu);
-	report(c, stream ? "ok" : "FAIL", "CRIU --stream support: %s", stream ? "yes" : "no");
+	report(c, "streaming", "--stream", stream ? CHECK_OK : CHECK_FAIL, "CRIU --stream support: %s",
+	       stream ? "yes" : "no");
 	return new_enough && stream;
 }
 
-static void check_criu_check(struct checks *c, const char *criu)
+static void check_criu_check(const struct check_sink *c, const char *criu)
 {
-	static char out[8192];
+	char out[8192]; /* not static: the daemon's HealthCheck runs this in a thread */
 	if (require_privilege("check") < 0) {
-		report(c, "FAIL", "%s", err_msg());
+		report(c, "criu", "criu check", CHECK_FAIL, "%s", err_msg());
 		return;
 	}
 	int rc = criu_check(criu, out, sizeof(out));
-	char *last = out;
-	for (char *p = strtok(out, "\n"); p; p = strtok(NULL, "\n"))
+	char *last = out, *save = NULL;
+	for (char *p = strtok_r(out, "\n", &save); p; p = strtok_r(NULL, "\n", &save))
 		last = p;
-	report(c, rc == 0 ? "ok" : "FAIL", "criu check: %s", rc == 0 ? last : (*last ? last : err_msg()));
+	report(c, "criu", "criu check", rc == 0 ? CHECK_OK : CHECK_FAIL, "criu check: %s", rc == 0 ? last : (*last ? last : err_msg()));
 }
 
-static void check_pipes(struct checks *c)
+static void check_pipes(const struct check_sink *c)
 {
 	long max = read_sysctl("/proc/sys/fs/pipe-max-size");
 	long soft = read_sysctl("/proc/sys/fs/pipe-user-pages-soft");
 	long hard = read_sysctl("/proc/sys/fs/pipe-user-pages-hard");
 	if (max >= (1 << 20))
-		report(c, "ok", "pipe-max-size %ld: 1 MiB pipes, 252 KiB chunks", max);
+		report(c, "kernel", "pipe-max-size", CHECK_OK, "pipe-max-size %ld: 1 MiB pipes, 252 KiB chunks", max);
 	else
-		report(c, "warn", "pipe-max-size %ld: chunks shrink to a quarter of it, costing CPU; "
+		report(c, "kernel", "pipe-max-size", CHECK_WARN, "pipe-max-size %ld: chunks shrink to a quarter of it, costing CPU; "
 		       "fix: sysctl -w fs.pipe-max-size=1048576", max);
 	/* Root (CAP_SYS_ADMIN / CAP_SYS_RESOURCE) is exempt from the per-user
 	 * pipe budgets; others get one-page pipes once over the soft limit. */
 	if (geteuid() == 0 || (soft == 0 && hard == 0))
-		report(c, "ok", "pipe-user-pages-soft %ld, -hard %ld (root is exempt)", soft, hard);
+		report(c, "kernel", "pipe-user-pages", CHECK_OK, "pipe-user-pages-soft %ld, -hard %ld (root is exempt)", soft, hard);
 	else
-		report(c, "warn", "pipe-user-pages-soft %ld, -hard %ld limit non-root pipes; fix: "
+		report(c, "kernel", "pipe-user-pages", CHECK_WARN, "pipe-user-pages-soft %ld, -hard %ld limit non-root pipes; fix: "
 		       "sysctl -w fs.pipe-user-pages-soft=0 fs.pipe-user-pages-hard=0", soft, hard);
 }
 
-static void check_location(struct checks *c, struct config *cfg, const char *dir)
+static void check_location(const struct check_sink *c, struct config *cfg, const char *dir)
 {
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	struct store *s;
 	char summary[512];
 	if (store_open(dir, &so, &s) < 0) {
-		report(c, "FAIL", "checkpoint location %s: %s", dir, err_msg());
+		report(c, "storage", "checkpoint.dir", CHECK_FAIL, "checkpoint location %s: %s", dir, err_msg());
 		return;
 	}
 	if (s->ops->probe(s, summary, sizeof(summary)) < 0)
-		report(c, "FAIL", "checkpoint location %s: %s", dir, err_msg());
+		report(c, "storage", "checkpoint.dir", CHECK_FAIL, "checkpoint location %s: %s", dir, err_msg());
 	else
-		report(c, "ok", "checkpoint location %s", summary);
+		report(c, "storage", "checkpoint.dir", CHECK_OK, "checkpoint location %s", summary);
 	store_close(s);
+}
+
+void run_checks(struct config *cfg, const char *dir, bool criu_check, const struct check_sink *sink)
+{
+	char criu[4096];
+	if (check_criu(sink, cfg, criu, sizeof(criu)) && criu_check)
+		check_criu_check(sink, criu);
+	check_pipes(sink);
+	check_location(sink, cfg, dir ? dir : config_get(cfg, "checkpoint.dir"));
+}
+
+struct checks {
+	int blockers;
+	int warnings;
+};
+
+static void print_check(void *arg, const char *area, const char *name, enum check_level level,
+			const char *msg)
+{
+	struct checks *c = arg;
+	(void)area;
+	(void)name;
+	printf("%-5s %s\n", level == CHECK_OK ? "ok" : level == CHECK_WARN ? "warn" : "FAIL", msg);
+	c->blockers += level == CHECK_FAIL;
+	c->warnings += level == CHECK_WARN;
+}
+
+static bool loopback(const char *hostport)
+{
+	return !strncmp(hostport, "127.", 4) || !strncmp(hostport, "localhost:", 10) ||
+	       !strncmp(hostport, "[::1]:", 6);
+}
+
+struct daemon_report {
+	const struct check_sink *sink;
+	const char *addr;
+};
+
+static void report_daemon(void *arg, const char *area, const char *name, bool error, bool warning,
+			  const char *data)
+{
+	struct daemon_report *r = arg;
+	report(r->sink, "daemon", name, error ? CHECK_FAIL : warning ? CHECK_WARN : CHECK_OK,
+	       "daemon %s: %s: %s", r->addr, area, data);
+}
+
+/* The daemon's TCP settings, and the health of a daemon that answers. */
+static void check_daemon(const struct check_sink *c, struct config *cfg, bool flag,
+			 const char *flag_addr)
+{
+	const char *listen = config_get(cfg, "daemon.listen");
+	bool tls = *config_get(cfg, "daemon.tls_cert") && *config_get(cfg, "daemon.tls_key") &&
+		   *config_get(cfg, "daemon.tls_client_ca");
+	if (*listen && !tls)
+		report(c, "daemon", "daemon.listen", CHECK_WARN,
+		       "daemon.listen %s without daemon.tls_cert, daemon.tls_key and "
+		       "daemon.tls_client_ca: %s; the daemon refuses to serve TCP without client "
+		       "certificates", listen,
+		       loopback(listen) ? "loopback only" : "a non-loopback address, reachable from "
+							    "other machines");
+	char buf[256];
+	const char *addr = daemon_target(flag, flag_addr, buf, sizeof(buf));
+	if (!addr) {
+		const char *sock = config_get(cfg, "daemon.socket");
+		if (access(sock, F_OK) < 0) {
+			report(c, "daemon", "socket", CHECK_OK,
+			       "no crstream daemon (%s absent): commands run without one", sock);
+			return;
+		}
+		snprintf(buf, sizeof(buf), "unix://%s", sock);
+		addr = buf;
+	}
+	const struct daemon_plugin *p = daemon_plugin("crstream check");
+	struct daemon_report r = {c, addr};
+	if (!p || p->health(addr, report_daemon, &r) < 0)
+		report(c, "daemon", "socket", flag ? CHECK_FAIL : CHECK_WARN, "daemon %s: %s", addr,
+		       err_msg());
 }
 
 int cmd_check(int argc, char **argv)
@@ -145,6 +222,8 @@ int cmd_check(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct config *cfg;
+	const char *flag_addr;
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
 	if (config_load(&cfg) < 0) {
 		if (asks_for_help(argc, argv)) {
 			fputs(check_usage, stdout);
@@ -169,11 +248,9 @@ int cmd_check(int argc, char **argv)
 		}
 	}
 	struct checks c = {0};
-	char criu[4096];
-	if (check_criu(&c, cfg, criu, sizeof(criu)))
-		check_criu_check(&c, criu);
-	check_pipes(&c);
-	check_location(&c, cfg, dir ? dir : config_get(cfg, "checkpoint.dir"));
+	struct check_sink sink = {print_check, &c};
+	run_checks(cfg, dir, true, &sink);
+	check_daemon(&sink, cfg, via_daemon, flag_addr);
 	printf("\n%s: %d blocker%s, %d warning%s\n", c.blockers ? "NOT READY" : "ready", c.blockers,
 	       c.blockers == 1 ? "" : "s", c.warnings, c.warnings == 1 ? "" : "s");
 	config_free(cfg);

@@ -30,6 +30,25 @@ int cmd_config(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+/* In the daemon plugin (cli/daemon_cli.c loads it): `crstream daemon`,
+ * and `crstream run|manage|jobs|kill` (argv[1] says which). */
+int cmd_daemon(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
+
+/* Going through a daemon. */
+struct daemon_plugin;
+/* The daemon plugin (NULL with the error set if it cannot be loaded). */
+const struct daemon_plugin *daemon_plugin(const char *what);
+/* Takes `--daemon`, `--daemon ADDR` (ADDR: unix:///path or /path) or
+ * `--daemon=ADDR` out of argv (before any "--"); true if it was there. */
+bool take_daemon_flag(int *argc, char **argv, const char **addr);
+/* The daemon a command goes through, or NULL (do it locally): the flag's
+ * ADDR, else $CRSTREAM_DAEMON, else with the flag unix://<daemon.socket>. */
+const char *daemon_target(bool flag, const char *flag_addr, char *buf, size_t size);
+/* The --daemon line of a command's help. */
+#define DAEMON_OPTION_HELP \
+	"      --daemon [ADDR]     through the crstream daemon at ADDR\n" \
+	"                          [$CRSTREAM_DAEMON, else unix://<daemon.socket>]\n"
 
 /* The running crstream binary's absolute path (for CRIU's action script). */
 int self_path(char *buf, size_t size);
@@ -50,6 +69,7 @@ struct location_cmd {
 	const char *option;	/* "dir" or "path" */
 	const char *metavar;	/* "LOCATION", "CHECKPOINT" */
 	bool optional;		/* the default is checkpoint.dir */
+	const char *options;	/* more option lines for the help, or NULL */
 };
 /* -1 to go on with *loc (NULL: the default); otherwise the command's exit
  * status (the help was printed, or a usage error). */
@@ -79,8 +99,40 @@ int open_location(const char *location, struct config **cfg, struct store **s);
  * printed if rc < 0). */
 int close_location(struct config *cfg, struct store *s, int rc);
 
+struct config;
+/* Deletes the checkpoint s is opened at (location, for messages): its
+ * streams, log, manifest last. Refuses a location that is not one.
+ * *objects gets how many objects there were. */
+int remove_checkpoint(struct store *s, const char *location, size_t *objects);
+
 struct dump_result;
 void print_dump_summary(const struct dump_result *r);
+
+struct dump_opts;
+/* The effective configuration (flags included) into dump options: streams,
+ * location, codec and level, leave-running, the CRIU binary (into criu).
+ * Shared by `crstream dump` and the daemon's worker. 0; EXIT_USAGE for a
+ * bad value (error set, nothing printed); -1 on failure. */
+int dump_opts_resolve(struct config *cfg, struct dump_opts *o, char *criu, size_t size);
+
+/* The result objects of `dump --json` and `restore --json` (one line);
+ * rc < 0: the error object, with the current error message. */
+void dump_result_json(FILE *out, const struct dump_result *r, int rc);
+struct restore_result;
+void restore_result_json(FILE *out, const char *path, const struct restore_result *r, int rc);
+
+/* `crstream check`'s checks, reported one by one (the daemon's HealthCheck
+ * reports the same), each with an area and a name: "criu" ("binary": its
+ * version; "criu check" if criu_check), "streaming" ("--stream"), "kernel"
+ * (pipe limits), "storage" ("checkpoint.dir", or dir: free space, or
+ * credentials, bucket and a write+delete probe). */
+enum check_level { CHECK_OK, CHECK_WARN, CHECK_FAIL };
+struct check_sink {
+	void (*fn)(void *arg, const char *area, const char *name, enum check_level level,
+		   const char *msg);
+	void *arg;
+};
+void run_checks(struct config *cfg, const char *dir, bool criu_check, const struct check_sink *sink);
 
 struct ckpt_progress;
 /* A progress sink drawing the terminal line on stderr; arg points to a

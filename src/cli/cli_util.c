@@ -104,9 +104,11 @@ static void location_help(const struct location_cmd *c)
 	char term[64];
 	snprintf(term, sizeof(term), "-%c, --%s %s", c->option[0], c->option, c->metavar);
 	printf("Usage: %s\n\n%s\nOptions:\n", c->usage, c->help);
-	printf("  %-24s the same as the argument%s\n", term,
+	printf("  %-23s the same as the argument%s\n", term,
 	       c->optional ? " (default: checkpoint.dir)" : "");
-	printf("  %-24s this help\n\n", "-h, --help");
+	if (c->options)
+		fputs(c->options, stdout);
+	printf("  %-23s this help\n\n", "-h, --help");
 	printf("Exit status: 0 on success, 1 on failure, 2 on misuse.\n");
 }
 

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum config_type { T_STRING, T_UINT, T_INT, T_BOOL, T_SIZE, T_CODEC };
+enum config_type { T_STRING, T_UINT, T_INT, T_BOOL, T_SIZE, T_CODEC, T_UIDS };
 
 struct config_key {
 	const char *key;
@@ -50,6 +50,30 @@ static const struct config_key keys[] = {
 	{"gcs.hmac_access_id", T_STRING, NULL, false, "GCS HMAC key (after GCS_HMAC_ACCESS_ID)"},
 	{"gcs.hmac_secret", T_STRING, NULL, true, "GCS HMAC secret"},
 	{"gcs.endpoint", T_STRING, NULL, false, "GCS XML API endpoint (default storage.googleapis.com)"},
+	{"daemon.socket", T_STRING, "/run/crstream/crstream.sock", false,
+	 "the daemon's unix socket (0600, in a 0700 directory)"},
+	{"daemon.db", T_STRING, "/var/lib/crstream/crstream.db", false,
+	 "the daemon's catalog of jobs and checkpoints (SQLite)"},
+	{"daemon.allowed_uids", T_UIDS, NULL, false,
+	 "non-root uids the daemon serves, e.g. [1000, 1001] (default: root only)"},
+	{"daemon.listen", T_STRING, NULL, false,
+	 "HOST:PORT: also serve on TCP, with TLS client certificates (default: off)"},
+	{"daemon.tls_cert", T_STRING, NULL, false, "the daemon's TLS certificate chain (PEM) for daemon.listen"},
+	{"daemon.tls_key", T_STRING, NULL, true, "its private key (PEM)"},
+	{"daemon.tls_client_ca", T_STRING, NULL, false,
+	 "CA certificates (PEM) that client certificates must chain to"},
+	{"daemon.job_logs", T_STRING, "/var/lib/crstream/logs", false,
+	 "where the stdout/stderr of jobs the daemon runs go"},
+	{"policy.keep", T_UINT, "3", false,
+	 "complete checkpoints a periodic policy keeps, unless the policy says"},
+	{"policy.dir", T_STRING, NULL, false,
+	 "where periodic checkpoints go, unless the policy says (default: checkpoint.dir)"},
+};
+
+/* Other spellings of a key: Cedana's configuration says
+ * checkpoint.stream for crstream's checkpoint.streams. */
+static const struct { const char *alias, *key; } key_aliases[] = {
+	{"checkpoint.stream", "checkpoint.streams"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -64,6 +88,9 @@ struct config {
 
 static int key_index(const char *key)
 {
+	for (size_t i = 0; i < sizeof(key_aliases) / sizeof(key_aliases[0]); i++)
+		if (!strcmp(key_aliases[i].alias, key))
+			key = key_aliases[i].key;
 	for (size_t i = 0; i < NKEYS; i++)
 		if (!strcmp(keys[i].key, key))
 			return (int)i;
@@ -79,6 +106,7 @@ static const char *type_name(enum config_type t)
 	case T_BOOL: return "true or false";
 	case T_SIZE: return "a size in bytes (e.g. 268435456 or \"256M\")";
 	case T_CODEC: return "one of none, lz4, zstd, gzip, zlib, auto";
+	case T_UIDS: return "a list of uids (e.g. [1000, 1001] or \"1000,1001\")";
 	}
 	return "?";
 }
@@ -124,6 +152,9 @@ static int validate(const struct config_key *k, const char *value, char **out)
 	case T_CODEC:
 		ok = codec_by_name(value) != NULL;
 		break;
+	case T_UIDS:
+		ok = config_parse_uids(value, NULL, 0) >= 0;
+		break;
 	}
 	if (!ok)
 		return err_set("%s must be %s, got \"%s\"", k->key, type_name(k->type), value);
@@ -161,6 +192,24 @@ static const char *json_scalar(struct json_object *v, char *buf, size_t size)
 	}
 }
 
+/* [1000, 1001] as "1000,1001"; NULL if an element is not an integer. */
+static const char *json_int_list(struct json_object *a, char *buf, size_t size)
+{
+	size_t n = 0, len = json_object_array_length(a);
+	buf[0] = '\0';
+	for (size_t i = 0; i < len; i++) {
+		struct json_object *e = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(e, json_type_int))
+			return NULL;
+		int w = snprintf(buf + n, size - n, "%s%lld", i ? "," : "",
+				 (long long)json_object_get_int64(e));
+		if (w < 0 || (size_t)w >= size - n)
+			return NULL;
+		n += (size_t)w;
+	}
+	return buf;
+}
+
 static int load_section(struct config *c, const char *section, struct json_object *obj)
 {
 	if (!json_object_is_type(obj, json_type_object))
@@ -171,7 +220,10 @@ static int load_section(struct config *c, const char *section, struct json_objec
 		int i = key_index(key);
 		if (i < 0)
 			return err_set("%s: unknown key \"%s\" (see crstream config show)", c->path, key);
-		const char *text = json_scalar(v, buf, sizeof(buf));
+		char list[512];
+		const char *text = keys[i].type == T_UIDS && json_object_is_type(v, json_type_array)
+					   ? json_int_list(v, list, sizeof(list))
+					   : json_scalar(v, buf, sizeof(buf));
 		bool type_ok = text != NULL;
 		/* Booleans and numbers must be JSON booleans and numbers. */
 		if (keys[i].type == T_BOOL && !json_object_is_type(v, json_type_boolean))
@@ -179,7 +231,8 @@ static int load_section(struct config *c, const char *section, struct json_objec
 		if ((keys[i].type == T_UINT || keys[i].type == T_INT) &&
 		    !json_object_is_type(v, json_type_int))
 			type_ok = false;
-		if ((keys[i].type == T_STRING || keys[i].type == T_CODEC) &&
+		if ((keys[i].type == T_STRING || keys[i].type == T_CODEC ||
+		     (keys[i].type == T_UIDS && !json_object_is_type(v, json_type_array))) &&
 		    !json_object_is_type(v, json_type_string))
 			type_ok = false;
 		if (!type_ok)
@@ -233,6 +286,11 @@ static int load_env(struct config *c)
 		if (!v && !strcmp(keys[i].key, "criu.path") && getenv("CRSTREAM_CRIU")) {
 			v = getenv("CRSTREAM_CRIU");
 			strcpy(name, "CRSTREAM_CRIU");
+		}
+		/* Cedana's spelling, when crstream's is not set. */
+		if (!v && !strcmp(keys[i].key, "checkpoint.streams") && getenv("CRSTREAM_CHECKPOINT_STREAM")) {
+			v = getenv("CRSTREAM_CHECKPOINT_STREAM");
+			strcpy(name, "CRSTREAM_CHECKPOINT_STREAM");
 		}
 		if (v && assign(c, (int)i, v, CFG_ENV, name) < 0)
 			return err_prefix("environment variable %s", name);
@@ -322,6 +380,27 @@ const char *config_lookup(void *config, const char *key)
 	struct config *c = config;
 	int i = key_index(key);
 	return i >= 0 ? c->value[i] : NULL;
+}
+
+int config_parse_uids(const char *s, unsigned *uids, int max)
+{
+	int n = 0;
+	while (*s) {
+		while (*s == ' ' || *s == ',')
+			s++;
+		if (!*s)
+			break;
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(s, &end, 10);
+		if (end == s || errno || v > 0xfffffffeUL || (*end && *end != ',' && *end != ' '))
+			return err_set("\"%s\" is not a uid", s);
+		if (uids && n < max)
+			uids[n] = (unsigned)v;
+		n++;
+		s = end;
+	}
+	return n;
 }
 
 const char *config_path(const struct config *c)

@@ -42,6 +42,10 @@ const char *config_lookup(void *config, const char *key);
  * and where it came from. */
 void config_show(const struct config *c, FILE *out);
 
+/* Parses a uid list ("1000,1001"); fills up to max uids (uids may be
+ * NULL) and returns how many there are, or -1 with an error. */
+int config_parse_uids(const char *s, unsigned *uids, int max);
+
 /* The path of the config file in use (which may not exist). */
 const char *config_path(const struct config *c);
 

@@ -4,6 +4,7 @@
 #include "checkpoint/session.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "daemon/plugin.h"
 #include "util/err.h"
 
 #include <getopt.h>
@@ -14,6 +15,8 @@
 
 static const char dump_usage[] =
 	"Usage: crstream dump <pid> [options]\n"
+	"       crstream dump process <pid> [options]   (the same; Cedana's spelling)\n"
+	"       crstream dump job <JID> [options]       (a job of the daemon)\n"
 	"\n"
 	"Checkpoints the process tree rooted at <pid> through N parallel compressed\n"
 	"streams into DIR/NAME: img-0 .. img-(N-1) (with the codec's extension),\n"
@@ -43,6 +46,10 @@ static const char dump_usage[] =
 	"      --criu-opt OPT      pass OPT to `criu dump` (repeatable)\n"
 	"      --json              print the result as JSON on stdout\n"
 	"      --no-progress       no progress line on the terminal\n"
+	"      --daemon [ADDR]     through the crstream daemon at ADDR (default\n"
+	"                          $CRSTREAM_DAEMON, else unix://<daemon.socket>);\n"
+	"                          $CRSTREAM_DAEMON alone does the same. Options not\n"
+	"                          given take the daemon's configuration\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Example: crstream dump 1234 --streams 4 --compression zstd --dir /var/ckpt\n"
@@ -78,6 +85,10 @@ struct dump_args {
 	char *criu_opts[64];
 	bool json;
 	bool no_progress;
+	const char *jid;		/* `dump job JID` */
+	/* What the command line said, for a dump through the daemon. */
+	const char *streams, *dir, *compression, *level;
+	bool leave_running;
 };
 
 static int add_list(char **list, int *n, const char *v, const char *what)
@@ -95,20 +106,29 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 	while (rc == 0 && (c = getopt_long(argc, argv, "n:d:c:l:Rh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
+			a->streams = optarg;
 			if (config_set_flag(cfg, "checkpoint.streams", optarg) < 0)
 				rc = usage_error("crstream dump", "--streams: \"%s\" is not a number", optarg);
 			break;
-		case 'd': rc = config_set_flag(cfg, "checkpoint.dir", optarg); break;
+		case 'd':
+			a->dir = optarg;
+			rc = config_set_flag(cfg, "checkpoint.dir", optarg);
+			break;
 		case 'c':
+			a->compression = optarg;
 			if (config_set_flag(cfg, "checkpoint.compression", optarg) < 0)
 				rc = usage_error("crstream dump", "unknown compression \"%s\" (use %s)",
 						 optarg, codec_names());
 			break;
 		case 'l':
+			a->level = optarg;
 			if (config_set_flag(cfg, "checkpoint.level", optarg) < 0)
 				rc = usage_error("crstream dump", "--level: \"%s\" is not a number", optarg);
 			break;
-		case 'R': rc = config_set_flag(cfg, "criu.leave_running", "true"); break;
+		case 'R':
+			a->leave_running = true;
+			rc = config_set_flag(cfg, "criu.leave_running", "true");
+			break;
 		case O_NAME: a->o.name = optarg; break;
 		case O_SHELL: a->o.shell_job = 1; break;
 		case O_TCP: a->o.tcp_established = true; break;
@@ -127,9 +147,13 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 	if (rc)
 		return rc;
 	if (optind + 2 != argc)	/* argv[1] is "dump" */
-		return usage_error("crstream dump", optind + 2 > argc ? "missing <pid>" :
+		return usage_error("crstream dump", optind + 2 > argc ? (a->jid ? "missing <JID>" : "missing <pid>") :
 				   "unexpected argument \"%s\"", argv[optind + 2 > argc ? 0 : optind + 2]);
 	const char *pid = argv[optind + 1];
+	if (a->jid) {
+		a->jid = pid;
+		return 0;
+	}
 	char *end;
 	long v = strtol(pid, &end, 10);
 	if (!*pid || *end || v <= 0 || v > 4194304)
@@ -138,62 +162,116 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 	return 0;
 }
 
-/* Turn the effective configuration into dump options. */
-static int resolve(struct config *cfg, struct dump_args *a, char *criu, size_t size)
+int dump_opts_resolve(struct config *cfg, struct dump_opts *o, char *criu, size_t size)
 {
 	uint64_t streams = config_uint(cfg, "checkpoint.streams");
-	if (streams > STREAMS_MAX)
-		return usage_error("crstream dump", "--streams %llu: at most %d streams",
-				   (unsigned long long)streams, STREAMS_MAX);
-	a->o.streams = (int)streams;
-	a->o.dir = config_get(cfg, "checkpoint.dir");
-	a->o.codec = codec_by_name(config_get(cfg, "checkpoint.compression"));
-	a->o.level = config_is_set(cfg, "checkpoint.level") ? (int)config_int(cfg, "checkpoint.level")
-							     : a->o.codec->default_level;
-	if (a->o.streams && (a->o.level < a->o.codec->min_level || a->o.level > a->o.codec->max_level))
-		return usage_error("crstream dump", "--level %d: %s takes %d to %d", a->o.level,
-				   a->o.codec->name, a->o.codec->min_level, a->o.codec->max_level);
-	a->o.leave_running = config_bool(cfg, "criu.leave_running");
+	if (streams > STREAMS_MAX) {
+		err_set("--streams %llu: at most %d streams", (unsigned long long)streams, STREAMS_MAX);
+		return EXIT_USAGE;
+	}
+	o->streams = (int)streams;
+	o->dir = config_get(cfg, "checkpoint.dir");
+	o->codec = codec_by_name(config_get(cfg, "checkpoint.compression"));
+	o->level = config_is_set(cfg, "checkpoint.level") ? (int)config_int(cfg, "checkpoint.level")
+							   : o->codec->default_level;
+	if (o->streams && (o->level < o->codec->min_level || o->level > o->codec->max_level)) {
+		err_set("--level %d: %s takes %d to %d", o->level, o->codec->name,
+			o->codec->min_level, o->codec->max_level);
+		return EXIT_USAGE;
+	}
+	o->leave_running = config_bool(cfg, "criu.leave_running");
 	if (require_privilege("dump") < 0 || find_criu(config_get(cfg, "criu.path"), criu, size) < 0)
 		return -1;
-	a->o.criu = criu;
+	o->criu = criu;
 	return 0;
 }
 
-static void print_json(const struct dump_result *r, int rc)
+void dump_result_json(FILE *out, const struct dump_result *r, int rc)
 {
 	if (rc < 0) {
-		printf("{\"status\":\"error\",\"error\":");
-		json_print_string(stdout, err_msg());
-		printf(",\"checkpoint\":");
-		json_print_string(stdout, r->location);
-		printf(",\"process_running\":%s", r->process_running ? "true" : "false");
+		fprintf(out, "{\"status\":\"error\",\"error\":");
+		json_print_string(out, err_msg());
+		fprintf(out, ",\"checkpoint\":");
+		json_print_string(out, r->location);
+		fprintf(out, ",\"process_running\":%s", r->process_running ? "true" : "false");
 		if (r->process_state)
-			printf(",\"process_state\":\"%s\"", r->process_state);
-		printf("}\n");
+			fprintf(out, ",\"process_state\":\"%s\"", r->process_state);
+		fprintf(out, "}\n");
 		return;
 	}
-	printf("{\"status\":\"ok\",\"checkpoint\":");
-	json_print_string(stdout, r->location);
-	printf(",\"name\":");
-	json_print_string(stdout, r->name);
-	printf(",\"streams\":%d,\"compression\":\"%s\",\"image_bytes\":%llu,\"stored_bytes\":%llu,"
-	       "\"compression_ratio\":%.3f,\"frozen_ms\":%.1f,\"criu_ms\":%llu,\"dump_ms\":%llu",
-	       r->streams, r->compression, (unsigned long long)r->image_bytes,
-	       (unsigned long long)r->stored_bytes,
-	       r->stored_bytes ? (double)r->image_bytes / (double)r->stored_bytes : 1.0,
-	       (double)r->frozen_us / 1000.0, (unsigned long long)r->criu_ms,
-	       (unsigned long long)r->dump_ms);
-	print_self_usage_json(stdout);
-	printf("}\n");
+	fprintf(out, "{\"status\":\"ok\",\"checkpoint\":");
+	json_print_string(out, r->location);
+	fprintf(out, ",\"name\":");
+	json_print_string(out, r->name);
+	fprintf(out, ",\"streams\":%d,\"compression\":\"%s\",\"image_bytes\":%llu,\"stored_bytes\":%llu,"
+		"\"compression_ratio\":%.3f,\"frozen_ms\":%.1f,\"criu_ms\":%llu,\"dump_ms\":%llu",
+		r->streams, r->compression, (unsigned long long)r->image_bytes,
+		(unsigned long long)r->stored_bytes,
+		r->stored_bytes ? (double)r->image_bytes / (double)r->stored_bytes : 1.0,
+		(double)r->frozen_us / 1000.0, (unsigned long long)r->criu_ms,
+		(unsigned long long)r->dump_ms);
+	print_self_usage_json(out);
+	fprintf(out, "}\n");
+}
+
+/* The dump through a daemon: the options the command line gave, the
+ * rest the daemon's configuration. */
+static int dump_remote(const char *addr, struct dump_args *a, bool *line_drawn)
+{
+	if (a->o.ncriu_opts)
+		return usage_error("crstream dump", "--criu-opt is not available through the daemon");
+	const struct daemon_plugin *p = daemon_plugin("crstream dump --daemon");
+	if (!p) {
+		err_print(NULL);
+		return 1;
+	}
+	char *end;
+	struct remote_dump rq = {
+		.pid = a->o.pid, .jid = a->jid, .dir = a->dir, .name = a->o.name,
+		.compression = a->compression, .streams = a->streams ? (int)strtol(a->streams, &end, 10) : -1,
+		.level = a->level ? (int)strtol(a->level, &end, 10) : 0,
+		.leave_running = a->leave_running, .shell_job = a->o.shell_job,
+		.tcp_established = a->o.tcp_established, .file_locks = a->o.file_locks,
+		.ext_unix_sk = a->o.ext_unix_sk, .external = a->external, .nexternal = a->o.nexternal,
+	};
+	if (rq.streams > STREAMS_MAX)
+		return usage_error("crstream dump", "--streams %d: at most %d streams", rq.streams,
+				   STREAMS_MAX);
+	struct ckpt_progress_sink sink = {0};
+	if (!a->json && !a->no_progress && isatty(STDERR_FILENO))
+		sink = (struct ckpt_progress_sink){progress_line_render, line_drawn};
+	struct remote_result res;
+	int rc = p->dump(addr, &rq, &sink, &res);
+	if (a->json && res.json)
+		printf("%s\n", res.json);
+	else if (a->json)
+		dump_result_json(stdout, &res.dump, -1);
+	else if (rc < 0)
+		err_print(NULL);
+	else {
+		print_dump_summary(&res.dump);
+		printf("  catalog ID %s%s%s\n", res.checkpoint_id, res.jid[0] ? ", job " : "", res.jid);
+	}
+	free(res.json);
+	return rc < 0 ? 1 : 0;
 }
 
 int cmd_dump(int argc, char **argv)
 {
 	struct dump_args a = {.o.shell_job = -1};
 	struct config *cfg = NULL;
-	char criu[4096], self[4096];
+	char criu[4096], self[4096], addr_buf[256];
 	bool help = false;
+	const char *flag_addr;
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
+	/* `dump process PID` is Cedana's `dump PID`; `dump job JID` names a
+	 * job of the daemon. */
+	if (argc > 2 && (!strcmp(argv[2], "job") || !strcmp(argv[2], "process"))) {
+		if (!strcmp(argv[2], "job"))
+			a.jid = "";
+		memmove(&argv[2], &argv[3], (size_t)(argc - 2) * sizeof(char *));
+		argc--;
+	}
 	if (config_load(&cfg) < 0) {
 		if (asks_for_help(argc, argv)) {
 			fputs(dump_usage, stdout);
@@ -208,8 +286,19 @@ int cmd_dump(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
-	if (rc == 0)
-		rc = resolve(cfg, &a, criu, sizeof(criu));
+	const char *addr = rc ? NULL : daemon_target(via_daemon || a.jid, flag_addr, addr_buf,
+						     sizeof(addr_buf));
+	if (addr) {
+		config_free(cfg);
+		bool line_drawn = false;
+		a.o.external = a.external;
+		return dump_remote(addr, &a, &line_drawn);
+	}
+	if (rc == 0) {
+		rc = dump_opts_resolve(cfg, &a.o, criu, sizeof(criu));
+		if (rc == EXIT_USAGE)
+			usage_error("crstream dump", "%s", err_msg());
+	}
 	if (rc == 0 && self_path(self, sizeof(self)) < 0)
 		rc = -1;
 	if (rc) {
@@ -231,7 +320,7 @@ int cmd_dump(int argc, char **argv)
 	if (rc == 0)
 		rc = checkpoint_dump(&a.o, &r);
 	if (a.json)
-		print_json(&r, rc);
+		dump_result_json(stdout, &r, rc);
 	else if (rc < 0)
 		err_print(NULL);
 	else

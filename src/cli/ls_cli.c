@@ -3,13 +3,16 @@
 #include "checkpoint/manifest.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "daemon/plugin.h"
 #include "util/err.h"
 #include "util/fmt.h"
 #include "util/strmap.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What ls knows about one checkpoint (one first-level "directory"). */
 struct entry {
@@ -97,15 +100,29 @@ int cmd_ls(int argc, char **argv)
 		.usage = "crstream ls [LOCATION]",
 		.help = "Lists the checkpoints under a directory, s3://bucket/prefix or\n"
 			"gs://bucket/prefix (default: checkpoint.dir): name, start time, size,\n"
-			"streams, compression, and whether the dump completed.\n",
+			"streams, compression, and whether the dump completed.\n"
+			"With --daemon [ADDR] (or $CRSTREAM_DAEMON): the daemon's catalog, all\n"
+			"of it or what is under LOCATION, with IDs and jobs.\n",
 		.option = "dir",
 		.metavar = "LOCATION",
 		.optional = true,
+		.options = DAEMON_OPTION_HELP,
 	};
-	const char *loc;
+	const char *flag_addr, *loc;
+	char addr_buf[256];
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
 	int status = location_args(argc, argv, &ls, &loc);
 	if (status >= 0)
 		return status;
+	const char *addr = daemon_target(via_daemon, flag_addr, addr_buf, sizeof(addr_buf));
+	if (addr) {
+		const struct daemon_plugin *p = daemon_plugin("crstream ls --daemon");
+		if (!p) {
+			err_print(NULL);
+			return 1;
+		}
+		return p->ls(addr, loc);
+	}
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct strmap m = {0};
@@ -154,31 +171,13 @@ static int remove_data(struct strmap_entry *me, void *arg)
 	return strcmp(me->key, MANIFEST_NAME) ? s->ops->remove(s, me->key) : 0;
 }
 
-int cmd_rm(int argc, char **argv)
+int remove_checkpoint(struct store *s, const char *location, size_t *objects)
 {
-	static const struct location_cmd rm = {
-		.name = "rm",
-		.usage = "crstream rm CHECKPOINT",
-		.help = "Deletes a checkpoint (its streams or image files, manifest and log),\n"
-			"complete or not: only the files a checkpoint is made of, each by name;\n"
-			"anything else in its directory stays. Refuses a location that is not a\n"
-			"checkpoint.\n",
-		.option = "path",
-		.metavar = "CHECKPOINT",
-	};
-	const char *loc;
-	int status = location_args(argc, argv, &rm, &loc);
-	if (status >= 0)
-		return status;
-	struct config *cfg = NULL;
-	struct store *s = NULL;
 	struct rm_ctx c = {0};
 	struct manifest m = {0};
 	void *json = NULL;
 	size_t len;
-	int rc = open_location(loc, &cfg, &s);
-	if (rc == 0)
-		rc = strmap_init(&c.keys);
+	int rc = strmap_init(&c.keys);
 	/* A plain image directory's files are the ones its manifest lists; an
 	 * unreadable manifest only means that none of them is removed. */
 	if (rc == 0 && s->ops->get(s, MANIFEST_NAME, &json, &len) == 0 && manifest_parse(json, &m) == 0)
@@ -188,16 +187,62 @@ int cmd_rm(int argc, char **argv)
 		rc = s->ops->list(s, "", collect_key, &c);
 	if (rc == 0 && !c.is_checkpoint)
 		rc = err_set("%s is not a checkpoint (no %s, no img-N streams): nothing removed",
-			     loc, MANIFEST_NAME);
+			     location, MANIFEST_NAME);
 	if (rc == 0)
 		rc = strmap_each(&c.keys, remove_data, s);
 	if (rc == 0)
 		rc = s->ops->remove(s, MANIFEST_NAME);
-	if (rc == 0)
-		printf("removed %s (%zu objects)\n", loc, c.keys.count);
+	/* A local checkpoint is a directory: it goes too, once empty (what is
+	 * not a checkpoint's stays, and so does the directory then). */
+	const char *dir = !strncmp(location, "file://", 7) ? location + 7 : location;
+	if (rc == 0 && !store_is_remote(location) && rmdir(dir) < 0 && errno != ENOENT &&
+	    errno != ENOTEMPTY && errno != EEXIST)
+		warnx_("could not remove the directory %s: %s", dir, strerror(errno));
+	*objects = c.keys.count;
 	if (c.keys.buckets)
 		strmap_free(&c.keys);
 	manifest_free(&m);
 	free(json);
+	return rc;
+}
+
+int cmd_rm(int argc, char **argv)
+{
+	static const struct location_cmd rm = {
+		.name = "rm",
+		.usage = "crstream rm CHECKPOINT",
+		.help = "Deletes a checkpoint (its streams or image files, manifest and log),\n"
+			"complete or not: only the files a checkpoint is made of, each by name;\n"
+			"anything else in its directory stays. Refuses a location that is not a\n"
+			"checkpoint.\n"
+			"With --daemon [ADDR] (or $CRSTREAM_DAEMON): through the daemon, which\n"
+			"drops it from its catalog too; CHECKPOINT may be a catalog ID.\n",
+		.option = "path",
+		.metavar = "CHECKPOINT",
+		.options = DAEMON_OPTION_HELP,
+	};
+	const char *flag_addr, *loc;
+	char addr_buf[256];
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
+	int status = location_args(argc, argv, &rm, &loc);
+	if (status >= 0)
+		return status;
+	const char *addr = daemon_target(via_daemon, flag_addr, addr_buf, sizeof(addr_buf));
+	if (addr) {
+		const struct daemon_plugin *p = daemon_plugin("crstream rm --daemon");
+		if (!p) {
+			err_print(NULL);
+			return 1;
+		}
+		return p->rm(addr, loc);
+	}
+	struct config *cfg = NULL;
+	struct store *s = NULL;
+	size_t objects = 0;
+	int rc = open_location(loc, &cfg, &s);
+	if (rc == 0)
+		rc = remove_checkpoint(s, loc, &objects);
+	if (rc == 0)
+		printf("removed %s (%zu objects)\n", loc, objects);
 	return close_location(cfg, s, rc);
 }

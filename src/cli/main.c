@@ -4,6 +4,7 @@
 #include "cli/config.h"
 #include "codec/codec.h"
 #include "criu/criu_exec.h"
+#include "daemon/worker.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/trace.h"
@@ -28,6 +29,15 @@ static const char main_usage[] =
 	"  check       can this machine checkpoint and restore? (CRIU, kernel, pipes,\n"
 	"              storage)\n"
 	"  config show the effective configuration and where each value comes from\n"
+	"  daemon      serve checkpoints, restores and jobs over gRPC (Cedana's daemon\n"
+	"              API and crstream.v1), with a catalog of checkpoints\n"
+	"  run         run a command as a job of the daemon (-- CMD ARGS...)\n"
+	"  manage      make a running process a job of the daemon\n"
+	"  jobs        list the daemon's jobs\n"
+	"  kill        signal a job\n"
+	"\n"
+	"dump, restore, ls and rm go through a daemon with --daemon [ADDR] or\n"
+	"$CRSTREAM_DAEMON (unix:///run/crstream/crstream.sock); `dump job JID` does always.\n"
 	"\n"
 	"criu-image-streamer compatible commands (CRIU runs with --stream):\n"
 	"  capture     receive an image from `criu dump --stream`, write it as shards\n"
@@ -115,6 +125,14 @@ int main(int argc, char **argv)
 		return cmd_ls(argc, argv);
 	if (!strcmp(cmd, "rm"))
 		return cmd_rm(argc, argv);
+	if (!strcmp(cmd, "daemon"))
+		return cmd_daemon(argc, argv);
+	if (!strcmp(cmd, "run") || !strcmp(cmd, "manage") || !strcmp(cmd, "jobs") ||
+	    !strcmp(cmd, "kill"))
+		return cmd_jobs(argc, argv);
+	/* Run by the daemon for each operation (see daemon/worker.h). */
+	if (!strcmp(cmd, WORKER_COMMAND))
+		return cmd_daemon_worker(argc, argv);
 	/* Run by CRIU as its action script (see checkpoint/hook.h). */
 	if (!strcmp(cmd, "hook") && argc == 3)
 		return hook_client(argv[2]);

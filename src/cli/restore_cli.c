@@ -3,6 +3,7 @@
 #include "checkpoint/session.h"
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "daemon/plugin.h"
 #include "util/err.h"
 #include "util/fmt.h"
 
@@ -37,6 +38,11 @@ static const char restore_usage[] =
 	"      --criu-opt OPT      pass OPT to `criu restore` (repeatable)\n"
 	"      --json              print the result as JSON on stdout\n"
 	"      --no-progress       no progress line on the terminal\n"
+	"      --daemon [ADDR]     through the crstream daemon at ADDR (default\n"
+	"                          $CRSTREAM_DAEMON, else unix://<daemon.socket>);\n"
+	"                          $CRSTREAM_DAEMON alone does the same. CHECKPOINT\n"
+	"                          may then be a catalog ID; a job's checkpoint\n"
+	"                          comes back as that job\n"
 	"  -h, --help              this help\n"
 	"\n"
 	"Example: crstream restore /var/lib/crstream/checkpoints/dump-1234-20261126T001500Z\n"
@@ -67,6 +73,7 @@ struct restore_args {
 	struct restore_opts o;
 	char *criu_opts[64];
 	bool json;
+	bool memory_limit;		/* given on the command line */
 	bool no_progress;
 };
 
@@ -83,6 +90,7 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 		case O_TCPCLOSE: a->o.tcp_close = true; break;
 		case O_STOPPED: a->o.leave_stopped = true; break;
 		case O_MEM:
+			a->memory_limit = true;
 			if (config_set_flag(cfg, "restore.memory_limit", optarg) < 0)
 				return usage_error("crstream restore", "--memory-limit: \"%s\" is not a size "
 						   "like 64M or 1G", optarg);
@@ -108,27 +116,27 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 	return 0;
 }
 
-static void print_json(const struct restore_opts *o, const struct restore_result *r, int rc)
+void restore_result_json(FILE *out, const char *path, const struct restore_result *r, int rc)
 {
 	if (rc < 0) {
-		printf("{\"status\":\"error\",\"error\":");
-		json_print_string(stdout, err_msg());
-		printf(",\"checkpoint\":");
-		json_print_string(stdout, o->path);
-		printf("}\n");
+		fprintf(out, "{\"status\":\"error\",\"error\":");
+		json_print_string(out, err_msg());
+		fprintf(out, ",\"checkpoint\":");
+		json_print_string(out, path);
+		fprintf(out, "}\n");
 		return;
 	}
-	printf("{\"status\":\"ok\",\"checkpoint\":");
-	json_print_string(stdout, o->path);
-	printf(",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
-	       "\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
-	       "\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
-	       (int)r->pid, r->layout, r->streams, r->compression,
-	       (unsigned long long)r->image_bytes, (unsigned long long)r->stored_bytes,
-	       (unsigned long long)r->criu_ms, (unsigned long long)r->restore_ms,
-	       (unsigned long long)r->peak_buffered, (unsigned long long)r->spilled);
-	print_self_usage_json(stdout);
-	printf("}\n");
+	fprintf(out, "{\"status\":\"ok\",\"checkpoint\":");
+	json_print_string(out, path);
+	fprintf(out, ",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
+		"\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
+		"\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
+		(int)r->pid, r->layout, r->streams, r->compression,
+		(unsigned long long)r->image_bytes, (unsigned long long)r->stored_bytes,
+		(unsigned long long)r->criu_ms, (unsigned long long)r->restore_ms,
+		(unsigned long long)r->peak_buffered, (unsigned long long)r->spilled);
+	print_self_usage_json(out);
+	fprintf(out, "}\n");
 }
 
 static void print_summary(const struct restore_opts *o, const struct restore_result *r)
@@ -139,6 +147,41 @@ static void print_summary(const struct restore_opts *o, const struct restore_res
 	printf("  %s of image from %d %s stream%s (%s layout) in %llu ms\n", img, r->streams,
 	       r->compression, r->streams == 1 ? "" : "s", r->layout,
 	       (unsigned long long)r->restore_ms);
+}
+
+static int restore_remote(const char *addr, struct restore_args *a)
+{
+	if (a->o.ncriu_opts || a->o.leave_stopped || a->memory_limit)
+		return usage_error("crstream restore", "--criu-opt, --leave-stopped and --memory-limit "
+				   "are not available through the daemon");
+	const struct daemon_plugin *p = daemon_plugin("crstream restore --daemon");
+	if (!p) {
+		err_print(NULL);
+		return 1;
+	}
+	struct remote_restore rq = {
+		.path = a->o.path, .pid_file = a->o.pid_file, .shell_job = a->o.shell_job,
+		.tcp_established = a->o.tcp_established, .tcp_close = a->o.tcp_close,
+	};
+	bool line_drawn = false;
+	struct ckpt_progress_sink sink = {0};
+	if (!a->json && !a->no_progress && isatty(STDERR_FILENO))
+		sink = (struct ckpt_progress_sink){progress_line_render, &line_drawn};
+	struct remote_result res;
+	int rc = p->restore(addr, &rq, &sink, &res);
+	if (a->json && res.json)
+		printf("%s\n", res.json);
+	else if (a->json)
+		restore_result_json(stdout, a->o.path, &res.restore, -1);
+	else if (rc < 0)
+		err_print(NULL);
+	else {
+		print_summary(&a->o, &res.restore);
+		if (res.jid[0])
+			printf("  job %s\n", res.jid);
+	}
+	free(res.json);
+	return rc < 0 ? 1 : 0;
 }
 
 int cmd_restore(int argc, char **argv)
@@ -155,12 +198,20 @@ int cmd_restore(int argc, char **argv)
 		err_print(NULL);
 		return 1;
 	}
+	const char *flag_addr;
+	char addr_buf[256];
+	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
 	int rc = parse(argc, argv, cfg, &a, &help);
 	if (help || rc) {
 		if (help)
 			fputs(restore_usage, stdout);
 		config_free(cfg);
 		return rc;
+	}
+	const char *addr = daemon_target(via_daemon, flag_addr, addr_buf, sizeof(addr_buf));
+	if (addr) {
+		config_free(cfg);
+		return restore_remote(addr, &a);
 	}
 	if (require_privilege("restore") < 0 ||
 	    find_criu(config_get(cfg, "criu.path"), criu, sizeof(criu)) < 0 ||
@@ -182,7 +233,7 @@ int cmd_restore(int argc, char **argv)
 	struct restore_result r;
 	rc = checkpoint_restore(&a.o, &r);
 	if (a.json)
-		print_json(&a.o, &r, rc);
+		restore_result_json(stdout, a.o.path, &r, rc);
 	else if (rc < 0)
 		err_print(NULL);
 	else

@@ -25,8 +25,12 @@
  * stream's encoder to a few hundred KiB of memory (a dump's footprint is
  * this times the streams) while writes stay large. */
 #define CODEC_OUT_CAP ((size_t)256 << 10)
-/* Decoder input buffer: one read from next fills up to this much. */
+/* Decoder input buffer: one read from next fills up to this much. The
+ * fuzz build makes it smaller (tests/fuzz/README.md), so that small inputs
+ * cross refills too. */
+#ifndef CODEC_IN_CAP
 #define CODEC_IN_CAP ((size_t)1 << 20)
+#endif
 
 struct codec_encoder;
 

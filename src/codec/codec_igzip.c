@@ -13,6 +13,7 @@
 #include "codec/codec_impl.h"
 #include "util/err.h"
 
+#include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,13 +137,39 @@ struct writer *igzip_encoder(const struct codec *c, bool zlib_framing, int level
 	return &z->e.w;
 }
 
+/* A member's header, parsed here one byte at a time: ISA-L's own parser
+ * (crc_flag ISAL_GZIP/ISAL_ZLIB) keeps what it has read of a header in a
+ * local variable, so it must be given a whole header in one call
+ * (intel/isa-l#224); a header split across reads was parsed from garbage
+ * flags (a wrong header CRC passed or failed depending on where the read
+ * boundaries fell). ISA-L then decodes the deflate data and checks the
+ * trailer (ISAL_*_NO_HDR_VER). */
+enum header_stage { H_FIXED, H_EXTRA_LEN, H_EXTRA, H_NAME, H_COMMENT, H_HCRC, H_DONE };
+
+#define GZ_FHCRC 0x02
+#define GZ_FEXTRA 0x04
+#define GZ_FNAME 0x08
+#define GZ_FCOMMENT 0x10
+#define GZ_RESERVED 0xe0
+#define ZLIB_FDICT 0x20
+
+struct member_header {
+	enum header_stage stage;
+	unsigned char fixed[10];	/* gzip: ID1 ID2 CM FLG MTIME XFL OS; zlib: CMF FLG */
+	uint32_t got;		/* bytes of the current field so far */
+	uint32_t field;		/* XLEN or HCRC as it arrives */
+	uint32_t crc;		/* CRC-32 of the header bytes before HCRC */
+};
+
 struct igzip_decoder {
 	struct codec_decoder d;
-	uint32_t framing;	/* ISAL_GZIP or ISAL_ZLIB */
+	bool zlib_framing;
+	bool in_header;		/* the current member's header is not complete */
+	struct member_header hdr;
 	/* Bytes ISA-L had already pulled into its bit buffer when a frame
-	 * ended (it reads up to 8 bytes ahead, and after a zlib trailer does
-	 * not hand them back): they start the next frame, so they are fed
-	 * again before the caller's input. */
+	 * ended (it reads up to 8 bytes ahead, and after a trailer does not
+	 * always hand them back): they start the next frame, so they are fed
+	 * again (to its header first) before the caller's input. */
 	unsigned char carry[16];
 	size_t carry_pos;
 	size_t carry_len;
@@ -161,6 +188,124 @@ static const char *igzip_error_name(int rc)
 	case ISAL_NEED_DICT: return "stream needs a preset dictionary";
 	default: return "unknown ISA-L error";
 	}
+}
+
+/* Moves to the first optional gzip field after `after` that the flags
+ * announce, or to the end of the header. */
+static void header_advance(struct member_header *h, enum header_stage after)
+{
+	static const struct {
+		enum header_stage stage;
+		unsigned flag;
+	} order[] = {
+		{H_EXTRA_LEN, GZ_FEXTRA}, {H_NAME, GZ_FNAME}, {H_COMMENT, GZ_FCOMMENT}, {H_HCRC, GZ_FHCRC},
+	};
+	h->got = h->field = 0;
+	h->stage = H_DONE;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (order[i].stage > after && (h->fixed[3] & order[i].flag)) {
+			h->stage = order[i].stage;
+			return;
+		}
+	}
+}
+
+/* RFC 1950: deflate, a window of at most 32 KiB, check bits, no preset
+ * dictionary. */
+static int zlib_header_byte(struct member_header *h, unsigned char c)
+{
+	h->fixed[h->got++] = c;
+	if (h->got < 2)
+		return 0;
+	unsigned cmf = h->fixed[0], flg = h->fixed[1];
+	if ((cmf & 0x0f) != 8 || (cmf >> 4) > 7)
+		return err_set("invalid zlib header: method %u, window 2^%u", cmf & 0x0f,
+			       (cmf >> 4) + 8);
+	if ((cmf << 8 | flg) % 31)
+		return err_set("invalid zlib header: check bits do not match");
+	if (flg & ZLIB_FDICT)
+		return err_set("stream needs a preset dictionary");
+	h->stage = H_DONE;
+	return 0;
+}
+
+/* RFC 1952: the fixed part, then FEXTRA, FNAME, FCOMMENT, FHCRC as the
+ * flags announce them. */
+static int gzip_header_byte(struct member_header *h, unsigned char c)
+{
+	if (h->stage != H_HCRC)
+		h->crc = crc32_gzip_refl(h->crc, &c, 1);
+	switch (h->stage) {
+	case H_FIXED:
+		h->fixed[h->got++] = c;
+		if (h->got < sizeof(h->fixed))
+			return 0;
+		if (h->fixed[0] != 0x1f || h->fixed[1] != 0x8b)
+			return err_set("invalid gzip header: no gzip magic");
+		if (h->fixed[2] != 8)
+			return err_set("unsupported compression method %u", h->fixed[2]);
+		if (h->fixed[3] & GZ_RESERVED)
+			return err_set("invalid gzip header: reserved flags 0x%02x set",
+				       h->fixed[3] & GZ_RESERVED);
+		header_advance(h, H_FIXED);
+		return 0;
+	case H_EXTRA_LEN:
+		h->field |= (uint32_t)c << (8 * h->got++);
+		if (h->got == 2) {
+			if (h->field) {
+				h->stage = H_EXTRA;
+				h->got = 0;
+			} else {
+				header_advance(h, H_EXTRA);
+			}
+		}
+		return 0;
+	case H_EXTRA:
+		if (++h->got == h->field)
+			header_advance(h, H_EXTRA);
+		return 0;
+	case H_NAME:
+	case H_COMMENT:
+		if (c == 0)
+			header_advance(h, h->stage);
+		return 0;
+	case H_HCRC:
+		h->field |= (uint32_t)c << (8 * h->got++);
+		if (h->got < 2)
+			return 0;
+		if (h->field != (h->crc & 0xffff))
+			return err_set("gzip header checksum mismatch");
+		header_advance(h, H_HCRC);
+		return 0;
+	case H_DONE:
+		break;
+	}
+	return 0;
+}
+
+/* Takes header bytes from p until the header is complete; *n says how
+ * many were used. */
+static int header_take(struct igzip_decoder *z, const unsigned char *p, size_t len, size_t *n)
+{
+	struct member_header *h = &z->hdr;
+	*n = 0;
+	while (*n < len && h->stage != H_DONE) {
+		unsigned char c = p[(*n)++];
+		if ((z->zlib_framing ? zlib_header_byte(h, c) : gzip_header_byte(h, c)) < 0)
+			return -1;
+	}
+	z->in_header = h->stage != H_DONE;
+	return 0;
+}
+
+/* Ready for a member: header first, then ISA-L on its deflate data and
+ * trailer. */
+static void igzip_start_member(struct igzip_decoder *z)
+{
+	isal_inflate_reset(&z->st);
+	z->st.crc_flag = z->zlib_framing ? ISAL_ZLIB_NO_HDR_VER : ISAL_GZIP_NO_HDR_VER;
+	memset(&z->hdr, 0, sizeof(z->hdr));
+	z->in_header = true;
 }
 
 /* One isal_inflate() call. Returns 1 if the frame ended, 0 if not, -1 on
@@ -209,16 +354,24 @@ static int igzip_next_frame(struct igzip_decoder *z, const unsigned char *rest, 
 	memcpy(z->carry, next, extra + rest_len);
 	z->carry_pos = 0;
 	z->carry_len = extra + rest_len;
-	isal_inflate_reset(&z->st);
-	z->st.crc_flag = z->framing;
+	igzip_start_member(z);
 	return 0;
 }
 
-/* Feed the carry; returns 1 if a frame ended, 0 if not, -1 on error. */
+/* Feed the carry (to the header first); returns 1 if a frame ended, 0 if
+ * not, -1 on error. */
 static int igzip_feed_carry(struct igzip_decoder *z, unsigned char *out, size_t cap,
 			    size_t *produced)
 {
 	size_t used;
+	*produced = 0;
+	if (z->in_header) {
+		if (header_take(z, z->carry + z->carry_pos, z->carry_len - z->carry_pos, &used) < 0)
+			return -1;
+		z->carry_pos += used;
+		if (z->in_header || z->carry_pos == z->carry_len)
+			return 0;
+	}
 	int end = igzip_inflate(z, z->carry + z->carry_pos, z->carry_len - z->carry_pos, out, cap,
 				&used, produced);
 	if (end < 0)
@@ -247,18 +400,28 @@ static int igzip_step(struct codec_decoder *d, const unsigned char *in, size_t i
 		out += st->produced;
 		cap -= st->produced;
 	}
+	if (z->in_header) {
+		size_t n;
+		if (header_take(z, in, in_len, &n) < 0)
+			return -1;
+		st->consumed = n;
+		if (z->in_header)
+			return 0;
+		in += n;
+		in_len -= n;
+	}
 	size_t used, produced;
 	int end = igzip_inflate(z, in, in_len, out, cap, &used, &produced);
 	if (end < 0)
 		return -1;
-	st->consumed = used;
+	st->consumed += used;
 	st->produced += produced;
 	if (end) {
 		st->frame_end = true;
 		size_t extra = igzip_leftover_bytes(z);
 		if (extra <= used) {
 			/* The read-ahead bytes are still in `in`: give them back. */
-			st->consumed = used - extra;
+			st->consumed -= extra;
 			z->st.read_in_length = 0;
 		}
 		if (igzip_next_frame(z, NULL, 0) < 0)
@@ -290,9 +453,9 @@ struct reader *igzip_decoder(const struct codec *c, bool zlib_framing, struct re
 		free(z);
 		return NULL;
 	}
-	z->framing = zlib_framing ? ISAL_ZLIB : ISAL_GZIP;
+	z->zlib_framing = zlib_framing;
 	z->carry_pos = z->carry_len = 0;
 	isal_inflate_init(&z->st);
-	z->st.crc_flag = z->framing;
+	igzip_start_member(z);
 	return &z->d.r;
 }

@@ -145,6 +145,23 @@ int criu_send_reply(int conn, bool exists)
 	return 0;
 }
 
+/* Closes every fd a refused message brought in: whoever is on the other
+ * end of the socket must not be able to make us keep fds open. */
+static void close_passed_fds(struct msghdr *msg)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			close(fd);
+		}
+	}
+}
+
 int criu_recv_pipe(int conn, bool criu_writes)
 {
 	char byte;
@@ -168,15 +185,18 @@ int criu_recv_pipe(int conn, bool criu_writes)
 	if (n == 0)
 		return err_set("CRIU closed the connection before sending the file's pipe");
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(sizeof(int)))
-		return err_set("CRIU's message carries no pipe (protocol mismatch)");
-	int fd;
-	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
 	if (msg.msg_flags & MSG_CTRUNC) {
-		close(fd);
+		close_passed_fds(&msg);
 		return err_set("CRIU's control message was truncated");
 	}
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)) || CMSG_NXTHDR(&msg, c)) {
+		close_passed_fds(&msg);
+		return err_set("CRIU's message carries no pipe, or more than one fd (protocol "
+			       "mismatch)");
+	}
+	int fd;
+	memcpy(&fd, CMSG_DATA(c), sizeof(fd));
 	char what[64];
 	snprintf(what, sizeof(what), "the pipe CRIU sent (fd %d)", fd);
 	enum fd_kind kind = FD_OTHER;

@@ -65,6 +65,20 @@ static int unmatched(struct patch *p)
 	return 0;
 }
 
+/* A re-encoded entry must decode again: protobuf-c reads some malformed
+ * encodings that it cannot read back once it has written them out again
+ * (an unknown field numbered 0, given in a two-byte key), and CRIU would
+ * refuse the patched image. Such an entry is refused here instead. */
+static int check_reencoded(const uint8_t *entry, size_t n, size_t offset)
+{
+	Crs__CriuFileEntry *fe = crs__criu_file_entry__unpack(NULL, n, entry);
+	if (!fe)
+		return err_set("files.img: malformed entry at offset %zu (it does not survive "
+			       "re-encoding)", offset);
+	crs__criu_file_entry__free_unpacked(fe, NULL);
+	return 0;
+}
+
 int criu_patch_tcp_listen(const uint8_t *img, size_t len, const struct port_remap *remaps,
 			  int nremaps, uint8_t **out, size_t *out_len)
 {
@@ -105,6 +119,7 @@ int criu_patch_tcp_listen(const uint8_t *img, size_t len, const struct port_rema
 			} else {
 				store_u32(buf + o, (uint32_t)n);
 				crs__criu_file_entry__pack(fe, buf + o + 4);
+				rc = check_reencoded(buf + o + 4, n, in);
 				o += 4 + n;
 			}
 		} else {

@@ -680,6 +680,19 @@ static int listen_to_criu(struct serve *s, bool on)
 	return 0;
 }
 
+/* A file goes to CRIU once: what it has taken is freed as it goes. CRIU
+ * 4.2.1 asks again only for a pages image, when its restorer is to fill a
+ * mapping it could not premap (private hugetlb): the restorer preadv()s
+ * the second pipe at file offsets, which fails on any pipe, so serving it
+ * again could not help (tests/zdtm/RESULTS.md). */
+static int refuse_second_request(const char *name)
+{
+	bool pages = strncmp(name, "pages-", 6) == 0;
+	return err_set("CRIU requested %s twice; a streamed image file is served once%s", name,
+		       pages ? " (CRIU re-reads a pages image by offset to fill private hugetlb "
+			       "mappings, which it cannot restore from a stream)" : "");
+}
+
 /* Answers the pending request if that can be decided yet: the file exists
  * once its name was seen; it does not once the whole image has been read. */
 static int answer_pending(struct serve *s)
@@ -700,7 +713,7 @@ static int answer_pending(struct serve *s)
 	pthread_mutex_unlock(&s->mu);
 
 	if (twice)
-		return err_set("CRIU requested %s twice", s->pending);
+		return refuse_second_request(s->pending);
 	if (wait)
 		return 0;
 	trace("serve", "answer %s: %s", s->pending, f ? "yes" : "no");

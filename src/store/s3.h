@@ -130,6 +130,12 @@ struct s3_resp {
  * resp must be zeroed by the caller and freed with s3_resp_free(). */
 int s3_perform(struct s3_store *st, CURL *h, struct s3_req *rq, struct s3_resp *resp);
 void s3_resp_free(struct s3_resp *r);
+/* Takes one response header line as libcurl hands it over (CRLF included,
+ * not NUL-terminated) into resp: a status line starts a new response
+ * (status, and its reason phrase into reason), ETag, Content-Range and
+ * Content-Length are kept, other headers ignored. */
+void s3_resp_header(struct s3_resp *resp, char *reason, size_t reason_size, const char *line,
+		    size_t len);
 
 CURL *s3_handle_new(void);
 /* The store's cached handle (or a new one) and its return. */

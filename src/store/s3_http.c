@@ -92,10 +92,9 @@ struct attempt {
 	long timeout_ms;	/* what is left of the request's deadline */
 };
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
+void s3_resp_header(struct s3_resp *resp, char *reason, size_t reason_size, const char *p,
+		    size_t len)
 {
-	struct attempt *a = arg;
-	size_t len = size * n;
 	char line[512];
 	size_t l = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
 	memcpy(line, p, l);
@@ -104,27 +103,34 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	if (strncmp(line, "HTTP/", 5) == 0) {
 		/* A new response (after "100 Continue" or a retry): start over. */
 		char *sp = strchr(line, ' ');
-		a->resp->status = sp ? strtol(sp + 1, &sp, 10) : 0;
-		snprintf(a->reason, sizeof(a->reason), "%s", sp && *sp == ' ' ? sp + 1 : "");
-		a->resp->etag[0] = a->resp->content_range[0] = '\0';
-		a->resp->has_length = false;
-		return len;
+		resp->status = sp ? strtol(sp + 1, &sp, 10) : 0;
+		snprintf(reason, reason_size, "%s", sp && *sp == ' ' ? sp + 1 : "");
+		resp->etag[0] = resp->content_range[0] = '\0';
+		resp->has_length = false;
+		return;
 	}
 	char *colon = strchr(line, ':');
 	if (!colon)
-		return len;
+		return;
 	*colon = '\0';
 	char *v = colon + 1;
 	while (*v == ' ' || *v == '\t')
 		v++;
 	if (strcasecmp(line, "ETag") == 0) {
-		snprintf(a->resp->etag, sizeof(a->resp->etag), "%s", v);
+		snprintf(resp->etag, sizeof(resp->etag), "%s", v);
 	} else if (strcasecmp(line, "Content-Range") == 0) {
-		snprintf(a->resp->content_range, sizeof(a->resp->content_range), "%s", v);
+		snprintf(resp->content_range, sizeof(resp->content_range), "%s", v);
 	} else if (strcasecmp(line, "Content-Length") == 0) {
-		a->resp->content_length = strtoull(v, NULL, 10);
-		a->resp->has_length = true;
+		resp->content_length = strtoull(v, NULL, 10);
+		resp->has_length = true;
 	}
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct attempt *a = arg;
+	size_t len = size * n;
+	s3_resp_header(a->resp, a->reason, sizeof(a->reason), p, len);
 	return len;
 }
 

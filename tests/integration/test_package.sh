@@ -191,7 +191,10 @@ test_bash_completion() {
 	offers "$CLI" restore -- expect --path --no-progress --memory-limit
 	offers "$CLI" dump --compression "" expect none lz4 zstd gzip zlib
 	offers "$CLI" dump -c z expect zstd zlib
-	offers "$CLI" dump "" expect $$ 1
+	offers "$CLI" dump "" expect $$ 1 job process
+	offers "$CLI" manage "" expect $$
+	offers "$CLI" dump -- expect --daemon
+	offers "$CLI" run -- expect --every --keep --policy-dir --jid
 	mkdir -p "$T/ckpts/dump-1"
 	offers "$CLI" restore "$T/ck" expect "$T/ckpts"
 	offers "$CLI" restore --path "$T/ckpts/d" expect "$T/ckpts/dump-1"
@@ -206,7 +209,7 @@ test_bash_completion() {
 	[ -z "$(complete_words "$CLI" dump --name "")" ] || fail "--name offers something"
 }
 
-# ---- the object-storage plugin's directory ----
+# ---- the plugins' directory ----
 
 # The plugin runs as root: its directory and file must be root's (or the
 # user's) and writable by nobody else, or they are refused.
@@ -221,11 +224,20 @@ test_plugin_directory_must_be_trusted() {
 		[[ $got == "not available (plugin $p/crstream-s3.so): $1" ]] || { fail "plugin: $got; want: $1"; return 1; }
 	}
 	[ "$(plugin_status)" = "s3://, gs:// (plugin $p/crstream-s3.so)" ] || { fail "a good directory: $(plugin_status)"; return 1; }
+	# The daemon's plugin loads from there (then finds no daemon).
+	install -m 644 "$(dirname "$CLI")/crstream-daemon.so" "$p/"
+	expect_fail "no crstream daemon answers at unix://$T/none.sock" \
+		env CRSTREAM_PLUGIN_DIR="$p" "$CLI" jobs --daemon "unix://$T/none.sock"
 	chmod 777 "$p"
 	refused "CRSTREAM_PLUGIN_DIR=$p: writable by everyone (mode 0777): refused (anyone could replace the code crstream runs)"
-	# The refusal is the load path's, not only --version's.
+	# The refusal is the load path's, not only --version's; the daemon's
+	# plugin is refused the same way (a daemon started anyway would serve
+	# until the timeout).
 	expect_fail "s3://bucket/x: object storage needs the plugin $p/crstream-s3.so: CRSTREAM_PLUGIN_DIR=$p: writable by everyone" \
 		env CRSTREAM_PLUGIN_DIR="$p" "$CLI" ls s3://bucket/x
+	expect_fail "crstream daemon needs the plugin $p/crstream-daemon.so: CRSTREAM_PLUGIN_DIR=$p: writable by everyone" \
+		timeout 30 env CRSTREAM_PLUGIN_DIR="$p" "$CLI" daemon --socket "$T/d.sock" --db "$T/d.db"
+	[ ! -e "$T/d.sock" ] || fail "a refused plugin's daemon made its socket"
 	chmod 1777 "$p"
 	refused "CRSTREAM_PLUGIN_DIR=$p: writable by everyone (mode 1777): refused (anyone could replace the code crstream runs)"
 	chmod 775 "$p"
@@ -250,6 +262,8 @@ test_make_install_and_uninstall() {
 		"755 $prefix/bin/crstream"
 		"777 $prefix/bin/criu-image-streamer"
 		"644 $prefix/lib/crstream/crstream-s3.so"
+		"644 $prefix/lib/crstream/crstream-daemon.so"
+		"644 $prefix/lib/systemd/system/crstream.service"
 		"755 $prefix/libexec/crstream/provision-criu"
 		"644 $prefix/libexec/crstream/lib/packages.sh"
 		"644 $prefix/share/bash-completion/completions/crstream"
@@ -260,7 +274,7 @@ test_make_install_and_uninstall() {
 	for f in "$MAN_SRC"/*.1.scd; do
 		want+=("644 $prefix/share/man/man1/$(basename "$f" .scd)")
 	done
-	for f in crstream-capture crstream-serve crstream-extract; do
+	for f in crstream-capture crstream-serve crstream-extract crstream-manage crstream-jobs crstream-kill; do
 		want+=("644 $prefix/share/man/man1/$f.1")
 	done
 	local got
@@ -275,6 +289,8 @@ test_make_install_and_uninstall() {
 		grep -qF "object storage: s3://, gs:// (plugin $stage$prefix/lib/crstream/crstream-s3.so)" ||
 		fail "the installed plugin does not load"
 	grep -q "^\.so man1/criu-image-streamer.1" "$stage$prefix/share/man/man1/crstream-serve.1" || fail "no .so alias"
+	grep -qx "ExecStart=$prefix/bin/crstream daemon" "$stage$prefix/lib/systemd/system/crstream.service" ||
+		fail "the unit does not start the installed binary: $(grep ExecStart "$stage$prefix/lib/systemd/system/crstream.service")"
 	make -s -C "$ROOT" uninstall DESTDIR="$stage" >"$T/make.log" 2>&1 || { fail "make uninstall: $(cat "$T/make.log")"; return 1; }
 	got=$(cd "$stage" && find . ! -type d)
 	[ -z "$got" ] || fail "left after make uninstall: $got"
@@ -360,6 +376,10 @@ test_deb_package_install_use_remove() {
 	man -w crstream.json | grep -q "/usr/share/man/man5/crstream.json.5" || fail "crstream.json(5): $(man -w crstream.json)"
 	# Bash completion where bash-completion looks.
 	[ -f /usr/share/bash-completion/completions/crstream ] || fail "no bash completion"
+	# The daemon's plugin and unit, where dh_installsystemd finds units.
+	[ -f /usr/lib/crstream/crstream-daemon.so ] || fail "no daemon plugin"
+	grep -qx "ExecStart=/usr/bin/crstream daemon" /lib/systemd/system/crstream.service ||
+		fail "no unit starting /usr/bin/crstream daemon in /lib/systemd/system"
 
 	# apt-get remove: every file gone (no conffiles, nothing but config kept).
 	apt_get remove crstream >"$T/apt.log" 2>&1 || { fail "apt-get remove: $(tail -n 20 "$T/apt.log")"; return 1; }

@@ -326,9 +326,12 @@ static uint64_t find_pattern_mismatch(const unsigned char *base, uint64_t pages,
 	return pages;
 }
 
-static void *map_anonymous(size_t bytes)
+/* hugetlb: from the huge page pool (/proc/sys/vm/nr_hugepages), which CRIU
+ * restores differently from ordinary memory. */
+static void *map_anonymous(size_t bytes, bool hugetlb)
 {
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (hugetlb ? MAP_HUGETLB : 0);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
@@ -345,6 +348,7 @@ struct options {
 	const char *data_path;
 	uint64_t port;
 	bool have_mib, have_threads, have_children, have_port;
+	bool hugetlb;
 };
 
 struct subject {
@@ -565,9 +569,10 @@ static int mem_setup(struct subject *s, const struct options *o)
 	mem.mib = o->mib;
 	mem.seed = o->seed;
 	mem.pages = o->mib * MIB / PATTERN_PAGE;
-	mem.base = map_anonymous(o->mib * MIB);
+	mem.base = map_anonymous(o->mib * MIB, o->hugetlb);
 	if (!mem.base) {
-		set_detail(s, "cannot map %" PRIu64 " MiB: %s", o->mib, strerror(errno));
+		set_detail(s, "cannot map %" PRIu64 " MiB%s: %s", o->mib, o->hugetlb ? " of huge pages" : "",
+			   strerror(errno));
 		return -1;
 	}
 	uint64_t start = monotonic_ms();
@@ -718,7 +723,7 @@ static int threads_setup(struct subject *s, const struct options *o)
 		struct worker *w = &thr.workers[i];
 		w->index = i;
 		w->pages = thr.region_bytes / PATTERN_PAGE;
-		w->region = map_anonymous(thr.region_bytes);
+		w->region = map_anonymous(thr.region_bytes, false);
 		if (!w->region) {
 			set_detail(s, "cannot map region of thread %" PRIu64 ": %s", i, strerror(errno));
 			return -1;
@@ -1384,7 +1389,7 @@ static const struct mode_ops modes[] = {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: subject mem     --status FILE --mib N [--seed S]\n"
+	fprintf(stderr, "usage: subject mem     --status FILE --mib N [--seed S] [--hugetlb]\n"
 			"       subject threads --status FILE --threads T --mib N [--seed S]\n"
 			"       subject tree    --status FILE --children C\n"
 			"       subject files   --status FILE --data FILE --port P [--seed S]\n"
@@ -1399,7 +1404,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "status", required_argument, NULL, 's' },   { "mib", required_argument, NULL, 'm' },
 		{ "seed", required_argument, NULL, 'S' },     { "threads", required_argument, NULL, 't' },
 		{ "children", required_argument, NULL, 'c' }, { "data", required_argument, NULL, 'd' },
-		{ "port", required_argument, NULL, 'p' },     { NULL, 0, NULL, 0 },
+		{ "port", required_argument, NULL, 'p' },     { "hugetlb", no_argument, NULL, 'H' },
+		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .seed = 1 };
 	int opt;
@@ -1409,6 +1415,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		switch (opt) {
 		case 's': o->status_path = optarg; continue;
 		case 'd': o->data_path = optarg; continue;
+		case 'H': o->hugetlb = true; continue;
 		case 'm': number = &o->mib, seen = &o->have_mib; break;
 		case 'S': number = &o->seed; break;
 		case 't': number = &o->threads, seen = &o->have_threads; break;

@@ -20,16 +20,9 @@ import re
 import struct
 import sys
 
+from protowire import varint
+
 CHUNK = 256 * 1024 - 4096
-
-
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def marker(seq, field, value):

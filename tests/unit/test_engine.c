@@ -244,9 +244,10 @@ static void test_serve_early_close(void)
 	close(shard);
 }
 
-static void test_serve_file_requested_twice(void)
+/* CRIU takes name whole, then asks for it again: serve refuses (what it
+ * served is gone) and ends with that as its error. */
+static void request_twice(int shard, const char *name)
 {
-	int shard = small_image();
 	char *dir = temp_dir();
 	struct run r;
 	serve_setup(&r, &shard, dir);
@@ -254,14 +255,38 @@ static void test_serve_file_requested_twice(void)
 	int sk = criu_connect(dir, "streamer-serve.sock");
 	int exists;
 	unsigned char buf[16];
-	int fd = fetch(sk, "inventory.img", &exists);
+	int fd = fetch(sk, name, &exists);
+	CHECK(exists == 1);
 	slurp(fd, buf, sizeof(buf));
 	close(fd);
-	send_request(sk, "inventory.img");
+	send_request(sk, name);
 	CHECK(read_reply(sk) == -1);	/* serve gives up: the connection breaks */
 	close(sk);
 	CHECK(finish(&r) < 0);
-	CHECK_ERR("CRIU requested inventory.img twice");
+}
+
+static void test_serve_file_requested_twice(void)
+{
+	int shard = small_image();
+	request_twice(shard, "inventory.img");
+	CHECK_ERR("CRIU requested inventory.img twice; a streamed image file is served once");
+	close(shard);
+}
+
+/* What CRIU 4.2.1 does for a private hugetlb mapping (zdtm's maps09): the
+ * refusal says why no streamer could serve it. */
+static void test_serve_pages_requested_twice_says_why(void)
+{
+	static struct fx f;
+	memset(&f, 0, sizeof(f));
+	fx_filename(&f, 0, "pages-4.img");
+	fx_data(&f, 1, "PAGE", 4);
+	fx_file_eof(&f, 2);
+	fx_image_eof(&f, 3);
+	int shard = fx_file(&f);
+	request_twice(shard, "pages-4.img");
+	CHECK_ERR("CRIU requested pages-4.img twice");
+	CHECK_ERR("private hugetlb mappings, which it cannot restore from a stream");
 	close(shard);
 }
 
@@ -573,6 +598,7 @@ int main(void)
 	RUN(test_serve_files_and_absent);
 	RUN(test_serve_early_close);
 	RUN(test_serve_file_requested_twice);
+	RUN(test_serve_pages_requested_twice_says_why);
 	RUN(test_serve_truncated_image);
 	RUN(test_serve_spill);
 	RUN(test_serve_waits_for_criu_instead_of_spilling);
