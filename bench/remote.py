@@ -476,8 +476,8 @@ def summarize(records, ceiling, links):
 def classify(s, ceiling, link):
     """What bounds the row, each way: 'server' when its rate over the link
     comes within 80% of the server's own ceiling (and not over 125% of
-    it), 'link' within 80% of the
-    link's payload rate, else 'CPU' (or anything else but the network).
+    it), 'link' within 80% of the link's payload rate, else 'CPU' (or
+    anything else but the network).
     The rate is the bytes that crossed divided by the time spent crossing:
     for A and B the upload/download command, for C and D the whole dump
     (crstream: frozen time) / restore."""
