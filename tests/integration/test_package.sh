@@ -189,7 +189,7 @@ test_bash_completion() {
 	offers "$CLI" dump --comp expect --compression
 	offers "$CLI" dump -- expect --streams --dir --name --leave-running --no-progress
 	offers "$CLI" restore -- expect --path --no-progress --memory-limit
-	offers "$CLI" dump --compression "" expect none lz4 zstd gzip zlib
+	offers "$CLI" dump --compression "" expect none lz4 zstd gzip zlib auto
 	offers "$CLI" dump -c z expect zstd zlib
 	offers "$CLI" dump "" expect $$ 1 job process
 	offers "$CLI" manage "" expect $$
@@ -204,7 +204,7 @@ test_bash_completion() {
 	offers "$CLI" capture -- expect --images-dir --shard-fds --progress-fd
 	offers "$streamer" "" expect capture serve extract
 	# Nothing but the codecs after --compression, nothing after --name.
-	[ "$(complete_words "$CLI" dump --compression "" | wc -l)" -eq 5 ] ||
+	[ "$(complete_words "$CLI" dump --compression "" | wc -l)" -eq 6 ] ||
 		fail "--compression offers: $(complete_words "$CLI" dump --compression "")"
 	[ -z "$(complete_words "$CLI" dump --name "")" ] || fail "--name offers something"
 }
