@@ -254,6 +254,11 @@ build/tools/%.so: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -shared -fPIC -o $@ $< -ldl
 
+# bench/remote.sh's network delay (a bench tool, not part of crstream).
+build/tools/linkem: bench/linkem.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -o $@ $<
+
 # Exit status 77 means "skipped" (e.g. live tests without a server).
 check: all
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t || [ $$? -eq 77 ]; done

@@ -8,6 +8,8 @@
 #   scripts/s3-server.sh stop    stop the servers (data is kept)
 #   scripts/s3-server.sh env     print `export` lines for the tests
 #   scripts/s3-server.sh status  exit 0 if the S3 endpoint answers
+#   scripts/s3-server.sh install install the packages only (start does it
+#                        too; for callers that start it without a network)
 #   scripts/s3-server.sh stop-proxy [PORT]   kill a proxy at once (SIGKILL,
 #                        like a crash: open connections are reset)
 #   scripts/s3-server.sh start-proxy [PORT]  start it again, wait until it
@@ -24,6 +26,11 @@
 #                        and object servers and memcached (tempauth keeps
 #                        its tokens there) take the four ports above it
 #   CRSTREAM_SWIFT_BUCKET  test bucket created at start (default crstream-test)
+#   CRSTREAM_SWIFT_ADDR  the proxy's address (default 127.0.0.1), the one
+#                        the endpoint names; bench/remote.sh runs Swift in a
+#                        network namespace of its own and sets the address
+#                        of its end of the emulated link. The servers behind
+#                        the proxy stay on 127.0.0.1.
 #
 # Credentials: tempauth user test:tester, key testing, i.e. S3 access key id
 # "test:tester" and secret "testing". Region us-east-1.
@@ -32,7 +39,8 @@ set -euo pipefail
 DIR=${CRSTREAM_SWIFT_DIR:-/tmp/crstream-swift}
 PORT=${CRSTREAM_SWIFT_PORT:-18080}
 BUCKET=${CRSTREAM_SWIFT_BUCKET:-crstream-test}
-ENDPOINT="http://127.0.0.1:$PORT"
+ADDR=${CRSTREAM_SWIFT_ADDR:-127.0.0.1}
+ENDPOINT="http://$ADDR:$PORT"
 SERVERS="memcached account container object proxy"
 
 log() { echo "s3-server: $*" >&2; }
@@ -54,10 +62,11 @@ LOG_PREFIX=s3-server
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/packages.sh"
 
 install_packages() {
-	# awscli is not needed by the server: the tests use it to check that
-	# objects cross between it and crstream both ways.
+	# awscli and s3fs are not needed by the server: the tests use awscli
+	# to check that objects cross between it and crstream both ways, and
+	# s3fs to mount the bucket as a plain directory.
 	ensure_packages swift-proxy swift-account swift-container swift-object python3-lxml \
-		memcached awscli
+		memcached awscli s3fs
 }
 
 # Swift keeps metadata in extended attributes; refuse early, with a clear
@@ -120,7 +129,7 @@ CONF
 	# The proxy: s3api in front of tempauth; slo/dlo carry multipart
 	# uploads. AWS allows 10,000 parts; so do we (s3api and slo default to
 	# 1000).
-	printf "$common" proxy >"$etc/proxy-server.conf"
+	printf "$common" proxy | sed "s/^bind_ip = .*/bind_ip = $ADDR/" >"$etc/proxy-server.conf"
 	cat >>"$etc/proxy-server.conf" <<CONF
 bind_port = $PORT
 [pipeline:main]
@@ -209,7 +218,16 @@ start_servers() {
 	done
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_open PORT: something listens there (proxies on $ADDR, the servers
+# behind them on 127.0.0.1).
+port_open() {
+	local host=$ADDR
+	case $1 in
+	"$(port_of account)" | "$(port_of container)" | "$(port_of object)" | "$(port_of memcached)")
+		host=127.0.0.1 ;;
+	esac
+	(exec 3<>"/dev/tcp/$host/$1") 2>/dev/null
+}
 
 # The proxy may answer before the servers behind it listen: wait for all.
 wait_ready() {
@@ -249,8 +267,8 @@ cmd_start() {
 		return 0
 	fi
 	check_xattr
-	[ -f "$DIR/etc/proxy-server.conf" ] && grep -q "^bind_port = $PORT\$" "$DIR/etc/proxy-server.conf" ||
-		write_configs
+	[ -f "$DIR/etc/proxy-server.conf" ] && grep -q "^bind_port = $PORT\$" "$DIR/etc/proxy-server.conf" &&
+		grep -q "^bind_ip = $ADDR\$" "$DIR/etc/proxy-server.conf" || write_configs
 	build_rings
 	start_servers
 	wait_ready
@@ -334,7 +352,7 @@ cmd_start_proxy() {
 	local i code
 	for i in $(seq 1 300); do
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-			"http://127.0.0.1:$port/healthcheck" || true)
+			"http://$ADDR:$port/healthcheck" || true)
 		[ "$code" = 200 ] && return 0
 		running "$name" || die "$name exited at start; see $DIR/log/$name.log"
 		sleep 0.1
@@ -358,7 +376,8 @@ start) cmd_start && cmd_env ;;
 stop) cmd_stop ;;
 env) cmd_env ;;
 status) answers ;;
+install) install_packages ;;
 stop-proxy) cmd_stop_proxy "${2:-}" ;;
 start-proxy) cmd_start_proxy "${2:-}" ;;
-*) die "usage: $0 start|stop|env|status|stop-proxy [PORT]|start-proxy [PORT]" ;;
+*) die "usage: $0 start|stop|env|status|install|stop-proxy [PORT]|start-proxy [PORT]" ;;
 esac

@@ -93,8 +93,10 @@ static int init_manifest(struct dump *d)
 	m->criu_version = strdup(version);
 	m->name = strdup(d->r->name);
 	m->streams = o->streams;
+	/* What the streams are, not what made them ("auto" writes zstd):
+	 * restore goes by this name. */
 	snprintf(m->compression, sizeof(m->compression), "%s",
-		 o->streams ? o->codec->name : "none");
+		 o->streams ? codec_format(o->codec)->name : "none");
 	m->level = o->level;
 	m->pid = (int)o->pid;
 	fill_host_info(m);
@@ -623,7 +625,8 @@ int checkpoint_dump(const struct dump_opts *o, struct dump_result *r)
 	progress_meter_init(&d->meter, &o->progress);
 	pthread_mutex_init(&d->mu, NULL);
 	r->streams = o->streams;
-	snprintf(r->compression, sizeof(r->compression), "%s", o->streams ? o->codec->name : "none");
+	snprintf(r->compression, sizeof(r->compression), "%s",
+		 o->streams ? codec_format(o->codec)->name : "none");
 	int rc = prepare(d);
 	if (rc == 0)
 		rc = run_dump(d);

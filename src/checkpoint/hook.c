@@ -1,6 +1,7 @@
 #include "checkpoint/hook.h"
 #include "util/err.h"
 #include "util/fdio.h"
+#include "util/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@ static void serve_connection(struct hook_server *h, int c)
 	action[n] = '\0';
 	action[strcspn(action, "\n")] = '\0';
 	int rc = 0;
+	trace("hook", "CRIU's %s", action);
 	if (!strcmp(action, h->action)) {
 		rc = h->handler(h->arg);
 		if (rc < 0)
@@ -68,11 +70,18 @@ static int write_script(struct hook_server *h, const char *dir, const char *self
 	int fd = open(h->script_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
 	if (fd < 0)
 		return err_sys("cannot create %s", h->script_path);
+	/* CRIU runs the script for each of its actions (pre-stream, pre-dump
+	 * or pre-restore, post-*, pre-resume, post-resume, network-lock...),
+	 * several of them while the tree is frozen or before it runs: the
+	 * shell lets those we do not decide pass without starting crstream. */
 	char text[8192];
 	int n = snprintf(text, sizeof(text),
 			 "#!/bin/sh\n"
 			 "# Installed by crstream for one dump/restore: asks it whether CRIU may go on.\n"
-			 "exec '%s' hook '%s'\n", self, h->sock_path);
+			 "case \"$CRTOOLS_SCRIPT_ACTION\" in\n"
+			 "%s) exec '%s' hook '%s' ;;\n"
+			 "esac\n"
+			 "exit 0\n", h->action, self, h->sock_path);
 	int rc = 0;
 	if (n < 0 || (size_t)n >= sizeof(text) || strchr(self, '\'') || strchr(h->sock_path, '\''))
 		rc = err_set("cannot quote %s for the action script", self);

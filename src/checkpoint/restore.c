@@ -18,6 +18,7 @@
 #include "criu/criu_exec.h"
 #include "util/fdio.h"
 #include "util/strmap.h"
+#include "util/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,6 +132,7 @@ static int failure_reason(struct restore *x, const char *fallback)
 static int verify(struct restore *x)
 {
 	atomic_store(&x->phase, CKPT_VERIFYING);
+	trace("restore", "post-restore hook: verifying");
 	/* A plain image directory was verified before CRIU started. */
 	if (x->lay.streams == 0)
 		return atomic_load(&x->interrupted) ? err_set("interrupted") : 0;
@@ -157,6 +159,7 @@ static int verify(struct restore *x)
 	pthread_mutex_unlock(&x->mu);
 	if (rc == 0 && atomic_load(&x->interrupted))
 		rc = err_set("interrupted");
+	trace("restore", "post-restore hook: %s", rc == 0 ? "verified" : err_msg());
 	return rc;
 }
 
@@ -229,7 +232,9 @@ static int run_criu(struct restore *x, const char *images_dir)
 			       .arg = x};
 	atomic_store(&x->phase, CKPT_FETCHING);
 	report_progress(x);
+	trace("restore", "starting CRIU");
 	int rc = session_run_criu(x->privdir, &a, &w, &x->r->criu_ms);
+	trace("restore", "CRIU exited (%s)", rc == 0 ? "ok" : "failed");
 	/* The last event: what follows is bookkeeping (and any warnings). */
 	bool verified = x->lay.streams == 0 || (x->hook.answered && x->hook.rc == 0);
 	atomic_store(&x->phase, rc == 0 && verified ? CKPT_DONE : CKPT_FAILED);
@@ -337,6 +342,7 @@ static int start_streams(struct restore *x)
 	}
 	int rc = streams_start_restore(&x->streams, lay->streams, x->store, "", lay->files, sums,
 				       lay->codec, protect_filters(x->prot));
+	trace("restore", "stream workers started");
 	free(sums);
 	if (rc < 0)
 		return -1;
@@ -474,8 +480,10 @@ static int prepare(struct restore *x)
 		return -1;
 	if (store_open(x->o->path, x->o->store_opt, &x->store) < 0)
 		return -1;
+	trace("restore", "reading the manifest");
 	if (protect_open_checkpoint(x->store, x->o->path, &x->prot, &x->lay) < 0)
 		return -1;
+	trace("restore", "manifest read: %d streams, %s", x->lay.streams, x->lay.codec->name);
 	if (session_block_signals() < 0)
 		return -1;
 	x->r->encrypted = x->lay.encrypted;

@@ -1,5 +1,6 @@
 #include "checkpoint/streams.h"
 #include "util/fdio.h"
+#include "util/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -303,6 +304,8 @@ static void *restore_worker(void *arg)
 			goto failed;
 		if (n == 0)
 			break;
+		if (s->raw_bytes == 0)
+			trace("restore", "%s: first %zd bytes decoded", s->file, n);
 		int rc = by_reference ? lend(s->worker_fd, buf, (size_t)n)
 				      : write_full(s->worker_fd, buf, (size_t)n);
 		if (rc < 0) {
@@ -315,6 +318,8 @@ static void *restore_worker(void *arg)
 		}
 		__atomic_fetch_add(&s->raw_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	}
+	trace("restore", "%s: end of stream, %llu bytes decoded", s->file,
+	      (unsigned long long)s->raw_bytes);
 	if (s->sum.done && s->sum.bytes != s->stored_bytes) {
 		err_set("read %llu bytes, the object has %llu",
 			(unsigned long long)s->sum.bytes, (unsigned long long)s->stored_bytes);

@@ -24,7 +24,7 @@ struct config_key {
 static const struct config_key keys[] = {
 	{"checkpoint.streams", T_UINT, NULL, false,
 	 "parallel streams per dump; 0 = plain CRIU image directory (default: online CPUs, at most 8)"},
-	{"checkpoint.compression", T_CODEC, "lz4", false, "none, lz4, zstd, gzip or zlib"},
+	{"checkpoint.compression", T_CODEC, "lz4", false, "none, lz4, zstd, gzip, zlib or auto"},
 	{"checkpoint.level", T_INT, NULL, false, "compression level (default: the codec's)"},
 	{"checkpoint.dir", T_STRING, "/var/lib/crstream/checkpoints", false,
 	 "where dumps go: a directory, s3://bucket/prefix or gs://bucket/prefix"},
@@ -116,7 +116,7 @@ static const char *type_name(enum config_type t)
 	case T_INT: return "an integer";
 	case T_BOOL: return "true or false";
 	case T_SIZE: return "a size in bytes (e.g. 268435456 or \"256M\")";
-	case T_CODEC: return "one of none, lz4, zstd, gzip, zlib";
+	case T_CODEC: return "one of none, lz4, zstd, gzip, zlib, auto";
 	case T_LIST: return "a string (comma-separated) or an array of strings";
 	case T_UIDS: return "a list of uids (e.g. [1000, 1001] or \"1000,1001\")";
 	}

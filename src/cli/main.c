@@ -9,6 +9,7 @@
 #include "store/store.h"
 #include "util/err.h"
 #include "util/plugin.h"
+#include "util/trace.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
 	/* A consumer that goes away (CRIU closing a pipe early, a shard reader
 	 * dying) must show up as EPIPE where we can report it, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	/* CRSTREAM_TRACE's timeline starts here. */
+	(void)trace_on();
 
 	if (argc > 0 && streamer_name(argv[0])) {
 		err_progname = "criu-image-streamer";

@@ -7,7 +7,7 @@
 #include <string.h>
 
 const struct codec *const codecs[] = {
-	&codec_none, &codec_lz4, &codec_zstd, &codec_gzip, &codec_zlib, NULL,
+	&codec_none, &codec_lz4, &codec_zstd, &codec_gzip, &codec_zlib, &codec_auto, NULL,
 };
 
 const struct codec *codec_by_name(const char *name)
@@ -16,6 +16,11 @@ const struct codec *codec_by_name(const char *name)
 		if (strcmp((*c)->name, name) == 0)
 			return *c;
 	return NULL;
+}
+
+const struct codec *codec_format(const struct codec *c)
+{
+	return c->writes_as ? c->writes_as : c;
 }
 
 /* The extension is the last ".suffix" of the final path component; a
@@ -31,8 +36,10 @@ static const char *filename_extension(const char *filename)
 const struct codec *codec_by_filename(const char *filename)
 {
 	const char *ext = filename_extension(filename);
+	/* A stream is named after its format, never after a codec that
+	 * writes another's ("img-0.zst" is zstd, whoever wrote it). */
 	for (const struct codec *const *c = codecs; *c; c++)
-		if (strcmp((*c)->extension, ext) == 0)
+		if (!(*c)->writes_as && strcmp((*c)->extension, ext) == 0)
 			return *c;
 	return NULL;
 }
@@ -49,7 +56,7 @@ static void build_names(void)
 		int n = snprintf(names_buf + len, sizeof(names_buf) - len, "%s%s",
 				 c == codecs ? "" : ", ", (*c)->name);
 		if (n < 0 || (size_t)n >= sizeof(names_buf) - len)
-			break; /* cannot happen with five short names */
+			break; /* cannot happen with six short names */
 		len += (size_t)n;
 	}
 }

@@ -15,6 +15,13 @@
  *                   windows over 16 MiB (codec_zstd.c)
  *   gzip  1..9, 1   gzip's scale mapped onto ISA-L igzip: 1 -> 1, 2 -> 2,
  *   zlib  1..9, 1   3..9 -> 3, ISA-L's strongest (codec_igzip.c)
+ *   auto  1..19, 3  zstd whose level follows the bottleneck: raised while
+ *                   the writes below it wait (a slow upload), lowered while
+ *                   compressing is what takes the time; the level given is
+ *                   the highest it may use, its lowest is zstd's fast -4.
+ *                   A change ends the frame and starts the next one at the
+ *                   new level: the stream is a standard zstd frame
+ *                   sequence, stored as zstd (codec_zstd.c)
  * Measured speeds and ratios, and why ISA-L: bench/CODECS.md.
  *
  * Decoding: concatenated frames (gzip members, zstd/lz4 frames, zlib
@@ -34,6 +41,10 @@ struct codec {
 	int default_level;
 	int min_level;
 	int max_level;
+	/* The codec whose format this one writes, when that is another's
+	 * ("auto" writes zstd): checkpoints record that one, so reading them
+	 * needs nothing of this codec. NULL: its own. */
+	const struct codec *writes_as;
 	/* An encoder writing the compressed stream into next. Closing it
 	 * finishes the frame and closes next; aborting aborts next. On
 	 * failure returns NULL (next untouched: the caller still owns it). */
@@ -55,7 +66,10 @@ const struct codec *codec_by_name(const char *name);
  * none); NULL if the name has an extension no codec uses. */
 const struct codec *codec_by_filename(const char *filename);
 
-/* "none, lz4, zstd, gzip, zlib", for messages and --help. */
+/* The codec a checkpoint made with c records: c->writes_as or c. */
+const struct codec *codec_format(const struct codec *c);
+
+/* "none, lz4, zstd, gzip, zlib, auto", for messages and --help. */
 const char *codec_names(void);
 
 #endif

@@ -1,4 +1,5 @@
 #include "engine/bufpool.h"
+#include "util/bigbuf.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -10,6 +11,11 @@ void bufpool_init(struct bufpool *p, size_t max_bytes)
 	p->free = NULL;
 	p->in_use = p->allocated = p->peak = 0;
 	p->max = max_bytes / BUFPOOL_CHUNK;
+	p->region = NULL;
+	if (p->max == 0)
+		return;
+	if (!(p->region = bigbuf_map(p->max * BUFPOOL_CHUNK)))
+		p->max = 0;
 }
 
 /* Caller holds mu. */
@@ -19,7 +25,8 @@ static void *take(struct bufpool *p)
 	if (p->free) {
 		buf = p->free;
 		p->free = *(void **)buf;
-	} else if (p->allocated < p->max && (buf = malloc(BUFPOOL_CHUNK))) {
+	} else if (p->allocated < p->max) {
+		buf = p->region + p->allocated * BUFPOOL_CHUNK;
 		p->allocated++;
 	}
 	if (buf && ++p->in_use > p->peak)
@@ -63,11 +70,9 @@ void bufpool_put(struct bufpool *p, void *buf)
 
 void bufpool_destroy(struct bufpool *p)
 {
-	while (p->free) {
-		void *next = *(void **)p->free;
-		free(p->free);
-		p->free = next;
-	}
+	bigbuf_unmap(p->region, p->max * BUFPOOL_CHUNK);
+	p->region = NULL;
+	p->free = NULL;
 	pthread_cond_destroy(&p->returned);
 	pthread_mutex_destroy(&p->mu);
 }

@@ -22,11 +22,12 @@
 #include "util/fdio.h"
 #include "util/fmt.h"
 #include "util/strmap.h"
+#include "util/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,15 @@
 
 #define DEFAULT_MEMORY_LIMIT (64u << 20)
 #define CRIU_PIPE_WANT (1 << 20)
-/* How long the ingest waits for CRIU to free memory before spilling. */
+/* While the ingest waits for CRIU to free memory, how often it looks
+ * whether it should spill after all, and how long it waits at most while
+ * CRIU waits for the ingest (see get_buffer). */
+#define WAIT_SLICE_MS 10
 #define SPILL_AFTER_MS 200
+/* Lent buffers CRIU has read are taken back every this many bytes sent
+ * (at most an eighth of the budget), or when the ingest needs them:
+ * asking the pipe costs its lock, which CRIU holds while it copies. */
+#define RECLAIM_STEP ((uint64_t)4 << 20)
 /* Free space the spill leaves on its filesystem, whatever the image. */
 #define SPILL_FREE_MARGIN (64ull << 20)
 
@@ -83,6 +91,7 @@ struct sfile {
 	bool starved;		/* waiting for ingest, EPOLLOUT disarmed */
 	bool draining;		/* all sent, waiting for CRIU to read what we lent it */
 	uint64_t sent;		/* bytes put into the pipe */
+	uint64_t reclaimed_at;	/* sent at the last reclaim */
 	/* Pool buffers vmspliced into the pipe: CRIU reads them in place, so
 	 * they go back to the pool only once it has read past them. */
 	struct extent *inflight, *inflight_tail;
@@ -119,6 +128,12 @@ struct serve {
 
 	int wake_fd;		/* eventfd: ingest -> main, "something changed" */
 	int abort_fd;		/* eventfd: main -> ingest, "stop" */
+	/* main -> ingest: CRIU is connected (or about to be) and waits for
+	 * nothing from the ingest: waiting for buffers is safe. */
+	atomic_bool may_wait;
+	/* ingest -> main: the budget is spent, take back what CRIU has read. */
+	atomic_bool want_buffers;
+	uint64_t reclaim_step;
 
 	/* main thread only */
 	int epfd;
@@ -127,29 +142,6 @@ struct serve {
 	char pending[CRIU_NAME_MAX + 1];
 	struct sfile *active;	/* files being pumped into CRIU's pipes */
 };
-
-/* CRSTREAM_TRACE=1: a timeline of CRIU's requests and the ingest, for
- * finding where a restore waits. */
-static void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void trace(const char *fmt, ...)
-{
-	static int on = -1;
-	static uint64_t t0;
-	if (on < 0) {
-		on = getenv("CRSTREAM_TRACE") != NULL;
-		t0 = now_ms();
-	}
-	if (!on)
-		return;
-	char line[ERR_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "[serve %6.3f] ", (double)(now_ms() - t0) / 1000.0);
-	fputs_escaped(line, stderr);	/* file names are the image's */
-	fputc('\n', stderr);
-}
 
 static void wake(int fd)
 {
@@ -266,19 +258,40 @@ static void *ingest_open(void *ctx, const char *name)
 	return f;
 }
 
-/* A pool buffer for f's data. When the budget is spent and CRIU is
- * reading f, it will soon give buffers back: waiting a little beats
- * copying to the spill file. Spill only if that does not happen (CRIU may
- * be waiting for data further down the streams). */
+static bool aborted(const struct serve *s)
+{
+	struct pollfd p = {.fd = s->abort_fd, .events = POLLIN};
+	return poll(&p, 1, 0) == 1;
+}
+
+/* A pool buffer for f's data, or NULL: spill it. When the budget is spent,
+ * waiting for CRIU to give buffers back beats copying to the spill file.
+ * While CRIU waits for nothing from the ingest, waiting is safe: CRIU will
+ * read what it was lent or ask for what fills the pool (spilling then,
+ * while CRIU merely started, forked and read its small images, cost lz4 x2
+ * restores tens of MB of spill file each). While CRIU does wait for the
+ * ingest (a file not seen yet, more of one it reads), the data it waits
+ * for may lie past what holds the pool: wait a little only for a file CRIU
+ * reads (its buffers come back as it does), then spill. */
 static char *get_buffer(struct serve *s, struct sfile *f)
 {
 	char *buf = bufpool_get(&s->pool);
-	if (buf)
-		return buf;
-	pthread_mutex_lock(&s->mu);
-	bool being_read = f->requested && !f->dropped;
-	pthread_mutex_unlock(&s->mu);
-	return being_read ? bufpool_get_wait(&s->pool, SPILL_AFTER_MS) : NULL;
+	uint64_t criu_waiting_ms = 0;
+	/* A budget under one buffer has nothing to wait for. */
+	while (!buf && s->pool.max && !aborted(s)) {
+		if (!atomic_load(&s->may_wait)) {
+			pthread_mutex_lock(&s->mu);
+			bool being_read = f->requested && !f->dropped;
+			pthread_mutex_unlock(&s->mu);
+			if (!being_read || criu_waiting_ms >= SPILL_AFTER_MS)
+				return NULL;
+			criu_waiting_ms += WAIT_SLICE_MS;
+		}
+		if (!atomic_exchange(&s->want_buffers, true))
+			wake(s->wake_fd);
+		buf = bufpool_get_wait(&s->pool, WAIT_SLICE_MS);
+	}
+	return buf;
 }
 
 /* Takes the next bytes of f's payload (at most len) from the shard into a
@@ -402,7 +415,7 @@ static int ingest_eof(void *ctx, void *file)
 	f->complete = true;
 	uint64_t size = f->size;
 	pthread_mutex_unlock(&s->mu);
-	trace("ingested %s (%llu bytes)", f->name, (unsigned long long)size);
+	trace("serve", "ingested %s (%llu bytes)", f->name, (unsigned long long)size);
 	if (s->o->on_file)
 		s->o->on_file(s->o->arg, f->name, size);
 	wake(s->wake_fd);
@@ -463,6 +476,7 @@ static void reclaim(struct serve *s, struct sfile *f)
 	if (queued < 0)
 		return;		/* cannot tell: keep them lent */
 	uint64_t consumed = f->sent - (uint64_t)queued;
+	f->reclaimed_at = f->sent;
 	while (f->inflight && f->inflight->end <= consumed) {
 		struct extent *e = f->inflight;
 		f->inflight = e->next;
@@ -470,6 +484,11 @@ static void reclaim(struct serve *s, struct sfile *f)
 	}
 	if (!f->inflight)
 		f->inflight_tail = NULL;
+}
+
+static bool reclaim_due(const struct serve *s, const struct sfile *f)
+{
+	return f->sent - f->reclaimed_at >= s->reclaim_step || atomic_load(&s->want_buffers);
 }
 
 /* True once CRIU has closed its end: nothing lent can be read any more. */
@@ -503,7 +522,7 @@ static int finish_transfer(struct serve *s, struct sfile *f)
 	reclaim(s, f);
 	if (!f->inflight || reader_gone(f->pipe)) {
 		if (!f->draining)
-			trace("served %s", f->name);
+			trace("serve", "served %s", f->name);
 		close_transfer(s, f);
 		return 0;
 	}
@@ -546,7 +565,8 @@ static int pump(struct serve *s, struct sfile *f)
 {
 	if (f->pipe < 0 || f->draining)	/* finished earlier in the same epoll batch */
 		return 0;
-	reclaim(s, f);
+	if (reclaim_due(s, f))
+		reclaim(s, f);
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
 		struct extent *e = f->head;
@@ -697,7 +717,7 @@ static int answer_pending(struct serve *s)
 		return refuse_second_request(s->pending);
 	if (wait)
 		return 0;
-	trace("answer %s: %s", s->pending, f ? "yes" : "no");
+	trace("serve", "answer %s: %s", s->pending, f ? "yes" : "no");
 	s->have_pending = false;
 	if (listen_to_criu(s, true) < 0)
 		return -1;
@@ -721,7 +741,7 @@ static int on_request(struct serve *s, uint32_t events)
 		return 0;
 	}
 	s->have_pending = true;
-	trace("request %s", s->pending);
+	trace("serve", "request %s", s->pending);
 	if (listen_to_criu(s, false) < 0)
 		return -1;
 	return answer_pending(s);
@@ -740,12 +760,30 @@ static int on_wake(struct serve *s)
 		return err_set("%s", s->ingest_err);
 	if (answer_pending(s) < 0)
 		return -1;
+	/* The ingest is short of buffers: give back what CRIU has read. */
+	if (atomic_load(&s->want_buffers)) {
+		for (struct sfile *f = s->active; f; f = f->next_active)
+			reclaim(s, f);
+		atomic_store(&s->want_buffers, false);
+	}
 	for (struct sfile *f = s->active, *next; f; f = next) {
 		next = f->next_active;
 		if (f->starved && pump(s, f) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+/* Whether CRIU waits for the ingest: for the answer to a request (a file
+ * not seen yet), or for more of a file it is reading. */
+static bool criu_waits_for_ingest(struct serve *s)
+{
+	if (s->have_pending)
+		return true;
+	for (struct sfile *f = s->active; f; f = f->next_active)
+		if (f->pipe >= 0 && f->starved && !f->draining)
+			return true;
+	return false;
 }
 
 static bool finished(struct serve *s)
@@ -802,6 +840,7 @@ static int serve_loop(struct serve *s)
 			if (rc < 0)
 				return -1;
 		}
+		atomic_store(&s->may_wait, s->conn >= 0 && !criu_waits_for_ingest(s));
 	}
 	return 0;
 }
@@ -902,6 +941,11 @@ int engine_serve(const struct engine_opts *o, struct engine_result *res)
 		.mem_limit = o->memory_limit ? o->memory_limit : DEFAULT_MEMORY_LIMIT,
 	};
 	bufpool_init(&s.pool, s.mem_limit);
+	s.reclaim_step = s.mem_limit / 8 < RECLAIM_STEP ? s.mem_limit / 8 : RECLAIM_STEP;
+	/* Until CRIU connects, the ingest may wait for it; unless CRIU comes
+	 * only once the whole image is read (criu-image-streamer's order). */
+	atomic_init(&s.may_wait, !o->load_before_listen);
+	atomic_init(&s.want_buffers, false);
 	int rc = -1;
 	if (mkdir_p(o->images_dir, 0700) < 0)
 		return -1;

@@ -7,11 +7,17 @@
  * consumer has finished chunk i - n, so memory stays within part_size *
  * parts_in_flight and several ranges download in parallel.
  *
+ * The consumer reads a chunk while it arrives, not once it is complete:
+ * with several streams sharing a link, a whole 8 MiB chunk takes seconds,
+ * and the first bytes of a restore (the images CRIU asks for first) would
+ * wait for all of it.
+ *
  * A connection dropped in the middle of a range is resumed from the last
  * byte received (Range: bytes=N-END), not restarted. Every answer must
  * carry the ETag HEAD saw, so an object replaced while being read is an
  * error instead of a silent mix of two versions. */
 #include "store/s3.h"
+#include "util/bigbuf.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -25,6 +31,9 @@ enum slot_state { SLOT_EMPTY, SLOT_FILLING, SLOT_READY };
 struct slot {
 	unsigned char *buf;
 	size_t len;
+	/* Bytes of buf received so far: the fetcher publishes them as they
+	 * come, the consumer may read that far while the slot is FILLING. */
+	atomic_size_t filled;
 	uint64_t index;		/* the chunk this slot holds or waits for */
 	enum slot_state state;
 };
@@ -51,12 +60,18 @@ struct s3_reader {
 	bool failed;
 	char err[ERR_MAX];
 	atomic_bool cancel;
+	/* The consumer waits for bytes of a slot being filled: the fetcher
+	 * wakes it (set before it looks at `filled` again, and the fetcher
+	 * publishes `filled` before it looks at this: one of them sees the
+	 * other). */
+	atomic_bool consumer_waits;
 };
 
-/* One ranged GET of [start, start + want) into buf. */
+/* One ranged GET of [start, start + want) into slot->buf. */
 struct fetch {
 	struct s3_reader *r;
 	struct s3_resp *resp;
+	struct slot *slot;
 	unsigned char *buf;
 	uint64_t start;
 	size_t want;
@@ -100,6 +115,13 @@ static bool sink(void *arg, const void *p, size_t n)
 	}
 	memcpy(f->buf + f->got, p, n);
 	f->got += n;
+	/* Received bytes stay valid across a resumed retry: publish them. */
+	atomic_store(&f->slot->filled, f->got);
+	if (atomic_load(&r->consumer_waits)) {
+		pthread_mutex_lock(&r->mu);
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
 	return true;
 }
 
@@ -110,12 +132,11 @@ static int fetch_chunk(struct s3_reader *r, CURL *h, uint64_t index, struct slot
 	size_t want = (size_t)(left < r->chunk ? left : r->chunk);
 	char what[64];
 	snprintf(what, sizeof(what), "GET offset %" PRIu64, start);
-	free(s->buf);
-	s->len = 0;
-	if (!(s->buf = malloc(want)))
-		return err_set("out of memory");
+	/* A slot keeps its buffer from chunk to chunk. */
+	if (!s->buf && !(s->buf = bigbuf_map(r->chunk)))
+		return err_sys("%s: a %" PRIu64 "-byte download buffer", s3_url(r->st, r->key), r->chunk);
 	struct s3_resp resp = {0};
-	struct fetch f = {r, &resp, s->buf, start, want, 0};
+	struct fetch f = {r, &resp, s, s->buf, start, want, 0};
 	struct s3_req rq = {.method = "GET", .key = r->key, .what = what, .sink = sink,
 			    .sink_arg = &f, .before_retry = resume, .cancel = &r->cancel};
 	set_range(&f, &rq);
@@ -124,7 +145,6 @@ static int fetch_chunk(struct s3_reader *r, CURL *h, uint64_t index, struct slot
 		rc = err_set("%s: GET offset %" PRIu64 ": answer ended after %zu of %zu bytes",
 			     s3_url(r->st, r->key), start, f.got, want);
 	s3_resp_free(&resp);
-	s->len = f.got;
 	return rc;
 }
 
@@ -144,7 +164,11 @@ static void *fetcher(void *arg)
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (r->stop || r->failed)
 			break;
+		/* Nothing of it is readable until the fetch publishes bytes. */
+		atomic_store(&s->filled, 0);
 		s->state = SLOT_FILLING;
+		uint64_t left = r->size - idx * r->chunk;
+		s->len = (size_t)(left < r->chunk ? left : r->chunk);
 		pthread_mutex_unlock(&r->mu);
 		int rc = fetch_chunk(r, h, idx, s);
 		pthread_mutex_lock(&r->mu);
@@ -162,6 +186,18 @@ static void *fetcher(void *arg)
 	return NULL;
 }
 
+/* Bytes of slot s the consumer may read now (under r->mu): all of a
+ * complete chunk, what has arrived of one being filled, none of one not
+ * yet started or another chunk's. */
+static size_t readable(const struct s3_reader *r, const struct slot *s)
+{
+	if (s->index != r->cur)
+		return 0;
+	if (s->state == SLOT_READY)
+		return s->len;
+	return s->state == SLOT_FILLING ? atomic_load(&s->filled) : 0;
+}
+
 static ssize_t r_read(struct reader *rd, void *buf, size_t cap)
 {
 	struct s3_reader *r = (struct s3_reader *)rd;
@@ -169,20 +205,34 @@ static ssize_t r_read(struct reader *rd, void *buf, size_t cap)
 		return 0;
 	struct slot *s = &r->slots[r->cur % r->nslots];
 	pthread_mutex_lock(&r->mu);
-	while (!r->failed && !(s->index == r->cur && s->state == SLOT_READY))
+	size_t have;
+	while (!r->failed && (have = readable(r, s)) <= r->pos) {
+		atomic_store(&r->consumer_waits, true);
+		/* Published before we said we wait: do not sleep on it. */
+		if (readable(r, s) > r->pos)
+			break;
 		pthread_cond_wait(&r->cv, &r->mu);
+	}
+	atomic_store(&r->consumer_waits, false);
 	bool failed = r->failed;
+	have = readable(r, s);
 	pthread_mutex_unlock(&r->mu);
 	if (failed)
 		return err_set("%s", r->err);
-	/* The slot is ours until we hand it back. */
-	size_t n = s->len - r->pos < cap ? s->len - r->pos : cap;
+	/* Bytes [pos, have) of the slot are ours until we hand it back. */
+	size_t n = have - r->pos < cap ? have - r->pos : cap;
 	memcpy(buf, s->buf + r->pos, n);
 	r->pos += n;
 	if (r->pos == s->len) {
 		pthread_mutex_lock(&r->mu);
-		free(s->buf);
-		s->buf = NULL;
+		/* Its fetcher may still be finishing the request, and owns the
+		 * buffer until it has. */
+		while (!r->failed && s->state != SLOT_READY)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (s->state != SLOT_READY) {
+			pthread_mutex_unlock(&r->mu);
+			return err_set("%s", r->err);
+		}
 		s->index = r->cur + r->nslots;
 		s->state = SLOT_EMPTY;
 		r->cur++;
@@ -204,7 +254,7 @@ static void r_close(struct reader *rd)
 	for (unsigned i = 0; i < r->nthreads; i++)
 		pthread_join(r->threads[i], NULL);
 	for (unsigned i = 0; r->slots && i < r->nslots; i++)
-		free(r->slots[i].buf);
+		bigbuf_unmap(r->slots[i].buf, r->chunk);
 	free(r->slots);
 	free(r->threads);
 	free(r->key);
@@ -227,8 +277,10 @@ static int start_fetchers(struct s3_reader *r)
 	r->threads = calloc(nt ? nt : 1, sizeof(*r->threads));
 	if (!r->slots || !r->threads)
 		return err_set("out of memory");
-	for (unsigned i = 0; i < r->nslots; i++)
+	for (unsigned i = 0; i < r->nslots; i++) {
 		r->slots[i].index = i;
+		atomic_init(&r->slots[i].filled, 0);
+	}
 	for (unsigned i = 0; i < nt; i++) {
 		int e = pthread_create(&r->threads[i], NULL, fetcher, r);
 		if (e) {
@@ -251,6 +303,7 @@ struct reader *s3_reader_new(struct s3_store *st, const char *key, uint64_t *siz
 	r->st = st;
 	r->chunk = st->conf.part_size;
 	atomic_init(&r->cancel, false);
+	atomic_init(&r->consumer_waits, false);
 	if (pthread_mutex_init(&r->mu, NULL) != 0) {
 		free(r);
 		err_set("out of memory");

@@ -16,6 +16,7 @@
  * An object smaller than one part is sent as one PutObject at close().
  * Any failure, and abort(), aborts the multipart upload. */
 #include "store/s3.h"
+#include "util/bigbuf.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -28,7 +29,7 @@
 
 struct part {
 	struct part *next;
-	unsigned char *data;
+	unsigned char *data;	/* malloc'd for part 1, which grows; else mapped */
 	size_t len;
 	size_t cap;
 	unsigned number;
@@ -47,6 +48,9 @@ struct s3_writer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct part *qhead, *qtail;
+	/* Uploaded parts whose buffers wait for reuse: a fresh 8 MiB buffer
+	 * per part cost a page fault per 4 KiB (util/bigbuf.h). */
+	struct part *spare;
 	uint64_t mem_inflight;	/* bytes of parts queued or uploading */
 	unsigned busy;		/* parts queued or uploading */
 	bool stop;
@@ -62,9 +66,23 @@ struct s3_writer {
 static void part_free(struct part *p)
 {
 	if (p) {
-		free(p->data);
+		if (p->number == 1)
+			free(p->data);
+		else
+			bigbuf_unmap(p->data, p->cap);
 		free(p);
 	}
+}
+
+/* Keeps an uploaded part's buffer for a later part (mu held). */
+static void part_recycle(struct s3_writer *w, struct part *p)
+{
+	if (p->number == 1) {
+		part_free(p);
+		return;
+	}
+	p->next = w->spare;
+	w->spare = p;
 }
 
 static uint64_t mem_limit(const struct s3_writer *w, uint64_t target)
@@ -132,7 +150,7 @@ static void *worker(void *arg)
 		}
 		w->mem_inflight -= p->cap;
 		w->busy--;
-		part_free(p);
+		part_recycle(w, p);
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -209,15 +227,34 @@ static struct part *part_new(struct s3_writer *w)
 	while (!w->failed && w->busy && w->mem_inflight + target > mem_limit(w, target))
 		pthread_cond_wait(&w->cv, &w->mu);
 	bool failed = w->failed;
+	/* A spare buffer of the size this part needs, else a new one. */
+	struct part *p = NULL;
+	while (n > 1 && !p && w->spare) {
+		p = w->spare;
+		w->spare = p->next;
+		if (p->cap != target) {
+			part_free(p);
+			p = NULL;
+		}
+	}
 	pthread_mutex_unlock(&w->mu);
 	if (failed) {
+		part_free(p);
 		err_set("%s", w->err);
 		return NULL;
 	}
-	struct part *p = calloc(1, sizeof(*p));
 	if (p) {
+		p->len = 0;
+		p->next = NULL;
+		p->number = n;
+		w->next_number++;
+		return p;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p) {
+		p->number = n;
 		p->cap = n == 1 && target > FIRST_BUF ? FIRST_BUF : target;
-		p->data = malloc(p->cap);
+		p->data = n == 1 ? malloc(p->cap) : bigbuf_map(p->cap);
 	}
 	if (!p || !p->data) {
 		part_free(p);
@@ -281,6 +318,11 @@ static void writer_free(struct s3_writer *w)
 	while (w->qhead) {
 		struct part *p = w->qhead;
 		w->qhead = p->next;
+		part_free(p);
+	}
+	while (w->spare) {
+		struct part *p = w->spare;
+		w->spare = p->next;
 		part_free(p);
 	}
 	if (w->etags)

@@ -129,6 +129,27 @@ test_streams_decompress_with_standard_tools() {
 	done
 }
 
+# --compression auto moves zstd's level during the dump (down, here: a
+# local disk never keeps the encoder waiting), ending a frame at each
+# change; what it stores is plain zstd: the manifest says so, `zstd -dc`
+# reads each stream whole, and restore needs nothing else.
+test_auto_compression_stores_plain_zstd() {
+	local pid counter i
+	pid=$(start_subject auto mem --mib 96)
+	counter=$(status_get "$T/auto.status" counter)
+	CRSTREAM_TRACE=1 dump_ok auto "$pid" --streams 2 --compression auto 2>"$T/trace"
+	[ "$(json_get "$T/auto.dump.json" compression)" = zstd ] || fail "result: $(cat "$T/auto.dump.json")"
+	grep -q '"compression": *"zstd"' "$T/ck/auto/manifest.json" || fail "manifest: $(cat "$T/ck/auto/manifest.json")"
+	for i in 0 1; do
+		local want
+		want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stream_files"][int(sys.argv[2])]["raw_bytes"])' "$T/ck/auto/manifest.json" $i)
+		[ "$(zstd -q -dc "$T/ck/auto/img-$i.zst" | wc -c)" = "$want" ] || fail "zstd -dc img-$i.zst: not $want bytes"
+	done
+	log "$(grep 'level changes' "$T/trace")"
+	restore_ok auto
+	verify_subject auto "$counter"
+}
+
 # criu-image-streamer setups: capture's shards compressed by the usual
 # tools into img-N.lz4 / .gz / .zlib or left raw, no manifest.
 test_restore_criu_image_streamer_layout() {
@@ -184,7 +205,7 @@ test_bad_arguments_are_refused() {
 	expect_misuse "--streams: \"-1\" is not a number" "$CRSTREAM" dump "$pid" --streams -1 --dir "$T/ck"
 	expect_misuse "--streams: \"two\" is not a number" "$CRSTREAM" dump "$pid" --streams two --dir "$T/ck"
 	expect_misuse "--streams 65: at most 64 streams" "$CRSTREAM" dump "$pid" --streams 65 --dir "$T/ck"
-	expect_misuse "unknown compression \"brotli\" (use none, lz4, zstd, gzip, zlib)" \
+	expect_misuse "unknown compression \"brotli\" (use none, lz4, zstd, gzip, zlib, auto)" \
 		"$CRSTREAM" dump "$pid" --compression brotli --dir "$T/ck"
 	expect_fail "no process with pid 4000000" "$CRSTREAM" dump 4000000 --dir "$T/ck"
 	expect_misuse "missing <pid>" "$CRSTREAM" dump --dir "$T/ck"
@@ -386,7 +407,7 @@ test_config_precedence_default_file_env_flag() {
 	printf '{"checkpoint": {"streams": "four"}}\n' >"$CRSTREAM_CONFIG"
 	expect_fail "checkpoint.streams must be a non-negative integer" "$CRSTREAM" config show
 	printf '{"checkpoint": {"compression": "brotli"}}\n' >"$CRSTREAM_CONFIG"
-	expect_fail "checkpoint.compression must be one of none, lz4, zstd, gzip, zlib, got \"brotli\"" \
+	expect_fail "checkpoint.compression must be one of none, lz4, zstd, gzip, zlib, auto, got \"brotli\"" \
 		"$CRSTREAM" config show
 	printf '{}\n' >"$CRSTREAM_CONFIG"
 	expect_fail "environment variable CRSTREAM_RESTORE_MEMORY_LIMIT: restore.memory_limit must be a size" \

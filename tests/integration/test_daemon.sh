@@ -740,8 +740,8 @@ test_periodic_policy_checkpoints_and_prunes_to_keep() {
 	# Until four checkpoints have been seen complete, each look at the
 	# catalog must show at most keep complete ones (keep + 1 for the
 	# moment between a completion and its pruning).
-	local seen=() i latest
-	for i in $(seq 600); do
+	local seen=() latest deadline=$((SECONDS + 120))
+	while ((SECONDS < deadline)); do
 		dc_ok v1.ListCheckpoints '{"jid":"per"}' >"$T/list.json"
 		[ "$(jq '[.checkpoints[]? | select(.state == "complete")] | length' "$T/list.json")" -le 3 ] ||
 			fail "more than keep + 1 complete: $(cat "$T/list.json")"
@@ -755,7 +755,8 @@ test_periodic_policy_checkpoints_and_prunes_to_keep() {
 	[ "${#seen[@]}" -ge 4 ] || fail "only ${#seen[@]} periodic checkpoints: $(cat "$T/list.json")"
 	# Policy off; once nothing runs, exactly keep remain, the newest.
 	dc_ok v1.SetPolicy '{"jid":"per","policy":{"interval_seconds":0,"keep":2}}' >/dev/null
-	for i in $(seq 600); do
+	deadline=$((SECONDS + 120))
+	while ((SECONDS < deadline)); do
 		dc_ok v1.ListCheckpoints '{"jid":"per"}' >"$T/list.json"
 		jq -e '(.checkpoints | length == 2) and all(.checkpoints[]; .state == "complete")' \
 			"$T/list.json" >/dev/null && break

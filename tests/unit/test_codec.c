@@ -3,6 +3,8 @@
  * parallel use, and interoperability with the standard command-line tools
  * in both directions. */
 #include "codec/codec.h"
+#include "codec/codec_filter.h"
+#include "codec/codec_impl.h"
 #include "util/err.h"
 #include "util/stream.h"
 
@@ -226,14 +228,17 @@ static bool compresses(const struct codec *c)
 
 static void test_table(void)
 {
-	const char *names[] = { "none", "lz4", "zstd", "gzip", "zlib" };
-	for (size_t i = 0; i < 5; i++) {
+	const char *names[] = { "none", "lz4", "zstd", "gzip", "zlib", "auto" };
+	for (size_t i = 0; i < 6; i++) {
 		const struct codec *c = codec_by_name(names[i]);
 		CHECK(c && strcmp(c->name, names[i]) == 0);
 		CHECK(c && c->min_level <= c->default_level && c->default_level <= c->max_level);
 	}
 	CHECK(codec_by_name("xz") == NULL);
-	CHECK(strcmp(codec_names(), "none, lz4, zstd, gzip, zlib") == 0);
+	CHECK(strcmp(codec_names(), "none, lz4, zstd, gzip, zlib, auto") == 0);
+	/* auto writes zstd: checkpoints record zstd, files are named .zst. */
+	CHECK(codec_format(codec_by_name("auto")) == codec_by_name("zstd"));
+	CHECK(codec_format(codec_by_name("lz4")) == codec_by_name("lz4"));
 
 	CHECK(codec_by_filename("img-0.lz4") == codec_by_name("lz4"));
 	CHECK(codec_by_filename("/var/ck/img-1.zst") == codec_by_name("zstd"));
@@ -383,7 +388,7 @@ static void test_truncated(void)
 			int rc = decode_with(c, comp.data, cuts[i], 0, NULL, &plain);
 			if (compresses(c)) {
 				CHECK(rc < 0);
-				CHECK_ERR(c->name);
+				CHECK_ERR(codec_format(c)->name);
 				CHECK_ERR("truncated");
 			} else {
 				CHECK(rc == 0 && same(&plain, data, cuts[i]));
@@ -396,7 +401,7 @@ static void test_truncated(void)
 		if (compresses(c)) {
 			CHECK(empty.len > 0);
 			CHECK(decode_with(c, empty.data, empty.len - 1, 0, NULL, &plain) < 0);
-			CHECK_ERR(c->name);
+			CHECK_ERR(codec_format(c)->name);
 		}
 		membuf_free(&plain);
 		membuf_free(&empty);
@@ -422,7 +427,7 @@ static void test_corrupt(void)
 			int rc = decode_with(c, comp.data, comp.len, 0, NULL, &plain);
 			if (compresses(c)) {
 				CHECK(rc < 0);
-				CHECK_ERR(c->name);
+				CHECK_ERR(codec_format(c)->name);
 				if (rc == 0)
 					fprintf(stderr, "  %s: flip at %zu of %zu went unnoticed\n",
 						c->name, at[i], comp.len);
@@ -456,7 +461,7 @@ static void test_trailing_garbage(void)
 			int rc = decode(c, &comp, &plain);
 			if (compresses(c)) {
 				CHECK(rc < 0);
-				CHECK_ERR(c->name);
+				CHECK_ERR(codec_format(c)->name);
 				/* The good frame's data came out before the error. */
 				CHECK(plain.len == len && memcmp(plain.data, data, len) == 0);
 			} else {
@@ -479,7 +484,7 @@ static void test_decoder_stays_failed(void)
 		struct reader *r = c->decoder(mem_reader(junk, sizeof(junk), 0));
 		char buf[64];
 		CHECK(r && reader_read(r, buf, sizeof(buf)) < 0);
-		CHECK_ERR(c->name);
+		CHECK_ERR(codec_format(c)->name);
 		CHECK(r && reader_read(r, buf, sizeof(buf)) < 0);
 		reader_close(r);
 	}
@@ -543,6 +548,129 @@ static void test_concatenated_tiny(void)
 		membuf_free(&expect);
 	}
 	free(data);
+}
+
+/* ---- auto: zstd whose level moves between frames ---- */
+
+static bool have_tool(const char *tool);
+static bool run_shell(const char *cmd);
+static bool write_file(const char *path, const void *data, size_t len);
+static bool read_file(const char *path, struct membuf *mb);
+
+/* One window of auto's controller: compressing busy ms, waiting wait ms,
+ * at rate MB/s of input, with idle CPUs idle (< 0: unknown). */
+static int auto_next(int level, int ceiling, double busy, double wait, double rate, double idle,
+		     struct zstd_auto_memory *m)
+{
+	struct zstd_auto_window w = {.busy_ns = (uint64_t)(busy * 1e6), .wait_ns = (uint64_t)(wait * 1e6),
+				     .in_bytes = 16 << 20, .idle_cores = idle};
+	w.wall_ns = (uint64_t)((double)w.in_bytes / (rate * 1e6) * 1e9);
+	return zstd_auto_next_level(level, -4, ceiling, &w, m);
+}
+
+static void test_auto_controller(void)
+{
+	struct zstd_auto_memory m;
+	/* The writes below waited half the time, CPU idle: the upload is the
+	 * bottleneck, one level up (never to 0, zstd's "default"). */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(1, 3, 50, 50, 100, 1.0, &m) == 2);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(-1, 3, 50, 50, 100, 1.0, &m) == 1);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(3, 3, 10, 90, 100, 1.0, &m) == 3);	/* at the ceiling */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(5, 9, 75, 25, 100, -1, &m) == 6);	/* a quarter; idle unknown */
+	/* ... but not with the machine's CPUs all busy: down instead (on a
+	 * shared machine, the server may be what waits for CPU). */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 50, 50, 100, 0.2, &m) == 2);	/* some idle: stay */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 50, 50, 100, 0.05, &m) == 1);	/* none idle: down */
+	/* The writes hardly waited: compressing is the bottleneck, one down. */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(1, 3, 100, 1, 100, 1.0, &m) == -1);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(-4, 3, 100, 0, 100, 1.0, &m) == -4);	/* at the floor */
+	/* In between, or nothing measured: it stays. */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 90, 10, 100, 1.0, &m) == 2);
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 0, 0, 100, 1.0, &m) == 2);
+
+	/* Memory: level 2 measured 100 MB/s, then level 3 only 80: the next
+	 * window at 3 goes back to 2 whatever the waits say, and from 2 it
+	 * does not try 3 again while it remembers... */
+	memset(&m, 0, sizeof(m));
+	CHECK(auto_next(2, 3, 50, 50, 100, 1.0, &m) == 3);
+	CHECK(auto_next(3, 3, 50, 50, 80, 1.0, &m) == 2);
+	CHECK(auto_next(2, 3, 50, 50, 100, 1.0, &m) == 2);
+	/* ... for ZSTD_AUTO_FORGET windows; then it looks again. */
+	int level = 2;
+	for (int i = 1; i < ZSTD_AUTO_FORGET; i++)
+		level = auto_next(level, 3, 50, 50, 100, 1.0, &m);
+	CHECK(level == 2);
+	CHECK(auto_next(2, 3, 50, 50, 100, 1.0, &m) == 3);
+}
+
+/* Level changes end the frame and start the next one at the new level:
+ * the output is a zstd frame sequence that decodes to the input, one
+ * frame per level used (a change before any new input makes no frame). */
+static void test_auto_level_changes(void)
+{
+	const struct codec *c = codec_by_name("auto");
+	const int levels[] = { 1, 5, -4, -4, 2 };
+	const size_t part = 700000;
+	struct membuf comp = { 0 }, plain = { 0 };
+	struct writer *w = c->encoder(3, membuf_writer(&comp));
+	CHECK(w != NULL);
+	if (!w)
+		return;
+	for (size_t i = 0; i < 5; i++) {
+		CHECK(zstd_encoder_set_level(w, levels[i]) == 0);
+		if (i != 2)	/* -4 twice in a row, and once with no input */
+			CHECK(writer_write(w, big_data + i * part, part) == 0);
+	}
+	CHECK(zstd_encoder_set_level(w, 1) == 0);	/* at the very end */
+	CHECK(writer_close(w) == 0);
+
+	unsigned char *expect = malloc(4 * part);
+	if (!expect)
+		abort();
+	for (size_t i = 0, j = 0; i < 5; i++)
+		if (i != 2)
+			memcpy(expect + part * j++, big_data + i * part, part);
+	struct reader *r = codec_by_name("zstd")->decoder(mem_reader(comp.data, comp.len, 0));
+	unsigned char buf[65536];
+	ssize_t n;
+	struct writer *out = membuf_writer(&plain);
+	while (r && (n = reader_read(r, buf, sizeof(buf))) > 0)
+		CHECK(writer_write(out, buf, (size_t)n) == 0);
+	CHECK(writer_close(out) == 0);
+	CHECK(same(&plain, expect, 4 * part));
+	/* Levels 1, 5, -4, 2: four frames. */
+	CHECK(r && ((struct codec_decoder *)r)->frames == 4);
+	reader_close(r);
+
+	/* zstd's own tool reads the sequence as one stream. */
+	char dir[] = "/tmp/crstream-test-auto-XXXXXX", cmd[512];
+	if (have_tool("zstd") && mkdtemp(dir)) {
+		char path[128], back[128];
+		snprintf(path, sizeof(path), "%s/auto.zst", dir);
+		snprintf(back, sizeof(back), "%s/auto.out", dir);
+		struct membuf theirs = { 0 };
+		CHECK(write_file(path, comp.data, comp.len));
+		snprintf(cmd, sizeof(cmd), "zstd -dcq < %s > %s", path, back);
+		CHECK(run_shell(cmd));
+		CHECK(read_file(back, &theirs));
+		CHECK(same(&theirs, expect, 4 * part));
+		membuf_free(&theirs);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		CHECK(system(cmd) == 0);
+	}
+	free(expect);
+	membuf_free(&comp);
+	membuf_free(&plain);
 }
 
 /* A gzip member whose header has every optional field (FEXTRA, FNAME,
@@ -852,6 +980,8 @@ int main(void)
 	RUN(test_decoder_stays_failed);
 	RUN(test_concatenated);
 	RUN(test_concatenated_tiny);
+	RUN(test_auto_controller);
+	RUN(test_auto_level_changes);
 	RUN(test_gzip_header_fields_split);
 	RUN(test_close_and_abort);
 	RUN(test_failing_next);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -353,6 +354,107 @@ static void test_serve_spill(void)
 	close(shard);
 }
 
+/* A child writing img into fd 4 KiB at a time (each write atomic), its
+ * progress in *written (shared memory). */
+static pid_t feed(int fd, const unsigned char *img, size_t len, uint64_t *written)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		for (size_t off = 0; off < len; off += 4096) {
+			size_t n = len - off < 4096 ? len - off : 4096;
+			if (write_full(fd, img + off, n) < 0)
+				_exit(1);
+			__atomic_store_n(written, off + n, __ATOMIC_SEQ_CST);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+/* The process is asleep in write(). */
+static bool blocked_in_write(pid_t pid)
+{
+	char path[64], buf[64] = "";
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool in_write = fgets(buf, sizeof(buf), f) && strncmp(buf, "1 ", 2) == 0;
+	fclose(f);
+	return in_write;
+}
+
+/* The budget is spent before CRIU asks for the file that fills it (CRIU
+ * starts slowly, asks for small images first): the ingest then waits for
+ * CRIU instead of spilling, which costs a copy to $TMPDIR and back. Here
+ * the shard writer blocks with the budget full, and the file then arrives
+ * whole. */
+static void test_serve_waits_for_criu_instead_of_spilling(void)
+{
+	int shard = small_image();
+	static unsigned char img[BIG_LEN + 4096];
+	ssize_t len = pread(shard, img, sizeof(img), 0);
+	const size_t budget = 1 << 20;
+	uint64_t *written = mmap(NULL, sizeof(*written), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int p[2];
+	if (len < (ssize_t)(2 * budget) || written == MAP_FAILED || pipe(p) < 0) {
+		CHECK(!"test set-up");
+		return;
+	}
+	pid_t pid = feed(p[1], img, (size_t)len, written);
+	close(p[1]);
+	char *dir = temp_dir();
+	struct run r;
+	serve_setup(&r, &p[0], dir);
+	r.o.memory_limit = budget;
+	r.o.spill_dir = dir;
+	start(&r);
+	int sk = criu_connect(dir, "streamer-serve.sock");
+	/* The budget is spent (a buffer for inventory.img, the rest for
+	 * big.img) and the ingest has stopped reading: the pipe stays full
+	 * and the writer asleep in write() with more to send, look after
+	 * look. (Spilling, the ingest would take everything past the budget
+	 * into the spill file and the writer would finish.) A liveness guard
+	 * of 60 s, not a timing check. */
+	bool stopped = false;
+	int capacity = fcntl(p[0], F_GETPIPE_SZ), still = 0;
+	uint64_t last = 0;
+	for (int i = 0; i < 6000 && !stopped; i++) {
+		uint64_t sent = __atomic_load_n(written, __ATOMIC_SEQ_CST);
+		int queued = pipe_queued(p[0]);
+		bool full = queued > capacity - 4096 && sent < (uint64_t)len && blocked_in_write(pid);
+		still = full && sent == last ? still + 1 : 0;
+		last = sent;
+		stopped = still >= 20;
+		if (!stopped)
+			usleep(10000);
+	}
+	CHECK(stopped);
+	int exists;
+	static unsigned char buf[BIG_LEN + 1];
+	int fd = fetch(sk, "big.img", &exists);
+	CHECK(exists == 1);
+	CHECK(slurp(fd, buf, sizeof(buf)) == BIG_LEN && buf[0] == 'B' && buf[BIG_LEN - 1] == 'B');
+	close(fd);
+	/* The last file too, before CRIU goes (data nobody can read any more
+	 * is spilled rather than waited for). */
+	fd = fetch(sk, "files.img", &exists);
+	CHECK(exists == 1 && slurp(fd, buf, sizeof(buf)) == 1 && buf[0] == 'F');
+	close(fd);
+	close(sk);
+	CHECK(finish(&r) == 0);
+	/* Spilling early would have cost all of big.img past the budget. Once
+	 * CRIU reads, a stall of 200 ms with nothing read back may still spill
+	 * an extent (a loaded machine), never that much. */
+	CHECK(r.res.spilled < BIG_LEN - budget);
+	CHECK(r.res.peak_buffered <= budget);
+	waitpid(pid, NULL, 0);
+	munmap(written, sizeof(*written));
+	close(p[0]);
+	close(shard);
+}
+
 static void test_socket_path_too_long(void)
 {
 	char dir[200];
@@ -499,6 +601,7 @@ int main(void)
 	RUN(test_serve_pages_requested_twice_says_why);
 	RUN(test_serve_truncated_image);
 	RUN(test_serve_spill);
+	RUN(test_serve_waits_for_criu_instead_of_spilling);
 	RUN(test_socket_path_too_long);
 	RUN(test_capture_then_extract);
 	RUN(test_capture_same_file_twice);
