@@ -17,6 +17,10 @@ Q       := $(if $(V),,@)
 # used: loading those libraries alone costs ~6 MB of RSS.
 PKGS    := libprotobuf-c liblz4 libzstd zlib libisal json-c libxxhash
 S3_PKGS := libcurl openssl
+# Encryption and signatures (age, SSHSIG) are the plugin crstream-crypt.so,
+# loaded only when a command uses a key: libcrypto alone costs ~1.4 MB of
+# RSS at startup.
+CRYPT_PKGS := libcrypto
 # The daemon (gRPC's core, SQLite, libsystemd) is a plugin as well,
 # crstream-daemon.so, loaded by `crstream daemon` and by the commands that
 # talk to it: gRPC alone costs ~8 MB of RSS and ~0.1 s of start-up. Its
@@ -50,14 +54,14 @@ SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=un
             -fno-omit-frame-pointer
 # A 64 KiB decoder input buffer instead of 1 MiB: small inputs cross
 # refills, and ASan serves it without an mmap per decoder.
-FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)'
+FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)' -DAGE_IN_CAP='((size_t)80 << 10)'
 OPT     := -O1
 else ifeq ($(FUZZ),cov)
 # Source-based coverage of the parsers the harnesses reach (llvm-cov).
 CC      := clang
 BUILD   ?= build-fuzzcov
 SANFLAGS := -fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping
-FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)'
+FUZZ_DEFS := -DCODEC_IN_CAP='((size_t)64 << 10)' -DAGE_IN_CAP='((size_t)80 << 10)'
 OPT     := -O1
 else ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
@@ -76,6 +80,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(SANFLAGS) $(F
 LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS  += $(shell pkg-config --libs $(PKGS))
 S3_LIBS := $(shell pkg-config --libs $(S3_PKGS))
+CRYPT_LIBS := $(shell pkg-config --libs $(CRYPT_PKGS))
 DAEMON_LIBS := $(shell pkg-config --libs $(DAEMON_PKGS))
 
 PROTOS  := $(wildcard proto/*.proto)
@@ -84,12 +89,14 @@ PB_O    := $(PB_C:.c=.o)
 
 S3_SRC  := $(wildcard src/store/s3*.c src/store/sigv4.c)
 S3_OBJ  := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(S3_SRC))
+CRYPT_SRC := $(filter-out src/crypt/crypt_load.c,$(wildcard src/crypt/*.c))
+CRYPT_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CRYPT_SRC))
 # The daemon's messages (proto/rpc/) are compiled into its plugin only.
 RPC_PROTOS := $(wildcard proto/rpc/*.proto)
 RPC_PB_C := $(patsubst proto/rpc/%.proto,$(GEN)/rpc/%.pb-c.c,$(RPC_PROTOS))
 DAEMON_SRC := $(filter-out src/daemon/worker.c,$(wildcard src/daemon/*.c))
 DAEMON_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(DAEMON_SRC)) $(RPC_PB_C:.c=.o)
-LIB_SRC := $(filter-out src/cli/main.c $(S3_SRC) $(DAEMON_SRC),$(wildcard src/*/*.c))
+LIB_SRC := $(filter-out src/cli/main.c $(S3_SRC) $(CRYPT_SRC) $(DAEMON_SRC),$(wildcard src/*/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(PB_O)
 MAIN_OBJ := $(BUILD)/obj/cli/main.o
 
@@ -119,7 +126,8 @@ MAN_ALIAS_PAIRS := crstream-capture.1:criu-image-streamer.1 crstream-serve.1:cri
 MAN_ALIASES := $(foreach p,$(MAN_ALIAS_PAIRS),$(word 1,$(subst :, ,$(p))))
 MAN_ALIAS_OUT := $(addprefix $(BUILD)/man/,$(MAN_ALIASES))
 
-PROGRAMS := $(BUILD)/crstream $(BUILD)/crstream-s3.so $(BUILD)/crstream-daemon.so \
+PROGRAMS := $(BUILD)/crstream $(BUILD)/crstream-s3.so $(BUILD)/crstream-crypt.so \
+            $(BUILD)/crstream-daemon.so \
             $(BUILD)/criu-image-streamer
 
 # libFuzzer harnesses (tests/fuzz/README.md). fuzz_codec.c is built once
@@ -129,8 +137,8 @@ FUZZ_SRC := $(filter-out tests/fuzz/fuzz_codec.c,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_HDR := $(wildcard tests/fuzz/*.h)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC)) \
             $(patsubst %,$(BUILD)/fuzz/fuzz_codec_%,$(FUZZ_CODECS))
-FUZZ_LINK := -fsanitize=fuzzer $(S3_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
-             $(LDLIBS) $(S3_LIBS) -ldl
+FUZZ_LINK := -fsanitize=fuzzer $(S3_OBJ) $(CRYPT_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
+             $(LDLIBS) $(S3_LIBS) $(CRYPT_LIBS) -ldl
 
 .PHONY: all programs man check subjects clean install uninstall FORCE fuzz
 # Keep generated protobuf sources between builds.
@@ -172,6 +180,10 @@ $(BUILD)/crstream-s3.so: $(S3_OBJ)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(S3_LIBS)
 
+$(BUILD)/crstream-crypt.so: $(CRYPT_OBJ)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(CRYPT_LIBS)
+
 $(BUILD)/crstream-daemon.so: $(DAEMON_OBJ)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(DAEMON_LIBS)
@@ -203,12 +215,12 @@ $(BUILD)/obj/%.o: src/%.c $(PB_C) $(RPC_PB_C) $(GEN)/paths.h Makefile
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -MMD -MP -c -o $@ $<
 
-# Unit tests link the object-storage code in directly.
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a $(S3_OBJ)
+# Unit tests link the plugins' code in directly.
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libcrstream.a $(S3_OBJ) $(CRYPT_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(S3_OBJ) $(BUILD)/libcrstream.a $(LDFLAGS) \
-		$(LDLIBS) $(S3_LIBS) -ldl
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(S3_OBJ) $(CRYPT_OBJ) $(BUILD)/libcrstream.a \
+		$(LDFLAGS) $(LDLIBS) $(S3_LIBS) $(CRYPT_LIBS) -ldl
 
 # The catalog's test links the catalog (a part of the daemon plugin) in.
 $(BUILD)/tests/test_catalog: tests/unit/test_catalog.c tests/unit/unit.h $(BUILD)/libcrstream.a \
@@ -220,12 +232,12 @@ $(BUILD)/tests/test_catalog: tests/unit/test_catalog.c tests/unit/unit.h $(BUILD
 
 fuzz: $(FUZZ_BIN)
 
-$(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
+$(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ) $(CRYPT_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -DFUZZ_CODEC='"$*"' -o $@ $< $(FUZZ_LINK)
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ) $(CRYPT_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -o $@ $< $(FUZZ_LINK)
@@ -266,6 +278,7 @@ install: programs man
 	$(INSTALL) -m 755 $(BUILD)/crstream $(DESTDIR)$(BINDIR)/crstream
 	ln -sf crstream $(DESTDIR)$(BINDIR)/criu-image-streamer
 	$(INSTALL) -m 644 $(BUILD)/crstream-s3.so $(DESTDIR)$(PLUGINDIR)/crstream-s3.so
+	$(INSTALL) -m 644 $(BUILD)/crstream-crypt.so $(DESTDIR)$(PLUGINDIR)/crstream-crypt.so
 	$(INSTALL) -m 644 $(BUILD)/crstream-daemon.so $(DESTDIR)$(PLUGINDIR)/crstream-daemon.so
 	$(INSTALL) -m 755 scripts/provision-criu.sh $(DESTDIR)$(LIBEXECDIR)/provision-criu
 	$(INSTALL) -m 644 scripts/lib/packages.sh $(DESTDIR)$(LIBEXECDIR)/lib/packages.sh
@@ -280,7 +293,8 @@ install: programs man
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/crstream $(DESTDIR)$(BINDIR)/criu-image-streamer \
-		$(DESTDIR)$(PLUGINDIR)/crstream-s3.so $(DESTDIR)$(PLUGINDIR)/crstream-daemon.so \
+		$(DESTDIR)$(PLUGINDIR)/crstream-s3.so $(DESTDIR)$(PLUGINDIR)/crstream-crypt.so \
+		$(DESTDIR)$(PLUGINDIR)/crstream-daemon.so \
 		$(DESTDIR)$(LIBEXECDIR)/provision-criu \
 		$(DESTDIR)$(LIBEXECDIR)/lib/packages.sh \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(filter %.1,$(MAN_OUT) $(MAN_ALIAS_OUT)))) \

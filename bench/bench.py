@@ -269,16 +269,20 @@ def wait_status(path, conds, timeout, message):
 # --------------------------------------------------------------------------
 
 class Row:
-    def __init__(self, kind, streams=None, codec=None, target="tmpfs"):
+    def __init__(self, kind, streams=None, codec=None, target="tmpfs", sealed=False):
         self.kind, self.streams, self.codec, self.target = kind, streams, codec, target
+        # sealed: streams encrypted with age, manifest signed, restored under
+        # a trust policy (every chunk verified before CRIU sees it).
+        self.sealed = sealed
         self.binary = CRSTREAM
         if kind == "A":
             self.id, self.label = "A", "A: criu dump/restore, tmpfs"
         elif kind == "B":
             self.id, self.label = "B", "B: criu, then tar + lz4 -1, tmpfs"
         else:
-            self.id = "%s-%d-%s" % (codec, streams, target)
-            self.label = "crstream %s ×%d, %s" % (codec, streams, target)
+            self.id = "%s-%d-%s%s" % (codec, streams, target, "-sealed" if sealed else "")
+            self.label = "crstream %s ×%d, %s%s" % (codec, streams, target,
+                                                    ", age + signed" if sealed else "")
 
     def twin(self, binary, name):
         """The same row run with another crstream binary (bench/run.sh
@@ -303,6 +307,21 @@ class Bench:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CRSTREAM_")}
         self.env["CRSTREAM_CRIU"] = self.criu
         self.env["CRSTREAM_CONFIG"] = self.config
+        self.keys = None
+
+    def sealing_keys(self):
+        """An age identity and a signing key for the sealed rows, made once
+        with crstream keygen: (dump args, restore args)."""
+        if self.keys is None:
+            kdir = os.path.join(self.scratch, "keys")
+            os.makedirs(kdir, mode=0o700, exist_ok=True)
+            ident, sign = os.path.join(kdir, "id.txt"), os.path.join(kdir, "sign")
+            p, _, _ = run([CRSTREAM, "keygen", "--output", ident])
+            recipient = p.stdout.strip()
+            run([CRSTREAM, "keygen", "--sign", "--output", sign])
+            self.keys = (["--recipient", recipient, "--sign-key", sign],
+                         ["--identity", ident, "--trusted-key", sign + ".pub"])
+        return self.keys
 
     # ---- one repetition of one row: dump, wait-gone, restore, verify ----
 
@@ -367,11 +386,12 @@ class Bench:
                    "--json", "--no-progress"]
             if row.codec != "none":
                 cmd += ["--level", "1"]
-            p, d_wall, d_cpu = run(LAUNCH + cmd, stdout=subprocess.PIPE)
+            dump_keys, restore_keys = self.sealing_keys() if row.sealed else ([], [])
+            p, d_wall, d_cpu = run(LAUNCH + cmd + dump_keys, stdout=subprocess.PIPE)
             dj = json.loads(p.stdout)
             subj.wait_gone()
             p, r_wall, r_cpu = run(LAUNCH + [row.binary, "restore", "--path", os.path.join(work, "ck"),
-                                             "--json"], stdout=subprocess.PIPE)
+                                             "--json"] + restore_keys, stdout=subprocess.PIPE)
             rj = json.loads(p.stdout)
             if rj.get("pid") != subj.pid:
                 raise BenchError("restore of %s came back as pid %s, not %d" % (row.id, rj.get("pid"), subj.pid))
@@ -549,6 +569,13 @@ def targets(summary, main):
                     % (sp, l1["dump_ms"], l2["dump_ms"], spf, l1["frozen_ms"], l2["frozen_ms"]), sp >= 1.7))
     else:
         out.append(("lz4: 1 → 2 streams speeds the dump up ≥ 1.7×", "not measured in this run", None))
+    # Trusted checkpoints (bench/run.sh --crypto): the same row sealed, same run.
+    if g("lz4-2-tmpfs-sealed"):
+        sealed = g("lz4-2-tmpfs-sealed")
+        ratio_target("lz4 ×2 encrypted + signed: frozen ≤ 1.1 × unsealed lz4 ×2", val(sealed, "frozen_ms"),
+                     val(l2, "frozen_ms"), 1.1, "sealed frozen", "frozen")
+        ratio_target("lz4 ×2 encrypted + signed, restored under a trust policy: restore ≤ 1.1 × unsealed",
+                     val(sealed, "restore_ms"), val(l2, "restore_ms"), 1.1, "sealed restore", "restore")
     # --against REV: this tree against another revision, row by row, same run.
     for t in sorted((s for s in rows.values() if s["kind"] == "against"), key=lambda s: s["row"]):
         this = g(t["row"].split("@")[0])
@@ -713,6 +740,14 @@ def make_plan(o):
             for c in CODECS:
                 for n in STREAMS:
                     main_rows.append(Row("crstream", n, c, target))
+    if o.crypto:
+        # Right after its unsealed twin, so that both see the same machine.
+        i = next((k for k, r in enumerate(main_rows) if r.id == "lz4-2-tmpfs"), None)
+        sealed = Row("crstream", 2, "lz4", "tmpfs", sealed=True)
+        if i is None:
+            main_rows += [Row("crstream", 2, "lz4", "tmpfs"), sealed]
+        else:
+            main_rows.insert(i + 1, sealed)
     if o.rows:
         rx = re.compile(o.rows)
         main_rows = [r for r in main_rows if r.id == "A" or rx.search(r.id)]
@@ -720,7 +755,8 @@ def make_plan(o):
         twins = []
         for r in main_rows:
             twins.append(r)
-            if r.kind == "crstream":
+            # Not the sealed row: the other revision may have no keys.
+            if r.kind == "crstream" and not r.sealed:
                 twins.append(r.twin(o.against_bin, o.against_name))
         main_rows = twins
     plan = {"groups": [], "scaling_subjects": [], "main_subject": "mem-%d" % o.mib,
@@ -910,6 +946,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="repetitions per row (>= 3, default 3)")
     ap.add_argument("--quick", action="store_true", help="fewer rows (about 7 minutes)")
     ap.add_argument("--rows", help="regex: only crstream rows whose id matches (A is always run)")
+    ap.add_argument("--crypto", action="store_true",
+                    help="add the row lz4-2-tmpfs-sealed (age-encrypted, signed, restored under a trust "
+                         "policy) next to lz4-2-tmpfs; with --rows lz4-2-tmpfs --no-threads --no-scaling "
+                         "only those (see bench/CRYPTO.md)")
     ap.add_argument("--against-bin", metavar="BIN",
                     help="another crstream binary: each main-subject crstream row is also run with it, "
                          "interleaved (bench/run.sh --against REV builds one from a git revision)")

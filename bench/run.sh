@@ -54,7 +54,7 @@ source build/env.sh
 export CRSTREAM_CRIU
 
 echo "== build (unsanitized build/crstream, subjects, tools)" >&2
-make -s -j2 build/crstream subjects >/dev/null
+make -s -j2 build/crstream build/crstream-crypt.so subjects >/dev/null
 if [ -n "$against" ]; then
 	rev=$(git rev-parse --short=12 --verify "$against^{commit}") ||
 		{ echo "bench/run.sh: --against $against: not a git revision" >&2; exit 2; }

@@ -68,11 +68,22 @@ _crstream()
 		cmd=${COMP_WORDS[1]}
 	fi
 
+	# extract --path reads a stored checkpoint: its own options.
+	local -a help_args=("$cmd")
+	local stored=0
+	if [[ $cmd == extract ]] && ((first)); then
+		local w
+		for w in "${COMP_WORDS[@]:2}"; do
+			[[ $w == --path || $w == --path=* || $w == -p ]] && stored=1
+		done
+		((stored)) && help_args+=(--path x)
+	fi
+
 	# The option being given an argument, if any.
 	local line opt takes_arg=0
 	local -a options=()
 	if ((first)); then
-		mapfile -t options < <(_crstream_help_options "$prog" "$cmd")
+		mapfile -t options < <(_crstream_help_options "$prog" "${help_args[@]}")
 	else
 		mapfile -t options < <(_crstream_help_options "$prog")
 	fi
@@ -87,12 +98,13 @@ _crstream()
 			compopt -o filenames 2>/dev/null
 			mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
 		-p | --path)
-			if [[ $cmd == capture || $cmd == serve || $cmd == extract ]]; then
+			if [[ $cmd == capture || $cmd == serve || $cmd == extract ]] && ((!stored)); then
 				return # --progress-fd: a file descriptor
 			fi
 			compopt -o filenames 2>/dev/null
 			mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-		--pid-file | --log | --db | -s | --socket | --daemon)
+		--pid-file | --log | --db | -s | --socket | --daemon | -i | --identity | --trusted-key | \
+			--recipients-file | --sign-key | -o | --output)
 			compopt -o filenames 2>/dev/null
 			mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
 		esac

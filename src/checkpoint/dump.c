@@ -12,6 +12,7 @@
 #include "checkpoint/dump.h"
 #include "checkpoint/hook.h"
 #include "checkpoint/manifest.h"
+#include "checkpoint/protect.h"
 #include "checkpoint/progress.h"
 #include "checkpoint/session.h"
 #include "checkpoint/streams.h"
@@ -41,6 +42,7 @@ struct dump {
 	char privdir[PATH_MAX];
 	char log_path[PATH_MAX + 32];
 	struct manifest m;
+	struct protect *prot;		/* encryption and signing, or NULL */
 	pthread_mutex_t mu;		/* guards m.files (engine thread adds) */
 	struct stream_set streams;
 	struct engine_opts eo;
@@ -100,7 +102,9 @@ static int init_manifest(struct dump *d)
 	fill_host_info(m);
 	utc_now(m->started_at, sizeof(m->started_at));
 	m->error = strdup("dump in progress (or interrupted before it finished)");
-	return m->name && m->criu_version ? 0 : err_set("out of memory");
+	if (!m->name || !m->criu_version)
+		return err_set("out of memory");
+	return protect_describe(d->prot, m);
 }
 
 static int put_manifest(struct dump *d)
@@ -110,7 +114,14 @@ static int put_manifest(struct dump *d)
 	char *json = manifest_to_json(&d->m);
 	if (!json)
 		return -1;
-	int rc = d->store->ops->put(d->store, key, json, strlen(json));
+	/* The signature first: once the manifest says complete, its
+	 * signature is there too. */
+	int rc = d->m.complete ? protect_sign(d->prot, d->store, d->prefix, json) : 0;
+	if (rc < 0) {
+		free(json);
+		return -1;
+	}
+	rc = d->store->ops->put(d->store, key, json, strlen(json));
 	free(json);
 	return rc < 0 ? err_prefix("writing the manifest") : 0;
 }
@@ -209,7 +220,7 @@ static int finish_streams(struct dump *d)
 		snprintf(ms->checksum, sizeof(ms->checksum), "%s", s->sum.hex);
 		d->r->stored_bytes += s->sum.bytes;
 	}
-	return 0;
+	return protect_dump_streams(d->prot, d->store, d->prefix, &d->m);
 }
 
 static int make_durable(struct dump *d)
@@ -279,7 +290,8 @@ static void on_tick(void *arg)
 static int start_engine(struct dump *d)
 {
 	const struct dump_opts *o = d->o;
-	if (streams_start_dump(&d->streams, o->streams, d->store, d->prefix, o->codec, o->level) < 0)
+	if (streams_start_dump(&d->streams, o->streams, d->store, d->prefix, o->codec, o->level,
+			       protect_filters(d->prot)) < 0)
 		return -1;
 	int *fds = calloc((size_t)o->streams, sizeof(int));
 	d->stats = calloc((size_t)o->streams, sizeof(*d->stats));
@@ -361,6 +373,7 @@ static bool fail_checkpoint(struct dump *d, const char *why)
 	for (int i = 0; i < d->streams.n; i++)
 		if (d->streams.s[i].committed && d->store->ops->remove(d->store, d->streams.s[i].key) < 0)
 			warnx_("could not remove %s: %s", d->streams.s[i].key, err_msg());
+	protect_discard(d->prot, d->store, d->prefix, d->streams.n);
 	d->m.complete = false;
 	free(d->m.error);
 	d->m.error = strdup(why);
@@ -553,6 +566,7 @@ static void dump_cleanup(struct dump *d)
 	if (d->privdir[0])
 		session_rmdir(d->privdir);
 	manifest_free(&d->m);
+	protect_free(d->prot);
 	store_close(d->store);
 	pthread_mutex_destroy(&d->mu);
 }
@@ -574,6 +588,17 @@ static int prepare(struct dump *d)
 	if (o->streams == 0 && store_is_remote(o->dir))
 		return err_set("--streams 0 (a plain CRIU image directory) needs a local directory, "
 			       "not %s", o->dir);
+	if (protect_dump_new(o->recipients ? o->recipients : "", o->sign_key ? o->sign_key : "",
+			     &d->prot) < 0)
+		return -1;
+	/* CRIU writes a plain image directory itself: its plaintext would be
+	 * on disk before anything could encrypt it, and nothing would check
+	 * its files chunk by chunk on the way back. */
+	if (o->streams == 0 && d->prot)
+		return err_set("--streams 0 (a plain CRIU image directory) cannot be encrypted or "
+			       "signed: CRIU writes its files in the clear; use --streams 1 or more");
+	d->r->encrypted = protect_encrypts(d->prot);
+	d->r->signed_manifest = protect_signs(d->prot);
 	if (store_open(o->dir, o->store_opt, &d->store) < 0 || refuse_existing(d) < 0 ||
 	    init_manifest(d) < 0 || session_mkdir(d->privdir, sizeof(d->privdir)) < 0)
 		return -1;

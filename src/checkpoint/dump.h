@@ -32,6 +32,11 @@ struct dump_opts {
 	const char *self;		/* the crstream binary, for CRIU's action script */
 	const struct store_options *store_opt;
 	struct ckpt_progress_sink progress;	/* progress events (fn NULL: none) */
+	/* Trusted checkpoints (checkpoint/protect.h): age recipients and
+	 * recipients files, comma-separated; the signing key file. "" or
+	 * NULL: none. */
+	const char *recipients;
+	const char *sign_key;
 };
 
 struct dump_result {
@@ -48,6 +53,8 @@ struct dump_result {
 	 * "stopped", "traced" (held by another tracer) or "gone". */
 	const char *process_state;
 	bool process_running;		/* process_state is "running" */
+	bool encrypted;			/* streams are age files */
+	bool signed_manifest;		/* manifest.json.sig written */
 };
 
 /* Signals SIGINT/SIGTERM/SIGCHLD must be blocked (session_block_signals)

@@ -137,6 +137,21 @@ static int check_streams(struct layout *lay, const struct listing *l)
 	return 0;
 }
 
+/* chunks-N.sha256 (and its temporary name), N a stream index. */
+static bool is_chunk_list_name(const char *name)
+{
+	char canonical[64];
+	char *end;
+	if (strncmp(name, "chunks-", 7) || !isdigit((unsigned char)name[7]))
+		return false;
+	long i = strtol(name + 7, &end, 10);
+	if (i < 0 || i >= STREAMS_MAX)
+		return false;
+	snprintf(canonical, sizeof(canonical), CHUNKS_NAME_FMT, (int)i);
+	return !strcmp(name, canonical) ||
+	       (!strncmp(name, canonical, strlen(canonical)) && !strcmp(name + strlen(canonical), ".tmp"));
+}
+
 /* The names of a checkpoint that are not image files: crstream's, and
  * CRIU's own in plain image directories (stats-restore from restores by
  * crstream before it kept CRIU out of them). */
@@ -144,11 +159,12 @@ static bool is_own_name(const char *name)
 {
 	static const char *const own[] = {
 		MANIFEST_NAME, MANIFEST_NAME ".tmp", "criu-dump.log", "stats-dump", "stats-restore",
+		SIGNATURE_NAME, SIGNATURE_NAME ".tmp",
 	};
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
 		if (!strcmp(name, own[i]))
 			return true;
-	return false;
+	return is_chunk_list_name(name);
 }
 
 bool layout_owns_name(const struct manifest *m, const char *name)
@@ -157,7 +173,12 @@ bool layout_owns_name(const struct manifest *m, const char *name)
 		return true;
 	const char *ext;
 	int idx = stream_index(name, &ext);
-	if (idx >= 0 && idx < STREAMS_MAX && codec_by_filename(name))
+	char plain[64];
+	/* Encrypted streams are the codec's name + ".age". */
+	size_t n = strlen(name);
+	snprintf(plain, sizeof(plain), "%.*s", (int)(n > 4 && !strcmp(name + n - 4, ".age") ? n - 4 : n),
+		 name);
+	if (idx >= 0 && idx < STREAMS_MAX && n < sizeof(plain) && codec_by_filename(plain))
 		return true;
 	for (size_t i = 0; m && m->streams == 0 && i < m->nfiles; i++)
 		if (!strcmp(name, m->files[i].name))
@@ -197,6 +218,7 @@ static int from_manifest(struct layout *lay, const char *json, const struct list
 		return check_plain(lay, l);
 	}
 	snprintf(lay->kind, sizeof(lay->kind), "crstream");
+	lay->encrypted = !strcmp(lay->m.prot.encryption, "age");
 	lay->codec = codec_by_name(lay->m.compression);
 	if (!lay->codec)
 		return err_set("%s: unknown compression \"%s\"", MANIFEST_NAME, lay->m.compression);
@@ -213,6 +235,12 @@ static int from_names(struct layout *lay, const struct listing *l, const char *l
 			       MANIFEST_NAME);
 	char first[64];
 	snprintf(first, sizeof(first), "img-0%s", ext ? ext : "");
+	/* Encrypted with age after compression: img-0.lz4.age. */
+	size_t fl = strlen(first);
+	if (fl > 4 && !strcmp(first + fl - 4, ".age")) {
+		lay->encrypted = true;
+		first[fl - 4] = '\0';
+	}
 	lay->codec = codec_by_filename(first);
 	if (!lay->codec)
 		return err_set("%s/%s: unknown compression extension \"%s\"", location, first, ext);
@@ -231,6 +259,12 @@ static int from_names(struct layout *lay, const struct listing *l, const char *l
 
 int layout_detect(struct store *s, const char *location, struct layout *lay)
 {
+	return layout_detect_vetted(s, location, NULL, lay);
+}
+
+int layout_detect_vetted(struct store *s, const char *location, const struct layout_vet *vet,
+			 struct layout *lay)
+{
 	memset(lay, 0, sizeof(*lay));
 	struct listing l = {0};
 	void *json = NULL;
@@ -239,8 +273,13 @@ int layout_detect(struct store *s, const char *location, struct layout *lay)
 	int rc = s->ops->list(s, "", collect, &l);
 	if (rc == 0)
 		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
+	if (rc == 0 && vet)
+		rc = vet->vet(vet->arg, json, len);
 	if (rc == 0)
 		rc = from_manifest(lay, json, &l) < 0 ? err_prefix("%s", location) : 0;
+	else if (rc == 1 && vet)
+		rc = err_set("%s: no %s: the trust policy (restore.trusted_keys) accepts only a "
+			     "signed manifest", location, MANIFEST_NAME);
 	else if (rc == 1)
 		rc = from_names(lay, &l, location);
 	free(json);

@@ -17,6 +17,15 @@ struct layout {
 	const struct codec *codec;
 	char **files;		/* stream object names, index order, NULL-terminated */
 	uint64_t stored_bytes;
+	bool encrypted;		/* the streams are age files (img-N.ext.age) */
+};
+
+/* A restore's trust policy (checkpoint/protect.h): vet() sees the raw
+ * manifest before it is parsed, and a checkpoint without a manifest is
+ * refused instead of being recognised by its stream names. */
+struct layout_vet {
+	int (*vet)(void *arg, const char *json, size_t len);
+	void *arg;
 };
 
 /* Reads the manifest (or, without one, the img-N names) and checks that
@@ -25,6 +34,9 @@ struct layout {
  * failure lay holds nothing (no layout_free needed, though it is
  * harmless). */
 int layout_detect(struct store *s, const char *location, struct layout *lay);
+/* The same under a trust policy (vet may be NULL: no policy). */
+int layout_detect_vetted(struct store *s, const char *location, const struct layout_vet *vet,
+			 struct layout *lay);
 void layout_free(struct layout *lay);
 
 /* Whether `name` (an object at the top of a checkpoint) is one of the

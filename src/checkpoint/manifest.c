@@ -1,6 +1,7 @@
 #include "checkpoint/manifest.h"
 #include "store/store.h"
 #include "util/err.h"
+#include "util/strmap.h"
 #include "util/fdio.h"
 
 #include <json-c/json.h>
@@ -38,8 +39,30 @@ int manifest_add_file(struct manifest *m, const char *name, uint64_t size)
 	return 0;
 }
 
+int manifest_check_files(const struct manifest *m, const struct strmap *seen)
+{
+	for (size_t i = 0; i < m->nfiles; i++) {
+		struct strmap_entry *e = strmap_get(seen, m->files[i].name);
+		if (!e)
+			return err_set("image file %s (in the manifest) is not in the streams",
+				       m->files[i].name);
+		uint64_t size = (uintptr_t)e->value;
+		if (size != m->files[i].size)
+			return err_set("image file %s has %llu bytes, the manifest says %llu",
+				       m->files[i].name, (unsigned long long)size,
+				       (unsigned long long)m->files[i].size);
+	}
+	if (seen->count != m->nfiles)
+		return err_set("the streams hold %zu image files, the manifest lists %zu", seen->count,
+			       m->nfiles);
+	return 0;
+}
+
 void manifest_free(struct manifest *m)
 {
+	for (char **r = m->prot.recipients; r && *r; r++)
+		free(*r);
+	free(m->prot.recipients);
 	for (size_t i = 0; i < m->nfiles; i++)
 		free(m->files[i].name);
 	free(m->files);
@@ -64,6 +87,20 @@ static void add_u64(struct json_object *o, const char *key, uint64_t v)
 	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
 }
 
+static void add_protection(struct json_object *o, const struct manifest_protection *p)
+{
+	add_str(o, "encryption", p->encryption);
+	if (p->recipients) {
+		struct json_object *arr = json_object_new_array();
+		for (char **r = p->recipients; *r; r++)
+			json_object_array_add(arr, json_object_new_string(*r));
+		json_object_object_add(o, "recipients", arr);
+	}
+	add_str(o, "digest_algorithm", p->digest_algorithm);
+	if (p->chunk_size)
+		add_u64(o, "chunk_size", p->chunk_size);
+}
+
 char *manifest_to_json(const struct manifest *m)
 {
 	struct json_object *o = json_object_new_object();
@@ -76,6 +113,7 @@ char *manifest_to_json(const struct manifest *m)
 	add_str(o, "compression", m->compression);
 	json_object_object_add(o, "level", json_object_new_int(m->level));
 	add_str(o, "checksum_algorithm", CHECKSUM_ALGO);
+	add_protection(o, &m->prot);
 	if (m->stream) {
 		struct json_object *arr = json_object_new_array();
 		for (int i = 0; i < m->streams; i++) {
@@ -85,6 +123,8 @@ char *manifest_to_json(const struct manifest *m)
 			add_u64(e, "stored_bytes", s->stored_bytes);
 			add_u64(e, "raw_bytes", s->raw_bytes);
 			add_str(e, "checksum", s->checksum);
+			add_str(e, "chunk_digests", s->chunk_digests);
+			add_str(e, "digest", s->digest);
 			json_object_array_add(arr, e);
 		}
 		json_object_object_add(o, "stream_files", arr);
@@ -166,14 +206,57 @@ static void copy_opt(struct json_object *o, const char *key, char *buf, size_t s
 	free(s);
 }
 
-static bool is_checksum(const char *s)
+
+static bool is_hex(const char *s, size_t len)
 {
-	if (strlen(s) != CHECKSUM_HEX)
+	if (strlen(s) != len)
 		return false;
 	for (const char *p = s; *p; p++)
 		if (!strchr("0123456789abcdef", *p))
 			return false;
 	return true;
+}
+
+/* A signed checkpoint's per-stream digest fields (both or neither). */
+static int parse_stream_digests(struct json_object *e, struct manifest_stream *s, const char *where)
+{
+	char *list = opt_str(e, "chunk_digests"), *digest = opt_str(e, "digest");
+	int rc = 0;
+	if (!list != !digest)
+		rc = err_set("%s: \"chunk_digests\" and \"digest\" go together", where);
+	else if (list && (strlen(list) >= sizeof(s->chunk_digests) || !is_plain_name(list)))
+		rc = err_set("%s: bad chunk_digests name \"%s\"", where, list);
+	else if (digest && !is_hex(digest, DIGEST_FIELD_HEX))
+		rc = err_set("%s: digest is not %d lowercase hex digits", where, DIGEST_FIELD_HEX);
+	else if (list) {
+		strcpy(s->chunk_digests, list);
+		strcpy(s->digest, digest);
+	}
+	free(list);
+	free(digest);
+	return rc;
+}
+
+static int parse_protection(struct json_object *o, struct manifest_protection *p)
+{
+	struct json_object *v;
+	copy_opt(o, "encryption", p->encryption, sizeof(p->encryption));
+	if (p->encryption[0] && strcmp(p->encryption, "age"))
+		return err_set("%s: unknown encryption \"%s\"", MANIFEST_NAME, p->encryption);
+	if ((v = field(o, "recipients", json_type_array, false, MANIFEST_NAME))) {
+		size_t n = json_object_array_length(v);
+		if (!(p->recipients = calloc(n + 1, sizeof(char *))))
+			return err_set("out of memory");
+		for (size_t i = 0; i < n; i++) {
+			const char *r = json_object_get_string(json_object_array_get_idx(v, i));
+			if (!(p->recipients[i] = strdup(r ? r : "")))
+				return err_set("out of memory");
+		}
+	}
+	copy_opt(o, "digest_algorithm", p->digest_algorithm, sizeof(p->digest_algorithm));
+	if (json_object_object_get_ex(o, "chunk_size", &v))
+		p->chunk_size = (uint64_t)json_object_get_int64(v);
+	return 0;
 }
 
 /* A string field that is a plain file name (json-c strings may hold NUL). */
@@ -211,9 +294,11 @@ static int parse_streams(struct json_object *o, struct manifest *m)
 		if (!fname || strlen(fname) >= sizeof(s->file))
 			return err_set("%s: bad file name \"%s\"", where, json_object_get_string(file));
 		strcpy(s->file, fname);
-		if (!is_checksum(json_object_get_string(sum)))
+		if (!is_hex(json_object_get_string(sum), CHECKSUM_HEX))
 			return err_set("%s: checksum is not %d lowercase hex digits", where, CHECKSUM_HEX);
 		strcpy(s->checksum, json_object_get_string(sum));
+		if (parse_stream_digests(e, s, where) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -239,7 +324,7 @@ static int parse_files(struct json_object *o, struct manifest *m)
 		    manifest_add_file(m, json_object_get_string(name), size) < 0)
 			return -1;
 		char *sum = opt_str(e, "checksum");
-		if (sum && is_checksum(sum))
+		if (sum && is_hex(sum, CHECKSUM_HEX))
 			strcpy(m->files[m->nfiles - 1].checksum, sum);
 		free(sum);
 	}
@@ -351,6 +436,8 @@ int manifest_parse(const char *json, struct manifest *m)
 		m->shell_job = json_object_get_boolean(v);
 	if (json_object_object_get_ex(o, "tcp_established", &v))
 		m->tcp_established = json_object_get_boolean(v);
+	if (parse_protection(o, &m->prot) < 0)
+		goto out;
 	if (m->streams > 0 && parse_streams(o, m) < 0)
 		goto out;
 	if (parse_files(o, m) < 0)

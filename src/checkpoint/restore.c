@@ -11,6 +11,7 @@
 #include "checkpoint/restore.h"
 #include "checkpoint/hook.h"
 #include "checkpoint/layout.h"
+#include "checkpoint/protect.h"
 #include "checkpoint/progress.h"
 #include "checkpoint/session.h"
 #include "checkpoint/streams.h"
@@ -36,6 +37,7 @@ struct restore {
 	struct restore_result *r;
 	struct store *store;
 	struct layout lay;
+	struct protect *prot;	/* decryption and the trust policy, or NULL */
 	char privdir[PATH_MAX];
 	char plain_dir[PATH_MAX + 16];	/* plain: CRIU's -D, links to plain[] */
 	struct reader **plain;	/* plain: the image files, open and checked */
@@ -105,26 +107,6 @@ static uint64_t recorded_size(void *arg, const char *name)
 
 /* ---- the post-restore hook: verify before anything resumes ---- */
 
-static int check_files(struct restore *x)
-{
-	const struct manifest *m = &x->lay.m;
-	for (size_t i = 0; i < m->nfiles; i++) {
-		struct strmap_entry *e = strmap_get(&x->files, m->files[i].name);
-		if (!e)
-			return err_set("image file %s (in the manifest) is not in the streams",
-				       m->files[i].name);
-		uint64_t size = (uintptr_t)e->value;
-		if (size != m->files[i].size)
-			return err_set("image file %s has %llu bytes, the manifest says %llu",
-				       m->files[i].name, (unsigned long long)size,
-				       (unsigned long long)m->files[i].size);
-	}
-	if (x->files.count != m->nfiles)
-		return err_set("the streams hold %zu image files, the manifest lists %zu",
-			       x->files.count, m->nfiles);
-	return 0;
-}
-
 /* Stops the engine, then the workers (in that order: the engine reads the
  * pipes the workers write, and their fds must not close under it). */
 static void stop_all(struct restore *x)
@@ -173,7 +155,7 @@ static int verify(struct restore *x)
 	int rc = 0;
 	pthread_mutex_lock(&x->mu);
 	if (x->lay.have_manifest)
-		rc = check_files(x);
+		rc = manifest_check_files(&x->lay.m, &x->files);
 	pthread_mutex_unlock(&x->mu);
 	if (rc == 0 && atomic_load(&x->interrupted))
 		rc = err_set("interrupted");
@@ -359,11 +341,13 @@ static int start_streams(struct restore *x)
 			sums[i] = lay->m.stream[i].checksum;
 	}
 	int rc = streams_start_restore(&x->streams, lay->streams, x->store, "", lay->files, sums,
-				       lay->codec);
+				       lay->codec, protect_filters(x->prot));
 	trace("restore", "stream workers started");
 	free(sums);
 	if (rc < 0)
 		return -1;
+	/* Every stream has opened its age header: the keys can go. */
+	protect_restore_started(x->prot);
 	int *fds = calloc((size_t)lay->streams, sizeof(int));
 	const char **labels = calloc((size_t)lay->streams, sizeof(char *));
 	x->stats = calloc((size_t)lay->streams, sizeof(*x->stats));
@@ -385,6 +369,7 @@ static int start_streams(struct restore *x)
 	x->eo.nshards = lay->streams;
 	x->eo.cancel_fd = x->cancel_fd;
 	x->eo.memory_limit = x->o->memory_limit;
+	x->eo.load_before_listen = x->o->verify_first;
 	x->eo.allow_cedana = !lay->have_manifest;
 	x->eo.on_file = on_file;
 	x->eo.on_loaded = on_loaded;
@@ -446,8 +431,14 @@ static int run_restore(struct restore *x)
 		snprintf(images_dir, sizeof(images_dir), "%s", x->plain_dir);
 	} else {
 		snprintf(images_dir, sizeof(images_dir), "%s", x->privdir);
-		if (start_streams(x) < 0)
-			return -1;
+		/* With verify_first the engine has read every stream by now: a
+		 * stream's own error explains the engine's. */
+		if (start_streams(x) < 0) {
+			char engine_err[ERR_MAX];
+			err_copy(engine_err, sizeof(engine_err));
+			stop_all(x);
+			return failure_reason(x, engine_err);
+		}
 	}
 	if (hook_server_start(&x->hook, x->privdir, x->o->self, "post-restore", on_post_restore, x) < 0)
 		return -1;
@@ -477,20 +468,26 @@ static int run_restore(struct restore *x)
 
 static int prepare(struct restore *x)
 {
+	const struct restore_opts *o = x->o;
 	/* Reading the checkpoint may block (a stalled server, a stuck
 	 * mount): until it is read, SIGINT and SIGTERM end the process at
 	 * once, which has nothing to clean up yet. From then on the session
 	 * takes them and cleans up. */
 	if (session_exit_on_signals() < 0)
 		return -1;
+	if (protect_restore_new(o->identities ? o->identities : "",
+				o->trusted_keys ? o->trusted_keys : "", &x->prot) < 0)
+		return -1;
 	if (store_open(x->o->path, x->o->store_opt, &x->store) < 0)
 		return -1;
 	trace("restore", "reading the manifest");
-	if (layout_detect(x->store, x->o->path, &x->lay) < 0)
+	if (protect_open_checkpoint(x->store, x->o->path, &x->prot, &x->lay) < 0)
 		return -1;
 	trace("restore", "manifest read: %d streams, %s", x->lay.streams, x->lay.codec->name);
 	if (session_block_signals() < 0)
 		return -1;
+	x->r->encrypted = x->lay.encrypted;
+	snprintf(x->r->trust, sizeof(x->r->trust), "%s", protect_trust(x->prot));
 	x->r->streams = x->lay.streams;
 	snprintf(x->r->compression, sizeof(x->r->compression), "%s", x->lay.codec->name);
 	snprintf(x->r->layout, sizeof(x->r->layout), "%s", x->lay.kind);
@@ -553,6 +550,7 @@ static void cleanup(struct restore *x)
 	if (x->manifest_files.buckets)
 		strmap_free(&x->manifest_files);
 	layout_free(&x->lay);
+	protect_free(x->prot);
 	store_close(x->store);
 	pthread_mutex_destroy(&x->mu);
 	pthread_cond_destroy(&x->loaded_cv);
@@ -579,6 +577,7 @@ int checkpoint_restore(const struct restore_opts *o, struct restore_result *r)
 	char saved[ERR_MAX];
 	err_copy(saved, sizeof(saved));
 	cleanup(x);
+	r->served_bytes = x->eres.served_bytes;	/* the engine has stopped */
 	err_set("%s", saved);
 	r->restore_ms = now_ms() - x->t0;
 	free(x);

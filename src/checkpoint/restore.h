@@ -27,6 +27,15 @@ struct restore_opts {
 	const char *self;
 	const struct store_options *store_opt;
 	struct ckpt_progress_sink progress;	/* progress events (fn NULL: none) */
+	/* Trusted checkpoints (checkpoint/protect.h), comma-separated files:
+	 * age identities; OpenSSH .pub keys whose signature is required (a
+	 * trust policy). "" or NULL: none. */
+	const char *identities;
+	const char *trusted_keys;
+	/* Start CRIU only once every stream has been read, checked and
+	 * decoded (the image held up to memory_limit, the rest spilled):
+	 * nothing reaches CRIU from a checkpoint refused anywhere. */
+	bool verify_first;
 };
 
 struct restore_result {
@@ -40,6 +49,9 @@ struct restore_result {
 	uint64_t criu_ms;
 	uint64_t peak_buffered;
 	uint64_t spilled;
+	uint64_t served_bytes;		/* image bytes given to CRIU (also on failure) */
+	bool encrypted;
+	char trust[160];		/* "signature verified (SHA256:...)", "unsigned checkpoint", ... */
 };
 
 /* Call before any thread starts. SIGINT and SIGTERM end the process while

@@ -20,9 +20,10 @@
 #define DUMP_READ_BUF (256u << 10)
 #define PIPE_WANT (1 << 20)
 
-void stream_file_name(int i, const struct codec *codec, char *buf, size_t size)
+void stream_file_name(int i, const struct codec *codec, const char *suffix, char *buf,
+		      size_t size)
 {
-	snprintf(buf, size, "img-%d%s", i, codec->extension);
+	snprintf(buf, size, "img-%d%s%s", i, codec->extension, suffix ? suffix : "");
 }
 
 static void fail(struct stream *s)
@@ -181,7 +182,7 @@ static int alloc_set(struct stream_set *set, int n)
 }
 
 static struct writer *dump_chain(struct stream *s, struct store *store, const struct codec *codec,
-				 int level)
+				 int level, const struct stream_filters *f)
 {
 	struct writer *obj = store->ops->create(store, s->key);
 	if (!obj)
@@ -191,6 +192,8 @@ static struct writer *dump_chain(struct stream *s, struct store *store, const st
 		writer_abort(obj);
 		return NULL;
 	}
+	if (f && !(sum = f->wrap_writer(f->ctx, s->index, sum)))
+		return NULL;
 	struct writer *enc = codec->encoder(level, sum);
 	if (!enc) {
 		writer_abort(sum);
@@ -200,22 +203,22 @@ static struct writer *dump_chain(struct stream *s, struct store *store, const st
 }
 
 int streams_start_dump(struct stream_set *set, int n, struct store *store, const char *prefix,
-		       const struct codec *codec, int level)
+		       const struct codec *codec, int level, const struct stream_filters *filters)
 {
 	if (alloc_set(set, n) < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
 		struct stream *s = &set->s[i];
 		set->n = i + 1;
-		stream_file_name(i, codec, s->file, sizeof(s->file));
+		stream_file_name(i, codec, filters ? filters->suffix : NULL, s->file, sizeof(s->file));
 		snprintf(s->key, sizeof(s->key), "%s%s", prefix, s->file);
 		void *(*worker)(void *) = dump_worker;
-		if (!strcmp(codec->name, "none") &&
+		if (!strcmp(codec->name, "none") && !filters &&
 		    (s->out = store->ops->create(store, s->key)) && s->out->ops->local_fd) {
 			worker = dump_splice_worker;
 		} else {
 			writer_abort(s->out);
-			if (!(s->out = dump_chain(s, store, codec, level)))
+			if (!(s->out = dump_chain(s, store, codec, level, filters)))
 				return err_prefix("%s", s->file);
 		}
 		if (make_pipe(s, true) < 0)
@@ -373,9 +376,10 @@ failed:
 
 /* The fast path above, when the stream is uncompressed in a local file:
  * the engine gets its own descriptor of the file. */
-static int direct_restore(struct stream *s, struct store *store, const struct codec *codec)
+static int direct_restore(struct stream *s, struct store *store, const struct codec *codec,
+			  const struct stream_filters *f)
 {
-	if (strcmp(codec->name, "none"))
+	if (strcmp(codec->name, "none") || f)
 		return 0;
 	struct reader *obj = store->ops->open_read(store, s->key, &s->stored_bytes);
 	if (!obj)
@@ -393,7 +397,8 @@ static int direct_restore(struct stream *s, struct store *store, const struct co
 	return 1;
 }
 
-static struct reader *restore_chain(struct stream *s, struct store *store, const struct codec *codec)
+static struct reader *restore_chain(struct stream *s, struct store *store, const struct codec *codec,
+				    const struct stream_filters *f)
 {
 	struct reader *obj = store->ops->open_read(store, s->key, &s->stored_bytes);
 	if (!obj)
@@ -403,6 +408,8 @@ static struct reader *restore_chain(struct stream *s, struct store *store, const
 		reader_close(obj);
 		return NULL;
 	}
+	if (f && !(sum = f->wrap_reader(f->ctx, s->index, sum)))
+		return NULL;
 	struct reader *dec = codec->decoder(sum);
 	if (!dec) {
 		reader_close(sum);
@@ -412,7 +419,8 @@ static struct reader *restore_chain(struct stream *s, struct store *store, const
 }
 
 int streams_start_restore(struct stream_set *set, int n, struct store *store, const char *prefix,
-			  char *const *files, const char *const *checksums, const struct codec *codec)
+			  char *const *files, const char *const *checksums, const struct codec *codec,
+			  const struct stream_filters *filters)
 {
 	if (alloc_set(set, n) < 0)
 		return -1;
@@ -423,14 +431,14 @@ int streams_start_restore(struct stream_set *set, int n, struct store *store, co
 		snprintf(s->key, sizeof(s->key), "%s%s", prefix, s->file);
 		s->expect_checksum = checksums ? checksums[i] : NULL;
 		void *(*worker)(void *) = restore_worker;
-		int direct = direct_restore(s, store, codec);
+		int direct = direct_restore(s, store, codec, filters);
 		if (direct < 0)
 			return -1;
 		if (direct) {
 			worker = restore_hash_worker;
 		} else {
-			if (!(s->in = restore_chain(s, store, codec)))
-				return -1;
+			if (!(s->in = restore_chain(s, store, codec, filters)))
+				return err_prefix("%s", s->file);
 			if (make_pipe(s, false) < 0)
 				return -1;
 		}

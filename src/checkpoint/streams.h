@@ -42,13 +42,26 @@ struct stream_set {
 	int n;
 };
 
-/* Stream object names: "img-<i><codec extension>". */
-void stream_file_name(int i, const struct codec *codec, char *buf, size_t size);
+/* More filters between the codec and the checksum, for every stream (the
+ * crypto layer's encryption and chunk digests, see checkpoint/protect.h).
+ * The wrappers return the writer the encoder writes into / the reader the
+ * decoder reads from; on failure they return NULL and have aborted or
+ * closed `next`. Streams with filters never take the splice paths. */
+struct stream_filters {
+	struct writer *(*wrap_writer)(void *ctx, int index, struct writer *next);
+	struct reader *(*wrap_reader)(void *ctx, int index, struct reader *next);
+	const char *suffix;	/* dump: appended to the stream names (".age") */
+	void *ctx;
+};
+
+/* Stream object names: "img-<i><codec extension><suffix>". */
+void stream_file_name(int i, const struct codec *codec, const char *suffix, char *buf,
+		      size_t size);
 
 /* Dump: create n stored streams under prefix ("NAME/") and start their
- * workers. Write the shards to set->s[i].engine_fd. */
+ * workers. Write the shards to set->s[i].engine_fd. filters may be NULL. */
 int streams_start_dump(struct stream_set *set, int n, struct store *store, const char *prefix,
-		       const struct codec *codec, int level);
+		       const struct codec *codec, int level, const struct stream_filters *filters);
 
 /* Dump: end of data. Closes the engine ends, waits for the workers to
  * finish their frames and make the objects durable. Returns the first
@@ -58,10 +71,10 @@ int streams_finish_dump(struct stream_set *set);
 /* Restore: open n stored streams (files[i] under prefix, expected to hash
  * to checksums[i] when checksums is not NULL) and start feeding them; read
  * the shards from set->s[i].engine_fd (a pipe, or for uncompressed local
- * streams the file itself). */
+ * streams the file itself). filters may be NULL. */
 int streams_start_restore(struct stream_set *set, int n, struct store *store, const char *prefix,
 			  char *const *files, const char *const *checksums,
-			  const struct codec *codec);
+			  const struct codec *codec, const struct stream_filters *filters);
 
 /* Restore: wait for every worker to reach the end of its stream; returns
  * the first error (a decode error, a checksum mismatch, a read error). */

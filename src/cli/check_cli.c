@@ -1,6 +1,7 @@
 /* `crstream check`: can this machine checkpoint and restore with crstream? */
 #include "cli/cli.h"
 #include "cli/config.h"
+#include "checkpoint/protect.h"
 #include "daemon/plugin.h"
 #include "checkpoint/session.h"
 #include "criu/criu_exec.h"
@@ -19,8 +20,10 @@ static const char check_usage[] =
 	"\n"
 	"Tells whether this machine can checkpoint and restore with crstream: the\n"
 	"CRIU binary, its version and --stream support, `criu check`, pipe limits\n"
-	"(with the fix to apply), and the checkpoint location (free space, or for\n"
-	"s3:// and gs:// the credentials, the bucket and a write+delete probe).\n"
+	"(with the fix to apply), the checkpoint location (free space, or for\n"
+	"s3:// and gs:// the credentials, the bucket and a write+delete probe), and\n"
+	"the configured keys (checkpoint.recipients, checkpoint.sign_key,\n"
+	"restore.identities, restore.trusted_keys: readable, private, well-formed).\n"
 	"Secrets are never printed. Then the daemon: its TCP settings, and if one\n"
 	"answers (at --daemon's ADDR, $CRSTREAM_DAEMON or daemon.socket), its health.\n"
 	"\n"
@@ -137,6 +140,32 @@ static void check_location(const struct check_sink *c, struct config *cfg, const
 	store_close(s);
 }
 
+/* The configured keys load (files private and well-formed). */
+static void check_keys(const struct check_sink *c, struct config *cfg)
+{
+	struct protect *dump = NULL, *restore = NULL;
+	char summary[512];
+	if (protect_dump_new(config_get(cfg, "checkpoint.recipients"),
+			     config_get(cfg, "checkpoint.sign_key"), &dump) < 0)
+		report(c, "keys", "dump", CHECK_FAIL, "dump keys: %s", err_msg());
+	else if (dump) {
+		protect_summary(dump, summary, sizeof(summary));
+		report(c, "keys", "dump", CHECK_OK, "dump keys: %s", summary);
+	}
+	const char *trusted = config_get(cfg, "restore.trusted_keys");
+	if (protect_restore_new(config_get(cfg, "restore.identities"), trusted, &restore) < 0)
+		report(c, "keys", "restore", CHECK_FAIL, "restore keys: %s", err_msg());
+	else if (restore) {
+		protect_summary(restore, summary, sizeof(summary));
+		report(c, "keys", "restore", CHECK_OK, "restore keys: %s", summary);
+	}
+	if (!*trusted)
+		report(c, "keys", "trust policy", CHECK_OK, "no trust policy (restore.trusted_keys): "
+		       "restores accept unsigned checkpoints and say \"unsigned checkpoint\"");
+	protect_free(dump);
+	protect_free(restore);
+}
+
 void run_checks(struct config *cfg, const char *dir, bool criu_check, const struct check_sink *sink)
 {
 	char criu[4096];
@@ -250,6 +279,7 @@ int cmd_check(int argc, char **argv)
 	struct checks c = {0};
 	struct check_sink sink = {print_check, &c};
 	run_checks(cfg, dir, true, &sink);
+	check_keys(&sink, cfg);
 	check_daemon(&sink, cfg, via_daemon, flag_addr);
 	printf("\n%s: %d blocker%s, %d warning%s\n", c.blockers ? "NOT READY" : "ready", c.blockers,
 	       c.blockers == 1 ? "" : "s", c.warnings, c.warnings == 1 ? "" : "s");

@@ -30,6 +30,11 @@ int cmd_config(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+/* `crstream extract --path CHECKPOINT ...`, told apart from the shard form
+ * by its --path. */
+bool extract_wants_checkpoint(int argc, char **argv);
+int cmd_extract_checkpoint(int argc, char **argv);
 /* In the daemon plugin (cli/daemon_cli.c loads it): `crstream daemon`,
  * and `crstream run|manage|jobs|kill` (argv[1] says which). */
 int cmd_daemon(int argc, char **argv);
@@ -108,6 +113,15 @@ int remove_checkpoint(struct store *s, const char *location, size_t *objects);
 struct dump_result;
 void print_dump_summary(const struct dump_result *r);
 
+/* A repeatable file/key option collected into one comma-separated value
+ * for a list configuration key (checkpoint.recipients, ...). */
+struct flag_list {
+	char *joined;
+	int n;
+};
+/* 0, or -1 (error set) if v is empty or holds a comma. */
+int flag_list_add(struct flag_list *l, const char *v);
+void flag_list_free(struct flag_list *l);
 struct dump_opts;
 /* The effective configuration (flags included) into dump options: streams,
  * location, codec and level, leave-running, the CRIU binary (into criu).

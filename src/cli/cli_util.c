@@ -56,6 +56,31 @@ void print_dump_summary(const struct dump_result *r)
 		printf("  %s of image, plain CRIU image directory\n", img);
 	printf("  frozen %.0f ms, CRIU %llu ms, total %llu ms\n", (double)r->frozen_us / 1000.0,
 	       (unsigned long long)r->criu_ms, (unsigned long long)r->dump_ms);
+	if (r->encrypted || r->signed_manifest)
+		printf("  %s%s%s\n", r->encrypted ? "streams encrypted with age" : "",
+		       r->encrypted && r->signed_manifest ? ", " : "",
+		       r->signed_manifest ? "manifest signed (manifest.json.sig)" : "");
+}
+
+int flag_list_add(struct flag_list *l, const char *v)
+{
+	if (!*v || strchr(v, ','))
+		return err_set("\"%s\": a key or file name must be non-empty and without commas", v);
+	size_t old = l->joined ? strlen(l->joined) : 0;
+	char *p = realloc(l->joined, old + strlen(v) + 2);
+	if (!p)
+		return err_set("out of memory");
+	sprintf(p + old, "%s%s", old ? "," : "", v);
+	l->joined = p;
+	l->n++;
+	return 0;
+}
+
+void flag_list_free(struct flag_list *l)
+{
+	free(l->joined);
+	l->joined = NULL;
+	l->n = 0;
 }
 
 /* Peak RSS from /proc/self/status (VmHWM): getrusage's ru_maxrss carries

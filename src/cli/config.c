@@ -10,7 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-enum config_type { T_STRING, T_UINT, T_INT, T_BOOL, T_SIZE, T_CODEC, T_UIDS };
+/* T_LIST: comma-separated strings (in the file also a JSON array). */
+enum config_type { T_STRING, T_UINT, T_INT, T_BOOL, T_SIZE, T_CODEC, T_LIST, T_UIDS };
 
 struct config_key {
 	const char *key;
@@ -27,8 +28,18 @@ static const struct config_key keys[] = {
 	{"checkpoint.level", T_INT, NULL, false, "compression level (default: the codec's)"},
 	{"checkpoint.dir", T_STRING, "/var/lib/crstream/checkpoints", false,
 	 "where dumps go: a directory, s3://bucket/prefix or gs://bucket/prefix"},
+	{"checkpoint.recipients", T_LIST, NULL, false,
+	 "encrypt streams with age to these recipients: age1... keys or recipients files"},
+	{"checkpoint.sign_key", T_STRING, NULL, false,
+	 "sign the manifest with this Ed25519 key file (OpenSSH format, crstream keygen --sign)"},
 	{"restore.memory_limit", T_SIZE, "64M", false,
 	 "image data a restore holds in memory before spilling to $TMPDIR"},
+	{"restore.identities", T_LIST, NULL, false,
+	 "age identity files that decrypt encrypted checkpoints"},
+	{"restore.trusted_keys", T_LIST, NULL, false,
+	 "accept only checkpoints signed by one of these public keys (.pub files)"},
+	{"restore.verify_first", T_BOOL, "false", false,
+	 "start CRIU only after every stream was read and verified (no streaming restore)"},
 	{"restore.spill_limit", T_SIZE, NULL, false,
 	 "image data a restore may spill to $TMPDIR (default: the image's size from its "
 	 "manifest; never more than the free space less 64 MiB)"},
@@ -106,6 +117,7 @@ static const char *type_name(enum config_type t)
 	case T_BOOL: return "true or false";
 	case T_SIZE: return "a size in bytes (e.g. 268435456 or \"256M\")";
 	case T_CODEC: return "one of none, lz4, zstd, gzip, zlib, auto";
+	case T_LIST: return "a string (comma-separated) or an array of strings";
 	case T_UIDS: return "a list of uids (e.g. [1000, 1001] or \"1000,1001\")";
 	}
 	return "?";
@@ -131,6 +143,7 @@ static int validate(const struct config_key *k, const char *value, char **out)
 	uint64_t size;
 	switch (k->type) {
 	case T_STRING:
+	case T_LIST:
 		break;
 	case T_UINT:
 		ok = valid_integer(value, false) && strlen(value) < 19;
@@ -192,6 +205,27 @@ static const char *json_scalar(struct json_object *v, char *buf, size_t size)
 	}
 }
 
+/* A JSON array of strings as "a,b,c"; NULL if v is not one. */
+static char *join_array(struct json_object *v)
+{
+	if (!json_object_is_type(v, json_type_array))
+		return NULL;
+	size_t n = json_object_array_length(v), len = 1;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(e, json_type_string))
+			return NULL;
+		len += strlen(json_object_get_string(e)) + 1;
+	}
+	char *out = calloc(1, len);
+	for (size_t i = 0; out && i < n; i++) {
+		if (i)
+			strcat(out, ",");
+		strcat(out, json_object_get_string(json_object_array_get_idx(v, i)));
+	}
+	return out;
+}
+
 /* [1000, 1001] as "1000,1001"; NULL if an element is not an integer. */
 static const char *json_int_list(struct json_object *a, char *buf, size_t size)
 {
@@ -221,7 +255,9 @@ static int load_section(struct config *c, const char *section, struct json_objec
 		if (i < 0)
 			return err_set("%s: unknown key \"%s\" (see crstream config show)", c->path, key);
 		char list[512];
-		const char *text = keys[i].type == T_UIDS && json_object_is_type(v, json_type_array)
+		char *joined = keys[i].type == T_LIST ? join_array(v) : NULL;
+		const char *text = joined ? joined
+				   : keys[i].type == T_UIDS && json_object_is_type(v, json_type_array)
 					   ? json_int_list(v, list, sizeof(list))
 					   : json_scalar(v, buf, sizeof(buf));
 		bool type_ok = text != NULL;
@@ -232,12 +268,15 @@ static int load_section(struct config *c, const char *section, struct json_objec
 		    !json_object_is_type(v, json_type_int))
 			type_ok = false;
 		if ((keys[i].type == T_STRING || keys[i].type == T_CODEC ||
+		     (keys[i].type == T_LIST && !joined) ||
 		     (keys[i].type == T_UIDS && !json_object_is_type(v, json_type_array))) &&
 		    !json_object_is_type(v, json_type_string))
 			type_ok = false;
+		int rc = type_ok ? assign(c, i, text, CFG_FILE, c->path) : 0;
+		free(joined);
 		if (!type_ok)
 			return err_set("%s: %s must be %s", c->path, key, type_name(keys[i].type));
-		if (assign(c, i, text, CFG_FILE, c->path) < 0)
+		if (rc < 0)
 			return err_prefix("%s", c->path);
 	}
 	return 0;

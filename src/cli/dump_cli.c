@@ -44,6 +44,13 @@ static const char dump_usage[] =
 	"      --ext-unix-sk       allow external UNIX sockets\n"
 	"      --external RES      CRIU --external (repeatable)\n"
 	"      --criu-opt OPT      pass OPT to `criu dump` (repeatable)\n"
+	"  -r, --recipient R       encrypt every stream with age to R (age1..., from\n"
+	"                          crstream keygen or age-keygen; repeatable)\n"
+	"                                                      [checkpoint.recipients]\n"
+	"      --recipients-file F encrypt to every recipient listed in F (repeatable)\n"
+	"      --sign-key FILE     sign the manifest with this Ed25519 key (crstream\n"
+	"                          keygen --sign; must be private)\n"
+	"                                                      [checkpoint.sign_key]\n"
 	"      --json              print the result as JSON on stdout\n"
 	"      --no-progress       no progress line on the terminal\n"
 	"      --daemon [ADDR]     through the crstream daemon at ADDR (default\n"
@@ -57,7 +64,7 @@ static const char dump_usage[] =
 
 enum {
 	O_NAME = 1000, O_SHELL, O_TCP, O_LOCKS, O_EXTUNIX, O_EXTERNAL, O_CRIUOPT, O_JSON,
-	O_NOPROGRESS
+	O_NOPROGRESS, O_RECIPIENTS_FILE, O_SIGN_KEY
 };
 
 static const struct option opts[] = {
@@ -73,6 +80,9 @@ static const struct option opts[] = {
 	{"ext-unix-sk", no_argument, NULL, O_EXTUNIX},
 	{"external", required_argument, NULL, O_EXTERNAL},
 	{"criu-opt", required_argument, NULL, O_CRIUOPT},
+	{"recipient", required_argument, NULL, 'r'},
+	{"recipients-file", required_argument, NULL, O_RECIPIENTS_FILE},
+	{"sign-key", required_argument, NULL, O_SIGN_KEY},
 	{"json", no_argument, NULL, O_JSON},
 	{"no-progress", no_argument, NULL, O_NOPROGRESS},
 	{"help", no_argument, NULL, 'h'},
@@ -83,6 +93,8 @@ struct dump_args {
 	struct dump_opts o;
 	char *external[64];
 	char *criu_opts[64];
+	struct flag_list recipients;
+	bool key_flags;			/* --recipient, --recipients-file, --sign-key */
 	bool json;
 	bool no_progress;
 	const char *jid;		/* `dump job JID` */
@@ -103,7 +115,7 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 {
 	int c, rc = 0;
 	optind = 1;
-	while (rc == 0 && (c = getopt_long(argc, argv, "n:d:c:l:Rh", opts, NULL)) != -1) {
+	while (rc == 0 && (c = getopt_long(argc, argv, "n:d:c:l:Rr:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			a->streams = optarg;
@@ -136,12 +148,21 @@ static int parse(int argc, char **argv, struct config *cfg, struct dump_args *a,
 		case O_EXTUNIX: a->o.ext_unix_sk = true; break;
 		case O_EXTERNAL: rc = add_list(a->external, &a->o.nexternal, optarg, "--external"); break;
 		case O_CRIUOPT: rc = add_list(a->criu_opts, &a->o.ncriu_opts, optarg, "--criu-opt"); break;
+		case 'r':
+		case O_RECIPIENTS_FILE: rc = flag_list_add(&a->recipients, optarg); break;
+		case O_SIGN_KEY:
+			a->key_flags = true;
+			rc = config_set_flag(cfg, "checkpoint.sign_key", optarg);
+			break;
 		case O_JSON: a->json = true; break;
 		case O_NOPROGRESS: a->no_progress = true; break;
 		case 'h': *help = true; return 0;
 		default: return EXIT_USAGE;
 		}
 	}
+	a->key_flags |= a->recipients.n > 0;
+	if (rc == 0 && a->recipients.n)
+		rc = config_set_flag(cfg, "checkpoint.recipients", a->recipients.joined);
 	if (rc < 0)
 		return usage_error("crstream dump", "%s", err_msg());
 	if (rc)
@@ -180,6 +201,13 @@ int dump_opts_resolve(struct config *cfg, struct dump_opts *o, char *criu, size_
 		return EXIT_USAGE;
 	}
 	o->leave_running = config_bool(cfg, "criu.leave_running");
+	o->recipients = config_get(cfg, "checkpoint.recipients");
+	o->sign_key = config_get(cfg, "checkpoint.sign_key");
+	if (o->streams == 0 && (*o->recipients || *o->sign_key)) {
+		err_set("--streams 0 (a plain CRIU image directory) cannot be encrypted or signed: "
+			"CRIU writes its files in the clear; use --streams 1 or more");
+		return EXIT_USAGE;
+	}
 	if (require_privilege("dump") < 0 || find_criu(config_get(cfg, "criu.path"), criu, size) < 0)
 		return -1;
 	o->criu = criu;
@@ -199,7 +227,8 @@ void dump_result_json(FILE *out, const struct dump_result *r, int rc)
 		fprintf(out, "}\n");
 		return;
 	}
-	fprintf(out, "{\"status\":\"ok\",\"checkpoint\":");
+	fprintf(out, "{\"status\":\"ok\",\"encrypted\":%s,\"signed\":%s,\"checkpoint\":",
+		r->encrypted ? "true" : "false", r->signed_manifest ? "true" : "false");
 	json_print_string(out, r->location);
 	fprintf(out, ",\"name\":");
 	json_print_string(out, r->name);
@@ -220,6 +249,12 @@ static int dump_remote(const char *addr, struct dump_args *a, bool *line_drawn)
 {
 	if (a->o.ncriu_opts)
 		return usage_error("crstream dump", "--criu-opt is not available through the daemon");
+	/* Keys are the daemon's own (its checkpoint.recipients and
+	 * checkpoint.sign_key), never a request's. */
+	if (a->key_flags)
+		return usage_error("crstream dump", "--recipient, --recipients-file and --sign-key are "
+				   "not available through the daemon: it encrypts and signs with its own "
+				   "checkpoint.recipients and checkpoint.sign_key");
 	const struct daemon_plugin *p = daemon_plugin("crstream dump --daemon");
 	if (!p) {
 		err_print(NULL);
@@ -281,6 +316,7 @@ int cmd_dump(int argc, char **argv)
 		return 1;
 	}
 	int rc = parse(argc, argv, cfg, &a, &help);
+	flag_list_free(&a.recipients);
 	if (help) {
 		fputs(dump_usage, stdout);
 		config_free(cfg);

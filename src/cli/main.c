@@ -4,9 +4,11 @@
 #include "cli/config.h"
 #include "codec/codec.h"
 #include "criu/criu_exec.h"
+#include "crypt/crypt.h"
 #include "daemon/worker.h"
 #include "store/store.h"
 #include "util/err.h"
+#include "util/plugin.h"
 #include "util/trace.h"
 
 #include <limits.h>
@@ -29,6 +31,7 @@ static const char main_usage[] =
 	"  check       can this machine checkpoint and restore? (CRIU, kernel, pipes,\n"
 	"              storage)\n"
 	"  config show the effective configuration and where each value comes from\n"
+	"  keygen      make an encryption identity or a signing key (--sign)\n"
 	"  daemon      serve checkpoints, restores and jobs over gRPC (Cedana's daemon\n"
 	"              API and crstream.v1), with a catalog of checkpoints\n"
 	"  run         run a command as a job of the daemon (-- CMD ARGS...)\n"
@@ -42,7 +45,8 @@ static const char main_usage[] =
 	"criu-image-streamer compatible commands (CRIU runs with --stream):\n"
 	"  capture     receive an image from `criu dump --stream`, write it as shards\n"
 	"  serve       read shards, serve the image to `criu restore --stream`\n"
-	"  extract     read shards, write the image files into a directory\n"
+	"  extract     read shards (or with --path a stored checkpoint), write the\n"
+	"              image files into a directory\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help      this help\n"
@@ -75,6 +79,10 @@ static int version(void)
 		printf("object storage: not available (plugin %s): %s\n", path, err_msg());
 	else
 		printf("object storage: s3://, gs:// (plugin %s)\n", path);
+	if (plugin_load(CRYPT_PLUGIN, path, sizeof(path), NULL) < 0)
+		printf("keys:           not available (plugin %s): %s\n", path, err_msg());
+	else
+		printf("keys:           age encryption, SSH signatures (plugin %s)\n", path);
 	config_free(cfg);
 	return 0;
 }
@@ -109,6 +117,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version"))
 		return version();
+	if (!strcmp(cmd, "extract") && extract_wants_checkpoint(argc, argv))
+		return cmd_extract_checkpoint(argc, argv);
 	if (!strcmp(cmd, "capture") || !strcmp(cmd, "serve") || !strcmp(cmd, "extract"))
 		return cmd_streamer(argc, argv, false);
 	if (!strcmp(cmd, "dump"))
@@ -125,6 +135,8 @@ int main(int argc, char **argv)
 		return cmd_ls(argc, argv);
 	if (!strcmp(cmd, "rm"))
 		return cmd_rm(argc, argv);
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen(argc, argv);
 	if (!strcmp(cmd, "daemon"))
 		return cmd_daemon(argc, argv);
 	if (!strcmp(cmd, "run") || !strcmp(cmd, "manage") || !strcmp(cmd, "jobs") ||

@@ -1,6 +1,7 @@
 /* `crstream config show` and `crstream inspect CHECKPOINT`. */
 #include "checkpoint/layout.h"
 #include "checkpoint/manifest.h"
+#include "checkpoint/protect.h"
 #include "cli/cli.h"
 #include "cli/config.h"
 #include "util/err.h"
@@ -38,7 +39,24 @@ int cmd_config(int argc, char **argv)
 	return 0;
 }
 
-static void show_manifest(const struct manifest *m)
+static void show_protection(const struct manifest *m, const char *trust)
+{
+	const struct manifest_protection *p = &m->prot;
+	if (p->encryption[0]) {
+		printf("encryption:  %s, to", p->encryption);
+		for (char **r = p->recipients; r && *r; r++)
+			printf(" %s", ESCAPED(*r));
+		printf("\n");
+	} else {
+		printf("encryption:  none\n");
+	}
+	printf("signature:   %s\n", ESCAPED(trust));
+	if (p->digest_algorithm[0])
+		printf("digests:     %s of every %llu bytes of each stream\n", ESCAPED(p->digest_algorithm),
+		       (unsigned long long)p->chunk_size);
+}
+
+static void show_manifest(const struct manifest *m, const char *trust)
 {
 	char img[32], stored[32];
 	uint64_t stored_bytes = 0;
@@ -57,6 +75,7 @@ static void show_manifest(const struct manifest *m)
 	       ESCAPED(m->started_at), m->finished_at[0] ? ESCAPED(m->finished_at) : "?",
 	       (double)m->frozen_us / 1000.0, m->criu_version ? ESCAPED(m->criu_version) : "?",
 	       m->tool_version ? ESCAPED(m->tool_version) : "?");
+	show_protection(m, trust);
 	for (int i = 0; m->stream && i < m->streams; i++)
 		printf("stream:      %-12s %12llu bytes (raw %llu)  xxh128 %s\n",
 		       ESCAPED(m->stream[i].file), (unsigned long long)m->stream[i].stored_bytes,
@@ -89,10 +108,14 @@ int cmd_inspect(int argc, char **argv)
 		rc = s->ops->get(s, MANIFEST_NAME, &json, &len);
 	if (rc == 0) {
 		struct manifest m;
-		rc = manifest_parse(json, &m) < 0 ? err_prefix("%s", loc) : 0;
+		char trust[ERR_MAX + 64];
+		rc = protect_inspect(s, config_get(cfg, "restore.trusted_keys"), json, len, trust,
+				     sizeof(trust));
+		if (rc == 0)
+			rc = manifest_parse(json, &m) < 0 ? err_prefix("%s", loc) : 0;
 		if (rc == 0) {
 			printf("checkpoint:  %s\n", ESCAPED(loc));
-			show_manifest(&m);
+			show_manifest(&m, trust);
 			manifest_free(&m);
 		}
 	} else if (rc == 1) {
@@ -101,7 +124,9 @@ int cmd_inspect(int argc, char **argv)
 		if (rc == 0) {
 			printf("checkpoint:  %s\n", ESCAPED(loc));
 			printf("status:      no manifest; %s layout\n", lay.kind);
-			printf("streams:     %d (%s)\n", lay.streams, lay.codec->name);
+			printf("streams:     %d (%s%s)\n", lay.streams, lay.codec->name,
+			       lay.encrypted ? ", encrypted with age" : "");
+			printf("signature:   unsigned checkpoint\n");
 			for (int i = 0; i < lay.streams; i++)
 				printf("stream:      %s\n", ESCAPED(lay.files[i]));
 			layout_free(&lay);

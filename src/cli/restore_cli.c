@@ -18,7 +18,7 @@ static const char restore_usage[] =
 	"\n"
 	"Restores a checkpoint made by `crstream dump` (or by criu-image-streamer or\n"
 	"Cedana setups: img-N[.lz4|.gz|.zlib|.zst] streams without a manifest). The\n"
-	"stream count and compression are detected. Streams are fetched, checked and\n"
+	"stream count, compression and encryption are detected. Streams are fetched, checked and\n"
 	"decompressed in parallel while CRIU restores; the restored tree only runs\n"
 	"once every stream has been read to its end and matched its checksum, so a\n"
 	"damaged checkpoint is refused, never half-restored. The tree runs detached.\n"
@@ -36,6 +36,18 @@ static const char restore_usage[] =
 	"                          image data held in memory before spilling to\n"
 	"                          $TMPDIR (e.g. 256M)        [restore.memory_limit]\n"
 	"      --criu-opt OPT      pass OPT to `criu restore` (repeatable)\n"
+	"  -i, --identity FILE     age identity file to decrypt an encrypted checkpoint\n"
+	"                          (repeatable; must be private)  [restore.identities]\n"
+	"      --trusted-key FILE  accept only a checkpoint signed by this key (.pub,\n"
+	"                          repeatable): unsigned, foreign-signed or altered\n"
+	"                          checkpoints are refused before CRIU starts, and\n"
+	"                          every chunk is verified before CRIU sees it\n"
+	"                                                      [restore.trusted_keys]\n"
+	"      --verify-first      start CRIU only once every stream has been read,\n"
+	"                          verified and decoded (no overlap; the image beyond\n"
+	"                          --memory-limit spills to $TMPDIR): a checkpoint\n"
+	"                          refused anywhere gives CRIU nothing at all\n"
+	"                                                      [restore.verify_first]\n"
 	"      --json              print the result as JSON on stdout\n"
 	"      --no-progress       no progress line on the terminal\n"
 	"      --daemon [ADDR]     through the crstream daemon at ADDR (default\n"
@@ -51,7 +63,7 @@ static const char restore_usage[] =
 
 enum {
 	O_PIDFILE = 1000, O_SHELL, O_TCP, O_TCPCLOSE, O_STOPPED, O_MEM, O_CRIUOPT, O_JSON,
-	O_NOPROGRESS
+	O_TRUSTED, O_VERIFY_FIRST, O_NOPROGRESS
 };
 
 static const struct option opts[] = {
@@ -63,6 +75,9 @@ static const struct option opts[] = {
 	{"leave-stopped", no_argument, NULL, O_STOPPED},
 	{"memory-limit", required_argument, NULL, O_MEM},
 	{"criu-opt", required_argument, NULL, O_CRIUOPT},
+	{"identity", required_argument, NULL, 'i'},
+	{"trusted-key", required_argument, NULL, O_TRUSTED},
+	{"verify-first", no_argument, NULL, O_VERIFY_FIRST},
 	{"json", no_argument, NULL, O_JSON},
 	{"no-progress", no_argument, NULL, O_NOPROGRESS},
 	{"help", no_argument, NULL, 'h'},
@@ -72,6 +87,9 @@ static const struct option opts[] = {
 struct restore_args {
 	struct restore_opts o;
 	char *criu_opts[64];
+	struct flag_list identities;
+	struct flag_list trusted;
+	bool key_flags;			/* --identity, --trusted-key, --verify-first */
 	bool json;
 	bool memory_limit;		/* given on the command line */
 	bool no_progress;
@@ -81,7 +99,7 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 {
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:i:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': a->o.path = optarg; break;
 		case O_PIDFILE: a->o.pid_file = optarg; break;
@@ -100,12 +118,30 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 				return usage_error("crstream restore", "too many --criu-opt options");
 			a->criu_opts[a->o.ncriu_opts++] = optarg;
 			break;
+		case 'i':
+			a->key_flags = true;
+			if (flag_list_add(&a->identities, optarg) < 0)
+				return usage_error("crstream restore", "--identity: %s", err_msg());
+			break;
+		case O_TRUSTED:
+			a->key_flags = true;
+			if (flag_list_add(&a->trusted, optarg) < 0)
+				return usage_error("crstream restore", "--trusted-key: %s", err_msg());
+			break;
+		case O_VERIFY_FIRST:
+			a->key_flags = true;
+			config_set_flag(cfg, "restore.verify_first", "true");
+			break;
 		case O_JSON: a->json = true; break;
 		case O_NOPROGRESS: a->no_progress = true; break;
 		case 'h': *help = true; return 0;
 		default: return EXIT_USAGE;
 		}
 	}
+	if ((a->identities.n &&
+	     config_set_flag(cfg, "restore.identities", a->identities.joined) < 0) ||
+	    (a->trusted.n && config_set_flag(cfg, "restore.trusted_keys", a->trusted.joined) < 0))
+		return usage_error("crstream restore", "%s", err_msg());
 	/* argv[1] is "restore"; the checkpoint may come as the argument. */
 	if (optind + 1 < argc && !a->o.path)
 		a->o.path = argv[optind++ + 1];
@@ -123,11 +159,15 @@ void restore_result_json(FILE *out, const char *path, const struct restore_resul
 		json_print_string(out, err_msg());
 		fprintf(out, ",\"checkpoint\":");
 		json_print_string(out, path);
-		fprintf(out, "}\n");
+		/* What CRIU got before the refusal: 0 when it was refused before
+		 * CRIU started, never a byte of an unverified chunk. */
+		fprintf(out, ",\"served_bytes\":%llu}\n", (unsigned long long)r->served_bytes);
 		return;
 	}
 	fprintf(out, "{\"status\":\"ok\",\"checkpoint\":");
 	json_print_string(out, path);
+	fprintf(out, ",\"encrypted\":%s,\"trust\":", r->encrypted ? "true" : "false");
+	json_print_string(out, r->trust);
 	fprintf(out, ",\"pid\":%d,\"layout\":\"%s\",\"streams\":%d,\"compression\":\"%s\","
 		"\"image_bytes\":%llu,\"stored_bytes\":%llu,\"criu_ms\":%llu,\"restore_ms\":%llu,"
 		"\"peak_buffered_bytes\":%llu,\"spilled_bytes\":%llu",
@@ -147,6 +187,7 @@ static void print_summary(const struct restore_opts *o, const struct restore_res
 	printf("  %s of image from %d %s stream%s (%s layout) in %llu ms\n", img, r->streams,
 	       r->compression, r->streams == 1 ? "" : "s", r->layout,
 	       (unsigned long long)r->restore_ms);
+	printf("  %s%s\n", r->encrypted ? "decrypted (age), " : "", r->trust);
 }
 
 static int restore_remote(const char *addr, struct restore_args *a)
@@ -154,6 +195,12 @@ static int restore_remote(const char *addr, struct restore_args *a)
 	if (a->o.ncriu_opts || a->o.leave_stopped || a->memory_limit)
 		return usage_error("crstream restore", "--criu-opt, --leave-stopped and --memory-limit "
 				   "are not available through the daemon");
+	/* Keys and the trust policy are the daemon's own (its
+	 * restore.identities, restore.trusted_keys), never a request's. */
+	if (a->key_flags)
+		return usage_error("crstream restore", "--identity, --trusted-key and --verify-first are "
+				   "not available through the daemon: it decrypts and verifies with its "
+				   "own restore.identities and restore.trusted_keys");
 	const struct daemon_plugin *p = daemon_plugin("crstream restore --daemon");
 	if (!p) {
 		err_print(NULL);
@@ -202,6 +249,8 @@ int cmd_restore(int argc, char **argv)
 	char addr_buf[256];
 	bool via_daemon = take_daemon_flag(&argc, argv, &flag_addr);
 	int rc = parse(argc, argv, cfg, &a, &help);
+	flag_list_free(&a.identities);
+	flag_list_free(&a.trusted);
 	if (help || rc) {
 		if (help)
 			fputs(restore_usage, stdout);
@@ -224,13 +273,16 @@ int cmd_restore(int argc, char **argv)
 	a.o.self = self;
 	a.o.criu_opts = a.criu_opts;
 	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
+	a.o.identities = config_get(cfg, "restore.identities");
+	a.o.trusted_keys = config_get(cfg, "restore.trusted_keys");
+	a.o.verify_first = config_bool(cfg, "restore.verify_first");
 	a.o.spill_limit = config_uint(cfg, "restore.spill_limit");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;
 	bool line_drawn = false;
 	if (!a.json && !a.no_progress && isatty(STDERR_FILENO))
 		a.o.progress = (struct ckpt_progress_sink){progress_line_render, &line_drawn};
-	struct restore_result r;
+	struct restore_result r = {0};
 	rc = checkpoint_restore(&a.o, &r);
 	if (a.json)
 		restore_result_json(stdout, a.o.path, &r, rc);

@@ -268,18 +268,22 @@ static int op_restore(struct worker *w)
 	o.ncriu_opts = req_strings(w, "criu_opts", criu_opts, 64);
 	o.criu_opts = criu_opts;
 	o.memory_limit = config_uint(w->cfg, "restore.memory_limit");
+	o.spill_limit = config_uint(w->cfg, "restore.spill_limit");
+	/* Keys and the trust policy: the daemon's own configuration, never
+	 * the request's (no request field maps to these keys). */
+	o.identities = config_get(w->cfg, "restore.identities");
+	o.trusted_keys = config_get(w->cfg, "restore.trusted_keys");
+	o.verify_first = config_bool(w->cfg, "restore.verify_first");
 	if (resolve_program(config_get(w->cfg, "criu.path"), w->criu, sizeof(w->criu)) < 0)
 		return -1;
 	o.criu = w->criu;
 	o.self = w->self;
 	o.store_opt = &w->so;
 	o.progress = (struct ckpt_progress_sink){emit_progress, NULL};
-	struct restore_result r;
+	struct restore_result r = {0};
 	int rc = session_block_signals();
 	if (rc == 0)
 		rc = checkpoint_restore(&o, &r);
-	else
-		memset(&r, 0, sizeof(r));
 	char *text = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&text, &size);

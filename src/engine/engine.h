@@ -91,6 +91,7 @@ struct engine_result {
 	uint64_t file_bytes;		/* their payload bytes */
 	uint64_t peak_buffered;		/* serve: most file bytes held in memory */
 	uint64_t spilled;		/* serve: bytes that went to the spill file */
+	uint64_t served_bytes;		/* serve: file bytes put into CRIU's pipes */
 };
 
 /* Zero everything and set every fd field to -1 ("none"). */

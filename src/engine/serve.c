@@ -537,6 +537,7 @@ static void sent(struct serve *s, struct sfile *f, struct extent *e, size_t n)
 {
 	e->pos += n;
 	f->sent += n;
+	s->res->served_bytes += n;
 	if (e->pos < e->len)
 		return;
 	pthread_mutex_lock(&s->mu);

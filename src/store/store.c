@@ -3,9 +3,7 @@
 #include "util/plugin.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 extern const struct store_ops local_store_ops;
 

@@ -1,5 +1,6 @@
 /* Optional parts of crstream built as shared objects and loaded on first
- * use: object storage (crstream-s3.so: libcurl, OpenSSL) and the daemon
+ * use: object storage (crstream-s3.so: libcurl, OpenSSL), encryption and
+ * signatures (crstream-crypt.so: libcrypto) and the daemon
  * (crstream-daemon.so: gRPC, SQLite). Their libraries cost several MB of
  * memory and tens of milliseconds of start-up; a local dump pays for
  * neither. A plugin calls back into the binary (errors, byte streams, the

@@ -44,6 +44,8 @@ targets() {
 	fuzz_s3_xml) echo "src/store/s3_str.c xml_|tag_is|decode_ref|add_utf8" ;;
 	fuzz_s3_header) echo "src/store/s3_http.c s3_resp_header" ;;
 	fuzz_config) echo "src/cli/config.c src/cli/streamer_cli.c load|validate|assign|json_scalar|valid_integer|set_flag|parse_size" ;;
+	fuzz_age) echo "src/crypt/age_header.c src/crypt/age_stream.c next_line|parse|open_x25519|age_header_open|ar_fill|ar_next_chunk|ar_read|ar_open_header|age_reader" ;;
+	fuzz_signature) echo "src/crypt/sshsig.c src/crypt/digest.c dearmor|parse_signature|parse_public_blob|get_|expect_string|signed_data|sshsig_verify|digests_parse|hex_value" ;;
 	*) echo "" ;;
 	esac
 }

@@ -62,9 +62,13 @@ test_version_says_what_it_will_use() {
 	grep -q "^codecs: .*none.*lz4.*zstd.*gzip.*zlib" <<<"$out" || fail "no codecs in: $out"
 	grep -qF "object storage: s3://, gs:// (plugin $(dirname "$CRSTREAM")/crstream-s3.so)" <<<"$out" ||
 		fail "no plugin in: $out"
+	grep -qF "keys:           age encryption, SSH signatures (plugin $(dirname "$CRSTREAM")/crstream-crypt.so)" <<<"$out" ||
+		fail "no crypto plugin in: $out"
 	out=$(CRSTREAM_PLUGIN_DIR=$T/none "$CRSTREAM" --version)
 	grep -qF "object storage: not available (plugin $T/none/crstream-s3.so): CRSTREAM_PLUGIN_DIR=$T/none: No such file" <<<"$out" ||
 		fail "a missing plugin is not said: $out"
+	grep -qF "keys:           not available (plugin $T/none/crstream-crypt.so): CRSTREAM_PLUGIN_DIR=$T/none: No such file" <<<"$out" ||
+		fail "a missing crypto plugin is not said: $out"
 }
 
 # With no criu in PATH, the one provision-criu.sh built into its cache is

@@ -700,6 +700,38 @@ test_cli_through_the_daemon() {
 	stop_daemon
 }
 
+# Keys are the daemon's own configuration, never a request's: a dump
+# through the daemon is encrypted and signed with the daemon's
+# checkpoint.recipients and checkpoint.sign_key, restored under its
+# restore.identities and restore.trusted_keys; key options through the
+# daemon are refused as misuse, the process running on.
+test_daemon_seals_with_its_own_keys_only() {
+	local rec pid
+	rec=$("$CRSTREAM" keygen --output "$T/id.txt")
+	"$CRSTREAM" keygen --sign --output "$T/sign" >/dev/null
+	CRSTREAM_CHECKPOINT_RECIPIENTS=$rec CRSTREAM_CHECKPOINT_SIGN_KEY=$T/sign \
+		CRSTREAM_RESTORE_IDENTITIES=$T/id.txt CRSTREAM_RESTORE_TRUSTED_KEYS=$T/sign.pub start_daemon
+	export CRSTREAM_DAEMON=$DC_ADDR
+	pid=$(start_subject k mem --mib 8)
+	"$CRSTREAM" keygen --output "$T/mine.txt" >"$T/mine.rec"
+	expect_misuse "--recipient, --recipients-file and --sign-key are not available through the daemon" \
+		"$CRSTREAM" dump "$pid" --recipient "$(cat "$T/mine.rec")"
+	alive "$pid" || fail "the process did not survive a refused dump"
+	"$CRSTREAM" dump "$pid" --name sealed --json >"$T/d.json" || fail "dump: $(cat "$T/d.json")"
+	jq -e '.status == "ok" and .encrypted and .signed' "$T/d.json" >/dev/null || fail "dump: $(cat "$T/d.json")"
+	wait_gone "$pid"
+	[ -e "$T/ck/sealed/manifest.json.sig" ] && compgen -G "$T/ck/sealed/img-0*.age" >/dev/null ||
+		fail "not sealed: $(ls "$T/ck/sealed")"
+	expect_misuse "--identity, --trusted-key and --verify-first are not available through the daemon" \
+		"$CRSTREAM" restore --path "$T/ck/sealed" --identity "$T/mine.txt"
+	"$CRSTREAM" restore --path "$T/ck/sealed" --json >"$T/r.json" || fail "restore: $(cat "$T/r.json")"
+	jq -e '.status == "ok" and .encrypted and (.trust | startswith("signature verified"))' "$T/r.json" \
+		>/dev/null || fail "restore: $(cat "$T/r.json")"
+	verify_subject k
+	unset CRSTREAM_DAEMON
+	stop_daemon
+}
+
 test_periodic_policy_checkpoints_and_prunes_to_keep() {
 	start_daemon
 	CRSTREAM_DAEMON=$DC_ADDR "$CRSTREAM" run --jid per --every 1s --keep 2 --policy-dir "$T/periodic" \

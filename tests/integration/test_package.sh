@@ -155,6 +155,10 @@ test_man_pages_match_help() {
 			{ fail "$cmd: not in crstream(1)'s COMMANDS"; bad=1; }
 		same_options "crstream $cmd" "$(help_options "$cmd")" "$(page_options "$src")" || bad=1
 	done
+	# extract --path (a stored checkpoint) has its own options and section.
+	same_options "crstream extract --path" "$(help_options extract --path x)" \
+		"$(sed -n '/^# EXTRACTING A STORED CHECKPOINT/,/^# /p' "$MAN_SRC/criu-image-streamer.1.scd" |
+			grep -E '^\*-' | grep -oE '\*--?[A-Za-z0-9][A-Za-z0-9-]*\*' | tr -d '*' | sort -u)" || bad=1
 	[ -f "$MAN_OUT/crstream.json.5" ] || { fail "crstream.json(5) is not built"; bad=1; }
 	return $bad
 }
@@ -203,6 +207,14 @@ test_bash_completion() {
 	offers "$CLI" config "" expect show
 	offers "$CLI" capture -- expect --images-dir --shard-fds --progress-fd
 	offers "$streamer" "" expect capture serve extract
+	# Trusted checkpoints: keygen, the key options, key files.
+	offers "$CLI" keygen -- expect --output --sign
+	offers "$CLI" dump --re expect --recipient --recipients-file
+	offers "$CLI" restore -- expect --identity --trusted-key --verify-first
+	offers "$CLI" extract --path "$T/ckpts/dump-1" -- expect --identity --trusted-key --images-dir
+	touch "$T/ckpts/sign.pub"
+	offers "$CLI" restore --trusted-key "$T/ckpts/s" expect "$T/ckpts/sign.pub"
+	offers "$CLI" extract --path "$T/ckpts/d" expect "$T/ckpts/dump-1"
 	# Nothing but the codecs after --compression, nothing after --name.
 	[ "$(complete_words "$CLI" dump --compression "" | wc -l)" -eq 6 ] ||
 		fail "--compression offers: $(complete_words "$CLI" dump --compression "")"
@@ -262,6 +274,7 @@ test_make_install_and_uninstall() {
 		"755 $prefix/bin/crstream"
 		"777 $prefix/bin/criu-image-streamer"
 		"644 $prefix/lib/crstream/crstream-s3.so"
+		"644 $prefix/lib/crstream/crstream-crypt.so"
 		"644 $prefix/lib/crstream/crstream-daemon.so"
 		"644 $prefix/lib/systemd/system/crstream.service"
 		"755 $prefix/libexec/crstream/provision-criu"
@@ -288,6 +301,9 @@ test_make_install_and_uninstall() {
 	CRSTREAM_PLUGIN_DIR=$stage$prefix/lib/crstream "$stage$prefix/bin/crstream" --version |
 		grep -qF "object storage: s3://, gs:// (plugin $stage$prefix/lib/crstream/crstream-s3.so)" ||
 		fail "the installed plugin does not load"
+	CRSTREAM_PLUGIN_DIR=$stage$prefix/lib/crstream "$stage$prefix/bin/crstream" --version |
+		grep -qF "keys:           age encryption, SSH signatures (plugin $stage$prefix/lib/crstream/crstream-crypt.so)" ||
+		fail "the installed crypto plugin does not load"
 	grep -q "^\.so man1/criu-image-streamer.1" "$stage$prefix/share/man/man1/crstream-serve.1" || fail "no .so alias"
 	grep -qx "ExecStart=$prefix/bin/crstream daemon" "$stage$prefix/lib/systemd/system/crstream.service" ||
 		fail "the unit does not start the installed binary: $(grep ExecStart "$stage$prefix/lib/systemd/system/crstream.service")"
@@ -335,7 +351,8 @@ test_deb_package_install_use_remove() {
 	# The installed crstream, its compiled-in plugin directory.
 	[ "$(command -v crstream)" = /usr/bin/crstream ] || fail "crstream is not /usr/bin/crstream"
 	/usr/bin/crstream --version >"$T/version" || { fail "crstream --version failed"; return 1; }
-	grep -qF "object storage: s3://, gs:// (plugin /usr/lib/crstream/crstream-s3.so)" "$T/version" ||
+	grep -qF "object storage: s3://, gs:// (plugin /usr/lib/crstream/crstream-s3.so)" "$T/version" &&
+		grep -qF "keys:           age encryption, SSH signatures (plugin /usr/lib/crstream/crstream-crypt.so)" "$T/version" ||
 		fail "version: $(cat "$T/version")"
 
 	# A round trip (CRSTREAM_CRIU names the provisioned CRIU).
