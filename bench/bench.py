@@ -1044,25 +1044,36 @@ def main():
     return 0
 
 
-def render(meta, plan, summary, records, outdir, update_results):
-    """Targets, charts, the Markdown report (stdout, report.md and, with
-    update_results, bench/RESULTS.md) and results.json."""
+
+def note_load(meta, records):
+    """meta["load"]: the load average and busy cores over the run's cycles
+    (the machine is shared; every report states it)."""
     loads = [r["loadavg1"] for r in records if r.get("loadavg1") is not None]
     busy = [r["machine_busy_cores"] for r in records if r.get("machine_busy_cores") is not None]
     if loads and busy:
         meta["load"] = {"load_med": median(loads), "load_min": min(loads), "load_max": max(loads),
                         "busy_med": median(busy), "busy_max": max(busy)}
+
+
+def place_charts(paths, outdir, update_results):
+    """The charts' paths and the directory the report links them from: the
+    results directory, or bench/ (copied there) with --update-results."""
+    if not update_results:
+        return paths, outdir
+    rel = os.path.join(ROOT, "bench")
+    moved = []
+    for p in paths:
+        dst = os.path.join(rel, os.path.basename(p))
+        shutil.copyfile(p, dst)
+        moved.append(dst)
+    return moved, rel
+
+def render(meta, plan, summary, records, outdir, update_results):
+    """Targets, charts, the Markdown report (stdout, report.md and, with
+    update_results, bench/RESULTS.md) and results.json."""
+    note_load(meta, records)
     tlist = targets(summary, plan["main_subject"])
-    paths = charts(summary, plan, outdir)
-    rel = outdir
-    if update_results:
-        rel = os.path.join(ROOT, "bench")
-        moved = []
-        for p in paths:
-            dst = os.path.join(rel, os.path.basename(p))
-            shutil.copyfile(p, dst)
-            moved.append(dst)
-        paths = moved
+    paths, rel = place_charts(charts(summary, plan, outdir), outdir, update_results)
     notes_path = os.path.join(ROOT, "bench", "where-the-time-goes.md")
     notes = open(notes_path).read() if os.path.exists(notes_path) else ""
     text = report_text(meta, plan, summary, tlist, paths, rel, notes)

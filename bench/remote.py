@@ -905,21 +905,8 @@ def user_argv(args):
 
 
 def render(meta, plan, summary, ceiling, records, outdir, update_results):
-    loads = [r["loadavg1"] for r in records if r.get("loadavg1") is not None]
-    busy = [r["machine_busy_cores"] for r in records if r.get("machine_busy_cores") is not None]
-    if loads and busy:
-        meta["load"] = {"load_med": median(loads), "load_min": min(loads), "load_max": max(loads),
-                        "busy_med": median(busy), "busy_max": max(busy)}
-    paths = chart(summary, plan, outdir)
-    rel = outdir
-    if update_results:
-        rel = os.path.join(ROOT, "bench")
-        moved = []
-        for p in paths:
-            dst = os.path.join(rel, os.path.basename(p))
-            shutil.copyfile(p, dst)
-            moved.append(dst)
-        paths = moved
+    B.note_load(meta, records)
+    paths, rel = B.place_charts(chart(summary, plan, outdir), outdir, update_results)
     notes_path = os.path.join(ROOT, "bench", "remote-notes.md")
     notes = open(notes_path).read() if os.path.exists(notes_path) else ""
     text = report(meta, plan, summary, ceiling, paths, rel, notes)
