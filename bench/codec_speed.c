@@ -6,43 +6,13 @@
  *   codec_speed [MiB [reps [codec[:level] ...]]]
  * defaults: 256 MiB, best of 3, every codec at its default level. */
 #include "bench_data.h"
+#include "bench_sink.h"
 
 #include "codec/codec.h"
 #include "util/err.h"
 #include "util/stream.h"
 
 #define IO_SIZE ((size_t)1 << 20)
-
-/* A sink into a preallocated buffer: no realloc inside the timing. */
-struct blob_writer {
-	struct writer w;
-	unsigned char *data;
-	size_t len;
-	size_t cap;
-};
-
-static int blob_write(struct writer *w, const void *buf, size_t len)
-{
-	struct blob_writer *b = (struct blob_writer *)w;
-	if (len > b->cap - b->len)
-		return err_set("bench sink full at %zu bytes", b->len);
-	memcpy(b->data + b->len, buf, len);
-	b->len += len;
-	return 0;
-}
-
-static int blob_close(struct writer *w)
-{
-	(void)w; /* the bench owns the sink */
-	return 0;
-}
-
-static void blob_abort(struct writer *w)
-{
-	(void)w;
-}
-
-static const struct writer_ops blob_ops = { blob_write, blob_close, blob_abort };
 
 static void fail(const char *what)
 {

@@ -9,6 +9,7 @@
  *   make -f bench/Makefile.crypto && build/bench/crypto_speed [MiB [reps]]
  * defaults: 256 MiB, best of 3. */
 #include "bench_data.h"
+#include "bench_sink.h"
 
 #include "crypt/crypt_impl.h"
 #include "util/err.h"
@@ -18,36 +19,6 @@
 #include <unistd.h>
 
 #define IO_SIZE ((size_t)1 << 20)
-
-struct blob_writer {
-	struct writer w;
-	unsigned char *data;
-	size_t len;
-	size_t cap;
-};
-
-static int blob_write(struct writer *w, const void *buf, size_t len)
-{
-	struct blob_writer *b = (struct blob_writer *)w;
-	if (len > b->cap - b->len)
-		return err_set("bench sink full at %zu bytes", b->len);
-	memcpy(b->data + b->len, buf, len);
-	b->len += len;
-	return 0;
-}
-
-static int blob_close(struct writer *w)
-{
-	(void)w;
-	return 0;
-}
-
-static void blob_abort(struct writer *w)
-{
-	(void)w;
-}
-
-static const struct writer_ops blob_ops = {.write = blob_write, .close = blob_close, .abort = blob_abort};
 
 static void fail(const char *what)
 {
