@@ -510,12 +510,7 @@ def classify(s, ceiling, link):
 fmt = B.fmt
 
 
-def spread(s):
-    worst = 0.0
-    for key in ("frozen_ms", "dump_ms", "restore_ms"):
-        if s[key]:
-            worst = max(worst, (s[key + "_max"] - s[key + "_min"]) / s[key])
-    return "%.0f%%" % (100 * worst)
+spread = B.spread
 
 
 HEAD = ("| way | frozen s | dump s | restore s | up MB | down MB | stored MB | crstream CPU s (dump / restore) "
