@@ -150,6 +150,9 @@ int job_get(struct daemon *d, const char *jid, struct job_row *out, struct rpc_s
 int job_kill(struct daemon *d, const char *jid, int sig, struct job_row *out,
 	     struct rpc_status *st);
 int job_delete(struct daemon *d, const char *jid, struct rpc_status *st);
+/* Whether a List request naming jids[0..n) wants the job jid (none named:
+ * every job). */
+bool job_listed(char *const *jids, size_t n, const char *jid);
 /* "running", "exited with code 3", "killed by signal 9 (Killed)", ... */
 void job_status_line(const struct job_row *j, char *buf, size_t size);
 /* A process's start time (Unix ms) and the ticks since boot /proc gives

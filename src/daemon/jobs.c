@@ -454,6 +454,14 @@ int job_kill(struct daemon *d, const char *jid, int sig, struct job_row *out,
 	return 0;
 }
 
+bool job_listed(char *const *jids, size_t n, const char *jid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(jids[i], jid))
+			return true;
+	return n == 0;
+}
+
 int job_delete(struct daemon *d, const char *jid, struct rpc_status *st)
 {
 	struct job_row j;

@@ -481,10 +481,7 @@ struct jobs_ctx {
 static int list_job(const struct job_row *j, void *arg)
 {
 	struct jobs_ctx *l = arg;
-	bool wanted = l->njids == 0;
-	for (size_t i = 0; i < l->njids; i++)
-		wanted |= !strcmp(l->jids[i], j->jid);
-	if (wanted)
+	if (job_listed(l->jids, l->njids, j->jid))
 		arena_push(A(l->c), &l->resp->jobs, &l->resp->n_jobs, job_message(l->d, l->c, j));
 	return 0;
 }
