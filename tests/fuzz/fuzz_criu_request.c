@@ -24,6 +24,7 @@
 #include "criu/criu_socket.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,8 +42,11 @@ static int count_fds(void)
 	return n;
 }
 
-/* Sends one byte carrying the fds (none if n is 0). */
-static void send_fds(int sock, const int *fds, int n)
+/* Sends one byte carrying the fds (none if n is 0). False when the socket
+ * would block: each message with fds is its own skb, so a few hundred of
+ * them fill the send buffer however small they are, and the reader then sees
+ * the stream end there, as after a short data write. */
+static bool send_fds(int sock, const int *fds, int n)
 {
 	char byte = 0;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
@@ -60,13 +64,16 @@ static void send_fds(int sock, const int *fds, int n)
 		c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
 	}
-	FUZZ_CHECK(sendmsg(sock, &msg, MSG_DONTWAIT) == 1, "sendmsg failed");
+	ssize_t sent = sendmsg(sock, &msg, MSG_DONTWAIT);
+	FUZZ_CHECK(sent == 1 || errno == EAGAIN || errno == ETOOMANYREFS, "sendmsg: %s",
+		   strerror(errno));
+	return sent == 1;
 }
 
 /* Sends a message with the fds the chunk asks for (kind % 7): a pipe's
  * read end, its write end, a regular file, a socket, none, both ends of a
  * pipe at once, or three fds (more than the receiver has room for). */
-static void send_kind(int sock, unsigned kind)
+static bool send_kind(int sock, unsigned kind)
 {
 	int p[3] = {-1, -1, -1}, n = 1;
 	switch (kind % 7) {
@@ -96,10 +103,11 @@ static void send_kind(int sock, unsigned kind)
 	default:
 		n = 0;
 	}
-	send_fds(sock, p, n);
+	bool sent = send_fds(sock, p, n);
 	for (int i = 0; i < 3; i++)
 		if (p[i] >= 0)
 			close(p[i]);
+	return sent;
 }
 
 /* Writes the chunks into the socket; stops where the socket buffer would
@@ -120,7 +128,8 @@ static void feed(int sock, const uint8_t *data, size_t size)
 			data += len;
 			size -= len;
 		} else if (tag % 4 == 1) {
-			send_kind(sock, (unsigned)len);
+			if (!send_kind(sock, (unsigned)len))
+				return;
 		} else {
 			return;
 		}
