@@ -1,4 +1,5 @@
 #include "checkpoint/protect.h"
+#include "checkpoint/hold.h"
 #include "crypt/crypt.h"
 #include "util/err.h"
 
@@ -27,6 +28,7 @@ struct protect {
 	struct store *store;
 	bool encrypted;
 	bool verify;		/* a trust policy: chunks are checked */
+	struct held *held;	/* verify-first: the verified copies, or NULL */
 	char trust[160];
 };
 
@@ -84,6 +86,7 @@ void protect_free(struct protect *p)
 		free(p->digests[i]);
 	}
 	free(p->digests);
+	held_free(p->held);
 	free(p);
 }
 
@@ -271,7 +274,8 @@ static struct reader *wrap_reader(void *ctx, int index, struct reader *next)
 {
 	struct protect *p = ctx;
 	struct reader *r = next;
-	if (p->verify) {
+	/* Held copies were verified on their way in. */
+	if (p->verify && !p->held) {
 		struct reader *vr = index < p->ndigests && p->digests[index]
 					    ? p->ops->verify_reader(r, p->digests[index])
 					    : NULL;
@@ -439,6 +443,45 @@ int protect_open_checkpoint(struct store *store, const char *path, struct protec
 	    protect_restore_check(pp, store, lay) < 0)
 		return err_prefix("%s", path);
 	return 0;
+}
+
+bool protect_verifies(const struct protect *p)
+{
+	return p && p->verify;
+}
+
+int protect_hold_verified(struct protect *p, struct store *store, const struct layout *lay,
+			  const atomic_bool *stop)
+{
+	if (!protect_verifies(p) || p->held)
+		return 0;
+	int n = lay->streams;
+	struct reader **in = calloc((size_t)n, sizeof(*in));
+	uint64_t *bytes = calloc((size_t)n, sizeof(*bytes));
+	int rc = in && bytes ? 0 : err_set("out of memory");
+	for (int i = 0; i < n && rc == 0; i++) {
+		uint64_t size;
+		struct reader *obj = store->ops->open_read(store, lay->files[i], &size);
+		if (!obj || !(in[i] = p->ops->verify_reader(obj, p->digests[i]))) {
+			if (obj)
+				reader_close(obj);
+			rc = err_prefix("%s", lay->files[i]);
+		}
+		bytes[i] = p->digests[i]->bytes;
+	}
+	if (rc == 0)
+		rc = hold_streams(in, (const char *const *)lay->files, bytes, n, stop, &p->held);
+	else
+		for (int i = 0; i < n; i++)
+			reader_close(in ? in[i] : NULL);
+	free(in);
+	free(bytes);
+	return rc;
+}
+
+struct store *protect_store(struct protect *p, struct store *store)
+{
+	return p && p->held ? held_store(p->held) : store;
 }
 
 void protect_restore_started(struct protect *p)

@@ -16,6 +16,7 @@
 #ifndef CRSTREAM_CHECKPOINT_PROTECT_H
 #define CRSTREAM_CHECKPOINT_PROTECT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "checkpoint/layout.h"
@@ -77,6 +78,21 @@ int protect_restore_check(struct protect **pp, struct store *store, const struct
  * store) under p's policy and checks it; errors are prefixed with path. */
 int protect_open_checkpoint(struct store *store, const char *path, struct protect **pp,
 			    struct layout *lay);
+
+/* Under a trust policy (after protect_restore_check): whether chunks are
+ * verified at all. */
+bool protect_verifies(const struct protect *p);
+
+/* Under a trust policy (else nothing to do): reads every stream through
+ * its verifying reader into a private copy (checkpoint/hold.h), all at
+ * once; -1 with the first failing stream's reason, or "interrupted" once
+ * *stop is set. After it, protect_store() gives the copies' store. */
+int protect_hold_verified(struct protect *p, struct store *store, const struct layout *lay,
+			  const atomic_bool *stop);
+
+/* The store the streams are to be read from: the held copies after
+ * protect_hold_verified(), else store. */
+struct store *protect_store(struct protect *p, struct store *store);
 
 /* Every stream has opened its age header: the identities are wiped. */
 void protect_restore_started(struct protect *p);

@@ -340,7 +340,20 @@ static int start_streams(struct restore *x)
 		for (int i = 0; i < lay->streams; i++)
 			sums[i] = lay->m.stream[i].checksum;
 	}
-	int rc = streams_start_restore(&x->streams, lay->streams, x->store, "", lay->files, sums,
+	/* Under a trust policy the default is to verify everything before
+	 * CRIU starts, holding the verified stored bytes; without one,
+	 * --verify-first decodes everything before CRIU starts. */
+	bool policy = protect_verifies(x->prot);
+	if (policy && x->o->verify_first != 0) {
+		trace("restore", "verifying every stream before CRIU starts");
+		if (protect_hold_verified(x->prot, x->store, lay, &x->interrupted) < 0) {
+			free(sums);
+			return -1;
+		}
+		trace("restore", "every stream verified");
+	}
+	int rc = streams_start_restore(&x->streams, lay->streams, protect_store(x->prot, x->store),
+				       "", lay->files, sums,
 				       lay->codec, protect_filters(x->prot));
 	trace("restore", "stream workers started");
 	free(sums);
@@ -369,7 +382,7 @@ static int start_streams(struct restore *x)
 	x->eo.nshards = lay->streams;
 	x->eo.cancel_fd = x->cancel_fd;
 	x->eo.memory_limit = x->o->memory_limit;
-	x->eo.load_before_listen = x->o->verify_first;
+	x->eo.load_before_listen = !policy && x->o->verify_first == 1;
 	x->eo.allow_cedana = !lay->have_manifest;
 	x->eo.on_file = on_file;
 	x->eo.on_loaded = on_loaded;

@@ -32,10 +32,14 @@ struct restore_opts {
 	 * trust policy). "" or NULL: none. */
 	const char *identities;
 	const char *trusted_keys;
-	/* Start CRIU only once every stream has been read, checked and
-	 * decoded (the image held up to memory_limit, the rest spilled):
-	 * nothing reaches CRIU from a checkpoint refused anywhere. */
-	bool verify_first;
+	/* Start CRIU only once every stream has been verified: under a trust
+	 * policy, each stream's stored bytes are read, checked against the
+	 * signed digests and held in $TMPDIR (their decoding then overlaps
+	 * CRIU); without one, every stream is read, checksummed and decoded
+	 * (the image held up to memory_limit, the rest spilled). Either way a
+	 * checkpoint refused anywhere gives CRIU nothing. 1 on, 0 off, -1
+	 * (the default): on under a trust policy, off without. */
+	int verify_first;
 };
 
 struct restore_result {

@@ -38,8 +38,9 @@ static const struct config_key keys[] = {
 	 "age identity files that decrypt encrypted checkpoints"},
 	{"restore.trusted_keys", T_LIST, NULL, false,
 	 "accept only checkpoints signed by one of these public keys (.pub files)"},
-	{"restore.verify_first", T_BOOL, "false", false,
-	 "start CRIU only after every stream was read and verified (no streaming restore)"},
+	{"restore.verify_first", T_BOOL, NULL, false,
+	 "start CRIU only after every stream was read and verified (default: true under a "
+	 "trust policy, holding the stored bytes in $TMPDIR; false without one)"},
 	{"restore.spill_limit", T_SIZE, NULL, false,
 	 "image data a restore may spill to $TMPDIR (default: the image's size from its "
 	 "manifest; never more than the free space less 64 MiB)"},

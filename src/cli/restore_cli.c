@@ -43,11 +43,17 @@ static const char restore_usage[] =
 	"                          checkpoints are refused before CRIU starts, and\n"
 	"                          every chunk is verified before CRIU sees it\n"
 	"                                                      [restore.trusted_keys]\n"
-	"      --verify-first      start CRIU only once every stream has been read,\n"
-	"                          verified and decoded (no overlap; the image beyond\n"
-	"                          --memory-limit spills to $TMPDIR): a checkpoint\n"
-	"                          refused anywhere gives CRIU nothing at all\n"
-	"                                                      [restore.verify_first]\n"
+	"      --verify-first      start CRIU only once every stream has been read\n"
+	"                          and verified: a checkpoint refused anywhere gives\n"
+	"                          CRIU nothing. The default under a trust policy\n"
+	"                          (the verified stored bytes are held in $TMPDIR,\n"
+	"                          decoding still overlaps CRIU); without one, every\n"
+	"                          stream is decoded first (beyond --memory-limit\n"
+	"                          it spills to $TMPDIR)   [restore.verify_first]\n"
+	"      --no-verify-first   stream verified chunks to CRIU as they arrive: no\n"
+	"                          room needed in $TMPDIR, but a bad chunk late in a\n"
+	"                          stream stops a restore CRIU has begun (nothing\n"
+	"                          unverified reaches it, nothing runs)\n"
 	"      --json              print the result as JSON on stdout\n"
 	"      --no-progress       no progress line on the terminal\n"
 	"      --daemon [ADDR]     through the crstream daemon at ADDR (default\n"
@@ -63,7 +69,7 @@ static const char restore_usage[] =
 
 enum {
 	O_PIDFILE = 1000, O_SHELL, O_TCP, O_TCPCLOSE, O_STOPPED, O_MEM, O_CRIUOPT, O_JSON,
-	O_TRUSTED, O_VERIFY_FIRST, O_NOPROGRESS
+	O_TRUSTED, O_VERIFY_FIRST, O_NO_VERIFY_FIRST, O_NOPROGRESS
 };
 
 static const struct option opts[] = {
@@ -78,6 +84,7 @@ static const struct option opts[] = {
 	{"identity", required_argument, NULL, 'i'},
 	{"trusted-key", required_argument, NULL, O_TRUSTED},
 	{"verify-first", no_argument, NULL, O_VERIFY_FIRST},
+	{"no-verify-first", no_argument, NULL, O_NO_VERIFY_FIRST},
 	{"json", no_argument, NULL, O_JSON},
 	{"no-progress", no_argument, NULL, O_NOPROGRESS},
 	{"help", no_argument, NULL, 'h'},
@@ -89,7 +96,7 @@ struct restore_args {
 	char *criu_opts[64];
 	struct flag_list identities;
 	struct flag_list trusted;
-	bool key_flags;			/* --identity, --trusted-key, --verify-first */
+	bool key_flags;			/* --identity, --trusted-key, --[no-]verify-first */
 	bool json;
 	bool memory_limit;		/* given on the command line */
 	bool no_progress;
@@ -129,8 +136,10 @@ static int parse(int argc, char **argv, struct config *cfg, struct restore_args 
 				return usage_error("crstream restore", "--trusted-key: %s", err_msg());
 			break;
 		case O_VERIFY_FIRST:
+		case O_NO_VERIFY_FIRST:
 			a->key_flags = true;
-			config_set_flag(cfg, "restore.verify_first", "true");
+			config_set_flag(cfg, "restore.verify_first",
+					c == O_VERIFY_FIRST ? "true" : "false");
 			break;
 		case O_JSON: a->json = true; break;
 		case O_NOPROGRESS: a->no_progress = true; break;
@@ -275,7 +284,9 @@ int cmd_restore(int argc, char **argv)
 	a.o.memory_limit = config_uint(cfg, "restore.memory_limit");
 	a.o.identities = config_get(cfg, "restore.identities");
 	a.o.trusted_keys = config_get(cfg, "restore.trusted_keys");
-	a.o.verify_first = config_bool(cfg, "restore.verify_first");
+	a.o.verify_first = config_is_set(cfg, "restore.verify_first")
+				   ? config_bool(cfg, "restore.verify_first")
+				   : -1;
 	a.o.spill_limit = config_uint(cfg, "restore.spill_limit");
 	struct store_options so = {.config = config_lookup, .ctx = cfg};
 	a.o.store_opt = &so;

@@ -273,7 +273,9 @@ static int op_restore(struct worker *w)
 	 * the request's (no request field maps to these keys). */
 	o.identities = config_get(w->cfg, "restore.identities");
 	o.trusted_keys = config_get(w->cfg, "restore.trusted_keys");
-	o.verify_first = config_bool(w->cfg, "restore.verify_first");
+	o.verify_first = config_is_set(w->cfg, "restore.verify_first")
+				 ? config_bool(w->cfg, "restore.verify_first")
+				 : -1;
 	if (resolve_program(config_get(w->cfg, "criu.path"), w->criu, sizeof(w->criu)) < 0)
 		return -1;
 	o.criu = w->criu;

@@ -234,9 +234,10 @@ d[a:b], d[b:b+c] = d[b:b+c], d[a:b]; open(p,"wb").write(d)' "$T/ck/reordered/img
 # One byte flipped in the first, a middle and the last chunk of a stream,
 # unencrypted and encrypted (uncompressed, so that a few MiB of process
 # make several chunks, and stored and shard offsets coincide when not
-# encrypted). Streaming, CRIU gets only chunks that verified: never a byte
-# at or past the flipped chunk. With --verify-first it gets nothing. And a
-# chunk moved.
+# encrypted). Under a trust policy CRIU gets nothing: every stream is
+# verified before it starts. With --no-verify-first (streaming), CRIU gets
+# only chunks that verified: never a byte at or past the flipped chunk.
+# And a chunk moved.
 test_flipped_bytes_never_reach_criu() {
 	keys
 	local pid1 pid2
@@ -260,27 +261,51 @@ test_flipped_bytes_never_reach_criu() {
 			where=$name-chunk$k
 			copy_ck "$name" "$where"
 			flip_byte "$T/ck/$where/$f" "$off"
+			refused "$f: chunk $k (bytes $((k * 4194304)).." "$T/ck/$where" "$subj" "${trust[@]}"
+			# Not by luck of timing: CRIU never started (it leaves a log).
+			[[ "$(json_get "$T/refused.json" error)" != *"CRIU's log"* ]] ||
+				fail "$where: CRIU was started before the refusal"
 			ANY_SERVED=1 refused "$f: chunk $k (bytes $((k * 4194304)).." "$T/ck/$where" "$subj" \
-				"${trust[@]}"
+				"${trust[@]}" --no-verify-first
 			log "$where: streaming, CRIU was served $SERVED bytes before the refusal"
 			[ "$name" = secret ] || [ "$SERVED" -le $((k * 4194304)) ] ||
 				fail "$where: CRIU was served $SERVED bytes, past chunk $k's start"
-			refused "$f: chunk $k (bytes $((k * 4194304)).." "$T/ck/$where" "$subj" "${trust[@]}" \
-				--verify-first
 		done
 	done
 	copy_ck clear moved
 	"$PYTHON" -c 'import sys; p=sys.argv[1]; d=bytearray(open(p,"rb").read()); c=4194304
 d[c:2*c], d[2*c:3*c] = d[2*c:3*c], d[c:2*c]; open(p,"wb").write(d)' "$T/ck/moved/img-0"
-	ANY_SERVED=1 refused "img-0: chunk 1 (bytes 4194304..8388607) does not match" "$T/ck/moved" \
-		f1 "${trust[@]}"
-	[ "$SERVED" -le 4194304 ] || fail "moved chunk: CRIU was served $SERVED bytes"
+	refused "img-0: chunk 1 (bytes 4194304..8388607) does not match" "$T/ck/moved" f1 "${trust[@]}"
 	# Encrypted without a trust policy: the AEAD tag refuses the chunk.
 	copy_ck secret aead
 	flip_byte "$T/ck/aead/img-0.age" 5000000
 	ANY_SERVED=1 refused "does not authenticate" "$T/ck/aead" f2 --identity "$T/id.txt"
-	"$CRSTREAM" restore --path "$T/ck/secret" "${trust[@]}" --verify-first >/dev/null
+	"$CRSTREAM" restore --path "$T/ck/secret" "${trust[@]}" >/dev/null
 	verify_subject f2
+	"$CRSTREAM" restore --path "$T/ck/clear" "${trust[@]}" --no-verify-first >/dev/null
+	verify_subject f1
+}
+
+# Under a trust policy the verified stored bytes wait in $TMPDIR until
+# every stream is verified: without room there, the restore is refused
+# before CRIU starts, naming the directory and what it lacks; streaming
+# (--no-verify-first) needs no room and restores.
+test_verify_first_needs_room_in_tmpdir() {
+	keys
+	local pid
+	pid=$(start_subject room mem --mib 8)
+	dump_ok sealed "$pid" --streams 2 --compression none --recipient "$REC" --sign-key "$T/sign"
+	mkdir "$T/small"
+	mount -t tmpfs -o size=4m tmpfs "$T/small" || { fail "cannot mount a tmpfs"; return 1; }
+	local trust=(--identity "$T/id.txt" --trusted-key "$T/sign.pub") rc=0
+	TMPDIR=$T/small refused "until every stream is verified, and it has" "$T/ck/sealed" room \
+		"${trust[@]}" || rc=1
+	[ "$(ls -A "$T/small")" = "" ] || fail "left in the small TMPDIR: $(ls -A "$T/small")"
+	TMPDIR=$T/small "$CRSTREAM" restore --path "$T/ck/sealed" "${trust[@]}" --no-verify-first \
+		>/dev/null || rc=1
+	umount "$T/small"
+	[ "$rc" = 0 ] || { fail "see above"; return 1; }
+	verify_subject room
 }
 
 # extract --path: a stored checkpoint's image files, decrypted and, under

@@ -210,7 +210,7 @@ test_bash_completion() {
 	# Trusted checkpoints: keygen, the key options, key files.
 	offers "$CLI" keygen -- expect --output --sign
 	offers "$CLI" dump --re expect --recipient --recipients-file
-	offers "$CLI" restore -- expect --identity --trusted-key --verify-first
+	offers "$CLI" restore -- expect --identity --trusted-key --verify-first --no-verify-first
 	offers "$CLI" extract --path "$T/ckpts/dump-1" -- expect --identity --trusted-key --images-dir
 	touch "$T/ckpts/sign.pub"
 	offers "$CLI" restore --trusted-key "$T/ckpts/s" expect "$T/ckpts/sign.pub"
