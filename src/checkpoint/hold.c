@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Free space a hold leaves its filesystem, as the engine's spill does. */
@@ -25,6 +26,8 @@ struct held_copy {
 	int fd;
 	const atomic_bool *stop;
 	atomic_bool *failed;	/* any copy failed: the others stop */
+	struct held *h;		/* for the finish signal */
+	_Atomic uint64_t held;	/* bytes in the copy so far */
 	pthread_t thread;
 	bool started;
 	bool stopped;		/* gave up because another failed (or *stop) */
@@ -37,6 +40,9 @@ struct held {
 	struct held_copy *c;
 	int n;
 	atomic_bool failed;
+	pthread_mutex_t lock;
+	pthread_cond_t finished;	/* a copy thread ended */
+	int running;
 };
 
 static const char *hold_dir(void)
@@ -87,6 +93,7 @@ static int copy_all(struct held_copy *c)
 			break;
 		}
 		at += (uint64_t)n;
+		atomic_store(&c->held, at);
 	}
 	free(buf);
 	return rc;
@@ -101,7 +108,38 @@ static void *copy_thread(void *arg)
 		err_prefix("%s", c->key);
 		err_copy(c->err, sizeof(c->err));
 	}
+	pthread_mutex_lock(&c->h->lock);
+	c->h->running--;
+	pthread_cond_broadcast(&c->h->finished);
+	pthread_mutex_unlock(&c->h->lock);
 	return NULL;
+}
+
+/* Waits for the copy threads, ticking about five times a second. */
+static void wait_copies(struct held *h, const struct hold_tick *tick)
+{
+	uint64_t total = 0;
+	for (int i = 0; i < h->n; i++)
+		total += h->c[i].bytes;
+	pthread_mutex_lock(&h->lock);
+	while (h->running > 0) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 200 * 1000 * 1000;
+		if (until.tv_nsec >= 1000 * 1000 * 1000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		if (pthread_cond_timedwait(&h->finished, &h->lock, &until) != ETIMEDOUT || !tick)
+			continue;
+		uint64_t held = 0;
+		for (int i = 0; i < h->n; i++)
+			held += atomic_load(&h->c[i].held);
+		pthread_mutex_unlock(&h->lock);
+		tick->fn(tick->arg, held, total);
+		pthread_mutex_lock(&h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
 }
 
 /* The reason to report: a stream's own failure before the "stopped" of
@@ -203,11 +241,13 @@ void held_free(struct held *h)
 			close(h->c[i].fd);
 	}
 	free(h->c);
+	pthread_cond_destroy(&h->finished);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
 
 int hold_streams(struct reader **in, const char *const *keys, const uint64_t *bytes, int n,
-		 const atomic_bool *stop, struct held **out)
+		 const atomic_bool *stop, const struct hold_tick *tick, struct held **out)
 {
 	*out = NULL;
 	struct held *h = calloc(1, sizeof(*h));
@@ -220,21 +260,33 @@ int hold_streams(struct reader **in, const char *const *keys, const uint64_t *by
 	h->store = (struct store){.ops = &held_ops, .location = "(verified copies)"};
 	h->n = n;
 	atomic_init(&h->failed, false);
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->finished, NULL);
 	for (int i = 0; i < n; i++)
 		h->c[i] = (struct held_copy){.in = in[i], .key = keys[i], .bytes = bytes[i], .fd = -1,
-					     .stop = stop, .failed = &h->failed};
+					     .stop = stop, .failed = &h->failed, .h = h};
 	int rc = 0;
 	for (int i = 0; i < n && rc == 0; i++) {
 		struct held_copy *c = &h->c[i];
-		if (open_copy(c, hold_dir()) < 0)
+		if (open_copy(c, hold_dir()) < 0) {
 			rc = err_prefix("%s", c->key);
-		else if (pthread_create(&c->thread, NULL, copy_thread, c) != 0)
+			break;
+		}
+		pthread_mutex_lock(&h->lock);
+		h->running++;
+		pthread_mutex_unlock(&h->lock);
+		if (pthread_create(&c->thread, NULL, copy_thread, c) != 0) {
+			pthread_mutex_lock(&h->lock);
+			h->running--;
+			pthread_mutex_unlock(&h->lock);
 			rc = err_set("%s: cannot start a thread to hold it", c->key);
-		else
+		} else {
 			c->started = true;
+		}
 	}
 	if (rc < 0)
 		atomic_store(&h->failed, true);
+	wait_copies(h, tick);
 	for (int i = 0; i < n; i++) {
 		if (h->c[i].started)
 			pthread_join(h->c[i].thread, NULL);

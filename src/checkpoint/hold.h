@@ -21,13 +21,21 @@
 
 struct held;
 
+/* Called from hold_streams' caller a few times a second while it waits:
+ * bytes held so far and in all. */
+struct hold_tick {
+	void (*fn)(void *arg, uint64_t held, uint64_t total);
+	void *arg;
+};
+
 /* Reads in[0..n) to their ends into unlinked files in $TMPDIR (else /tmp),
  * after checking that it has room for bytes[i] each (the signed sizes).
  * Closes every reader. 0 with *out set once all are held; -1 with the
  * first failure, prefixed with its stream's key, or "interrupted" once
- * *stop is set. keys[i] names stream i, in errors and in the held store. */
+ * *stop is set. keys[i] names stream i, in errors and in the held store.
+ * tick may be NULL. */
 int hold_streams(struct reader **in, const char *const *keys, const uint64_t *bytes, int n,
-		 const atomic_bool *stop, struct held **out);
+		 const atomic_bool *stop, const struct hold_tick *tick, struct held **out);
 
 /* A store whose objects are the held copies: open_read(keys[i]) reads copy
  * i from its start. It only reads; it lives as long as h. */

@@ -451,7 +451,7 @@ bool protect_verifies(const struct protect *p)
 }
 
 int protect_hold_verified(struct protect *p, struct store *store, const struct layout *lay,
-			  const atomic_bool *stop)
+			  const atomic_bool *stop, const struct hold_tick *tick)
 {
 	if (!protect_verifies(p) || p->held)
 		return 0;
@@ -470,7 +470,8 @@ int protect_hold_verified(struct protect *p, struct store *store, const struct l
 		bytes[i] = p->digests[i]->bytes;
 	}
 	if (rc == 0)
-		rc = hold_streams(in, (const char *const *)lay->files, bytes, n, stop, &p->held);
+		rc = hold_streams(in, (const char *const *)lay->files, bytes, n, stop, tick,
+				  &p->held);
 	else
 		for (int i = 0; i < n; i++)
 			reader_close(in ? in[i] : NULL);

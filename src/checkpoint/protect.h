@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "checkpoint/hold.h"
 #include "checkpoint/layout.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/streams.h"
@@ -88,7 +89,7 @@ bool protect_verifies(const struct protect *p);
  * once; -1 with the first failing stream's reason, or "interrupted" once
  * *stop is set. After it, protect_store() gives the copies' store. */
 int protect_hold_verified(struct protect *p, struct store *store, const struct layout *lay,
-			  const atomic_bool *stop);
+			  const atomic_bool *stop, const struct hold_tick *tick);
 
 /* The store the streams are to be read from: the held copies after
  * protect_hold_verified(), else store. */

@@ -221,6 +221,16 @@ static void on_tick(void *arg)
 	report_progress(arg);
 }
 
+/* Verify-first: stored bytes read and verified, before CRIU starts. */
+static void on_held(void *arg, uint64_t held, uint64_t total)
+{
+	struct restore *x = arg;
+	struct ckpt_progress p = {.op = "restore", .target = x->o->path, .phase = CKPT_VERIFYING,
+				  .streams = x->lay.streams, .total_bytes = total,
+				  .done_bytes = held, .stored_bytes = held};
+	progress_meter_emit(&x->meter, &p);
+}
+
 static int run_criu(struct restore *x, const char *images_dir)
 {
 	struct argv a = {0};
@@ -346,7 +356,8 @@ static int start_streams(struct restore *x)
 	bool policy = protect_verifies(x->prot);
 	if (policy && x->o->verify_first != 0) {
 		trace("restore", "verifying every stream before CRIU starts");
-		if (protect_hold_verified(x->prot, x->store, lay, &x->interrupted) < 0) {
+		struct hold_tick tick = {on_held, x};
+		if (protect_hold_verified(x->prot, x->store, lay, &x->interrupted, &tick) < 0) {
 			free(sums);
 			return -1;
 		}

@@ -3,6 +3,7 @@
  *
  *   crstream: dump pid 12: capturing 310.2 MiB from CRIU, 2 streams
  *   crstream: dump pid 12: storing 120.0 MiB of 512.1 MiB (23%), 45.0 MiB/s, ETA 9s, 2 streams
+ *   crstream: restore /ck/x: verifying 60.0 MiB of 240.3 MiB (24%), 300.0 MiB/s, ETA 1s, 2 streams
  *   crstream: restore /ck/x: fetching 80.0 MiB of 512.1 MiB (15%), 210.0 MiB/s, ETA 2s, 2 streams */
 #include "cli/cli.h"
 #include "checkpoint/progress.h"
@@ -63,6 +64,10 @@ void progress_line_render(void *arg, const struct ckpt_progress *p)
 	case CKPT_STORING:
 	case CKPT_FETCHING:
 		format_work(p, what, sizeof(what));
+		break;
+	case CKPT_VERIFYING:	/* before CRIU starts (verify-first): stored bytes */
+		if (p->done_bytes < p->total_bytes)
+			format_work(p, what, sizeof(what));
 		break;
 	default:
 		break;

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 /* A reader that gives `good` bytes of `data` and then fails, the way a
  * verifying reader does at a chunk that does not match. */
@@ -83,7 +84,7 @@ static void test_streams_held_and_read_back(void)
 	atomic_bool stop;
 	atomic_init(&stop, false);
 	struct held *h = NULL;
-	CHECK(hold_streams(in, keys, bytes, 3, &stop, &h) == 0);
+	CHECK(hold_streams(in, keys, bytes, 3, &stop, NULL, &h) == 0);
 	CHECK(h != NULL);
 	if (h) {
 		struct store *s = held_store(h);
@@ -110,7 +111,7 @@ static void test_first_real_failure_is_reported(void)
 	atomic_bool stop;
 	atomic_init(&stop, false);
 	struct held *h = NULL;
-	CHECK(hold_streams(in, keys, bytes, 3, &stop, &h) < 0);
+	CHECK(hold_streams(in, keys, bytes, 3, &stop, NULL, &h) < 0);
 	CHECK(h == NULL);
 	CHECK_ERR("img-1.zst: chunk 2 does not match");
 	CHECK(!strstr(err_msg(), "stopped"));
@@ -126,10 +127,74 @@ static void test_stop_says_interrupted(void)
 	atomic_bool stop;
 	atomic_init(&stop, true);
 	struct held *h = NULL;
-	CHECK(hold_streams(in, keys, bytes, 1, &stop, &h) < 0);
+	CHECK(hold_streams(in, keys, bytes, 1, &stop, NULL, &h) < 0);
 	CHECK(h == NULL);
 	CHECK_ERR("interrupted");
 	free(data);
+}
+
+/* A reader that takes its time: 40 reads of 64 KiB, 15 ms each. */
+struct slow_r {
+	struct reader r;
+	int left;
+};
+
+static ssize_t slow_read(struct reader *r, void *buf, size_t cap)
+{
+	struct slow_r *s = (struct slow_r *)r;
+	if (s->left == 0)
+		return 0;
+	s->left--;
+	struct timespec t = {.tv_nsec = 15 * 1000 * 1000};
+	nanosleep(&t, NULL);
+	size_t n = cap < 65536 ? cap : 65536;
+	memset(buf, 'x', n);
+	return (ssize_t)n;
+}
+
+static void slow_close(struct reader *r)
+{
+	free(r);
+}
+
+static const struct reader_ops slow_ops = {.read = slow_read, .close = slow_close};
+
+struct ticks {
+	int count;
+	uint64_t last, total;
+	bool went_back;
+};
+
+static void count_tick(void *arg, uint64_t held, uint64_t total)
+{
+	struct ticks *t = arg;
+	t->went_back |= held < t->last;
+	t->count++;
+	t->last = held;
+	t->total = total;
+}
+
+/* The caller hears about progress while it waits (0.6 s here: at least
+ * one tick at five a second), and the numbers only grow. */
+static void test_progress_ticks_while_holding(void)
+{
+	struct slow_r *s = calloc(1, sizeof(*s));
+	s->r.ops = &slow_ops;
+	s->left = 40;
+	struct reader *in[1] = {&s->r};
+	const char *keys[1] = {"img-0"};
+	uint64_t bytes[1] = {40 * 65536};
+	atomic_bool stop;
+	atomic_init(&stop, false);
+	struct ticks t = {0};
+	struct hold_tick tick = {count_tick, &t};
+	struct held *h = NULL;
+	CHECK(hold_streams(in, keys, bytes, 1, &stop, &tick, &h) == 0);
+	CHECK(t.count >= 1);
+	CHECK(!t.went_back);
+	CHECK(t.total == 40 * 65536);
+	CHECK(t.last <= t.total);
+	held_free(h);
 }
 
 int main(void)
@@ -137,5 +202,6 @@ int main(void)
 	RUN(test_streams_held_and_read_back);
 	RUN(test_first_real_failure_is_reported);
 	RUN(test_stop_says_interrupted);
+	RUN(test_progress_ticks_while_holding);
 	return unit_done();
 }
