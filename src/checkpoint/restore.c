@@ -221,10 +221,14 @@ static void on_tick(void *arg)
 	report_progress(arg);
 }
 
-/* Verify-first: stored bytes read and verified, before CRIU starts. */
+/* Verify-first: stored bytes read and verified, before CRIU starts. The
+ * session takes SIGINT and SIGTERM only once CRIU runs; until then a
+ * pending one stops the copies. */
 static void on_held(void *arg, uint64_t held, uint64_t total)
 {
 	struct restore *x = arg;
+	if (session_interrupted())
+		atomic_store(&x->interrupted, true);
 	struct ckpt_progress p = {.op = "restore", .target = x->o->path, .phase = CKPT_VERIFYING,
 				  .streams = x->lay.streams, .total_bytes = total,
 				  .done_bytes = held, .stored_bytes = held};
