@@ -123,13 +123,7 @@ static void wait_copies(struct held *h, const struct hold_tick *tick)
 		total += h->c[i].bytes;
 	pthread_mutex_lock(&h->lock);
 	while (h->running > 0) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000 * 1000;
-		if (until.tv_nsec >= 1000 * 1000 * 1000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000 * 1000 * 1000;
-		}
+		struct timespec until = deadline_after_ms(200);
 		if (pthread_cond_timedwait(&h->finished, &h->lock, &until) != ETIMEDOUT || !tick)
 			continue;
 		uint64_t held = 0;

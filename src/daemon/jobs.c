@@ -441,13 +441,7 @@ int job_kill(struct daemon *d, const char *jid, int sig, struct job_row *out,
 	pthread_mutex_lock(&d->mu);
 	while (catalog_get_job(d->cat, jid, out) == 0 && !strcmp(out->state, "running") &&
 	       unix_ms() < until) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		struct timespec ts = deadline_after_ms(100);
 		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 	}
 	pthread_mutex_unlock(&d->mu);

@@ -7,6 +7,7 @@
 #include "cli/config.h"
 #include "codec/codec.h"
 #include "store/store.h"
+#include "util/fdio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -228,14 +229,7 @@ static void op_unlink(struct daemon *d, struct op *gone)
 
 bool op_wait(struct daemon *d, struct op *op, uint64_t *seq, int timeout_ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = deadline_after_ms(timeout_ms);
 	pthread_mutex_lock(&d->mu);
 	while (op->seq == *seq && !op->done)
 		if (pthread_cond_timedwait(&d->cv, &d->mu, &until) != 0)

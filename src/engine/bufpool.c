@@ -1,5 +1,6 @@
 #include "engine/bufpool.h"
 #include "util/bigbuf.h"
+#include "util/fdio.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -44,11 +45,7 @@ void *bufpool_get(struct bufpool *p)
 
 void *bufpool_get_wait(struct bufpool *p, int timeout_ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += (long)timeout_ms % 1000 * 1000000L;
-	until.tv_sec += timeout_ms / 1000 + until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
+	struct timespec until = deadline_after_ms(timeout_ms);
 	pthread_mutex_lock(&p->mu);
 	void *buf;
 	while (!(buf = take(p)))

@@ -124,6 +124,19 @@ uint64_t now_ms(void)
 	return now_ns() / 1000000u;
 }
 
+struct timespec deadline_after_ms(int ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 int parse_fd_number(const char *s)
 {
 	if (!s || !*s)

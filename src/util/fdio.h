@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* Read until len bytes or EOF; returns bytes read (< len only at EOF), -1 on
  * error (errno kept, no message set: callers know the context). */
@@ -36,6 +37,10 @@ int set_cloexec(int fd);
 /* Monotonic clock in nanoseconds / milliseconds. */
 uint64_t now_ns(void);
 uint64_t now_ms(void);
+
+/* The CLOCK_REALTIME time ms milliseconds from now: the deadline that
+ * pthread_cond_timedwait() takes. */
+struct timespec deadline_after_ms(int ms);
 
 /* Parse a non-negative decimal int that fits an int; -1 if malformed. */
 int parse_fd_number(const char *s);
