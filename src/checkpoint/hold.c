@@ -55,16 +55,24 @@ static int open_copy(struct held_copy *c, const char *dir)
 {
 	c->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (c->fd < 0)
-		return err_sys("cannot create a file in %s to hold it until it is verified", dir);
+		return err_sys("%s: cannot create a file in %s to hold it until it is verified",
+			       c->key, dir);
+	return 0;
+}
+
+/* All copies go to one directory: room for all of them, checked once. */
+static int check_room(int fd, const char *dir, uint64_t need)
+{
 	struct statvfs vfs;
-	if (fstatvfs(c->fd, &vfs) < 0)
+	if (fstatvfs(fd, &vfs) < 0)
 		return err_sys("statvfs %s", dir);
 	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	if (c->bytes + HOLD_FREE_MARGIN > avail)
-		return err_set("its %llu bytes are held in %s until every stream is verified, and "
-			       "it has %llu bytes free, less a margin of %llu MiB (set TMPDIR, or "
-			       "restore.verify_first = false to stream verified chunks)",
-			       (unsigned long long)c->bytes, dir, (unsigned long long)avail,
+	if (need + HOLD_FREE_MARGIN > avail)
+		return err_set("the checkpoint's %llu stored bytes are held in %s until every stream "
+			       "is verified, and it has %llu bytes free, less a margin of %llu MiB "
+			       "(set TMPDIR, or restore.verify_first = false to stream verified "
+			       "chunks)",
+			       (unsigned long long)need, dir, (unsigned long long)avail,
 			       HOLD_FREE_MARGIN >> 20);
 	return 0;
 }
@@ -259,11 +267,14 @@ int hold_streams(struct reader **in, const char *const *keys, const uint64_t *by
 	for (int i = 0; i < n; i++)
 		h->c[i] = (struct held_copy){.in = in[i], .key = keys[i], .bytes = bytes[i], .fd = -1,
 					     .stop = stop, .failed = &h->failed, .h = h};
+	uint64_t need = 0;
+	for (int i = 0; i < n; i++)
+		need += bytes[i];
 	int rc = 0;
 	for (int i = 0; i < n && rc == 0; i++) {
 		struct held_copy *c = &h->c[i];
-		if (open_copy(c, hold_dir()) < 0) {
-			rc = err_prefix("%s", c->key);
+		if (open_copy(c, hold_dir()) < 0 || (i == 0 && check_room(c->fd, hold_dir(), need) < 0)) {
+			rc = -1;
 			break;
 		}
 		pthread_mutex_lock(&h->lock);
