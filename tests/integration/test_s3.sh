@@ -213,9 +213,10 @@ test_multipart_streams_of_more_than_3_parts() {
 
 # ns_setup: a private mount namespace for this test, kept in $T/ns/mnt,
 # in which /tmp, $T/tmpdir and $T/cwd are fresh 4 MiB tmpfs and $T is
-# this test's directory as outside (status files stay visible). in_ns
-# CMD... runs CMD in it. Everything that takes part in a dump or restore
-# (the subject, crstream, CRIU) runs in it, so that CRIU sees one mount
+# this test's directory as outside (status files stay visible), and so is
+# the tree ($ROOT: the binaries), should it be under /tmp. in_ns CMD...
+# runs CMD in it. Everything that takes part in a dump or restore (the
+# subject, crstream, CRIU) runs in it, so that CRIU sees one mount
 # namespace.
 ns_setup() {
 	mkdir -p "$T/ns" "$T/tmpdir" "$T/cwd"
@@ -224,12 +225,26 @@ ns_setup() {
 	mount --make-private "$T/ns"
 	touch "$T/ns/mnt"
 	unshare --mount="$T/ns/mnt" --propagation private bash -euo pipefail -c '
-		exec 9<"$1"
+		exec 9<"$1" 8<"$2"
 		mount -t tmpfs -o size=4m tmpfs /tmp
 		mkdir -p "$1"
 		mount --no-canonicalize --bind /proc/self/fd/9 "$1"
 		mount -t tmpfs -o size=4m tmpfs "$1/tmpdir"
-		mount -t tmpfs -o size=4m tmpfs "$1/cwd"' ns_setup "$T"
+		mount -t tmpfs -o size=4m tmpfs "$1/cwd"
+		case $2 in /tmp/*)
+			mkdir -p "$2"
+			mount --no-canonicalize --bind /proc/self/fd/8 "$2" ;;
+		esac' ns_setup "$T" "$ROOT"
+}
+
+# The directories in /tmp that lead to the tree, when it is there
+# (ns_setup makes them): not something a dump left.
+root_path_in_tmp() {
+	local d=$ROOT
+	while [[ $d == /tmp/* ]]; do
+		echo "$d"
+		d=$(dirname "$d")
+	done
 }
 
 in_ns() {
@@ -237,9 +252,13 @@ in_ns() {
 }
 
 # ns_empty WHEN: nothing is left in /tmp, $TMPDIR or the working directory
-# (beyond the directories that lead to $T).
+# (beyond the directories that lead to $T and to the tree).
 ns_empty() {
-	in_ns find /tmp "$T/tmpdir" "$T/cwd" -xdev -mindepth 1 ! -path "$T" >"$T/left.$1"
+	in_ns find /tmp "$T/tmpdir" "$T/cwd" -xdev -mindepth 1 ! -path "$T" >"$T/found.$1" ||
+		{ fail "$1: find in the namespace failed"; return 1; }
+	local rc=0
+	grep -vxF -f <(root_path_in_tmp; echo "$T") "$T/found.$1" >"$T/left.$1" || rc=$?
+	[ "$rc" -le 1 ] || { fail "$1: grep failed"; return 1; }
 	[ ! -s "$T/left.$1" ] || { fail "$1: files left: $(cat "$T/left.$1")"; return 1; }
 	in_ns df --output=used -B1 /tmp "$T/tmpdir" "$T/cwd" | tail -n +2 >"$T/used.$1"
 	! awk '$1 > 65536 { bad = 1 } END { exit !bad }' "$T/used.$1" ||
