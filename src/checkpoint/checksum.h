@@ -6,6 +6,7 @@
 #ifndef CRSTREAM_CHECKPOINT_CHECKSUM_H
 #define CRSTREAM_CHECKPOINT_CHECKSUM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "util/stream.h"
@@ -21,8 +22,9 @@ struct checksum_result {
 struct writer *checksum_writer(struct writer *next, struct checksum_result *res);
 
 /* A reader filter hashing what comes from next; the result is filled when
- * next reports its end. */
-struct reader *checksum_reader(struct reader *next, struct checksum_result *res);
+ * next reports its end. With hash false it only counts (res->hex stays
+ * ""): for streams whose bytes something stronger checks. */
+struct reader *checksum_reader(struct reader *next, struct checksum_result *res, bool hash);
 
 /* The same hash by hand, for bytes that never pass through a filter
  * (spliced into a file, read through a mapping). */

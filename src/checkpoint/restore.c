@@ -348,7 +348,11 @@ static int start_streams(struct restore *x)
 {
 	const struct layout *lay = &x->lay;
 	const char **sums = NULL;
-	if (lay->have_manifest) {
+	bool policy = protect_verifies(x->prot);
+	/* Under a trust policy the signed SHA-256 chunk digests check every
+	 * stored byte: the manifest's XXH3 of the same bytes adds nothing
+	 * but a second pass over them (~0.2 CPU·s per GiB, measured). */
+	if (lay->have_manifest && !policy) {
 		if (!(sums = calloc((size_t)lay->streams, sizeof(char *))))
 			return err_set("out of memory");
 		for (int i = 0; i < lay->streams; i++)
@@ -357,7 +361,6 @@ static int start_streams(struct restore *x)
 	/* Under a trust policy the default is to verify everything before
 	 * CRIU starts, holding the verified stored bytes; without one,
 	 * --verify-first decodes everything before CRIU starts. */
-	bool policy = protect_verifies(x->prot);
 	if (policy && x->o->verify_first != 0) {
 		trace("restore", "verifying every stream before CRIU starts");
 		struct hold_tick tick = {on_held, x};

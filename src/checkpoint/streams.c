@@ -403,7 +403,7 @@ static struct reader *restore_chain(struct stream *s, struct store *store, const
 	struct reader *obj = store->ops->open_read(store, s->key, &s->stored_bytes);
 	if (!obj)
 		return NULL;
-	struct reader *sum = checksum_reader(obj, &s->sum);
+	struct reader *sum = checksum_reader(obj, &s->sum, s->expect_checksum != NULL);
 	if (!sum) {
 		reader_close(obj);
 		return NULL;
