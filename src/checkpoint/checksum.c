@@ -56,8 +56,7 @@ struct sum_reader {
 static int sw_write(struct writer *w, const void *buf, size_t len)
 {
 	struct sum_writer *s = (struct sum_writer *)w;
-	if (s->st)
-		checksum_update(s->st, buf, len);
+	checksum_update(s->st, buf, len);
 	/* Atomic: progress reports read it from another thread. */
 	__atomic_fetch_add(&s->res->bytes, (uint64_t)len, __ATOMIC_RELAXED);
 	return writer_write(w->next, buf, len);
@@ -66,13 +65,9 @@ static int sw_write(struct writer *w, const void *buf, size_t len)
 static int sw_close(struct writer *w)
 {
 	struct sum_writer *s = (struct sum_writer *)w;
-	if (s->st)
-		checksum_final(s->st, s->res);
-	else
-		s->res->done = 1;
+	checksum_final(s->st, s->res);
 	int rc = writer_close(w->next);
-	if (s->st)
-		checksum_free(s->st);
+	checksum_free(s->st);
 	free(s);
 	return rc;
 }
@@ -81,8 +76,7 @@ static void sw_abort(struct writer *w)
 {
 	struct sum_writer *s = (struct sum_writer *)w;
 	writer_abort(w->next);
-	if (s->st)
-		checksum_free(s->st);
+	checksum_free(s->st);
 	free(s);
 }
 
@@ -92,10 +86,10 @@ static const struct writer_ops sum_writer_ops = {
 	.abort = sw_abort,
 };
 
-struct writer *checksum_writer(struct writer *next, struct checksum_result *res, bool hash)
+struct writer *checksum_writer(struct writer *next, struct checksum_result *res)
 {
 	struct sum_writer *s = calloc(1, sizeof(*s));
-	if (!s || (hash && !(s->st = checksum_new()))) {
+	if (!s || !(s->st = checksum_new())) {
 		free(s);
 		err_set("out of memory");
 		return NULL;

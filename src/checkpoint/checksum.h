@@ -18,9 +18,8 @@ struct checksum_result {
 };
 
 /* A writer filter hashing what goes to next; the result is filled at
- * close, before next is closed. With hash false it only counts
- * (res->hex stays ""): for streams the signed chunk digests cover. */
-struct writer *checksum_writer(struct writer *next, struct checksum_result *res, bool hash);
+ * close, before next is closed. */
+struct writer *checksum_writer(struct writer *next, struct checksum_result *res);
 
 /* A reader filter hashing what comes from next; the result is filled when
  * next reports its end. With hash false it only counts (res->hex stays

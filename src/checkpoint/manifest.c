@@ -286,25 +286,19 @@ static int parse_streams(struct json_object *o, struct manifest *m)
 		struct json_object *e = json_object_array_get_idx(arr, (size_t)i);
 		struct manifest_stream *s = &m->stream[i];
 		struct json_object *file = field(e, "file", json_type_string, true, where);
-		/* A signed stream's chunk digests stand in for its checksum. */
-		struct json_object *sum = field(e, "checksum", json_type_string, false, where);
-		bool has_sum = json_object_object_get_ex(e, "checksum", NULL);
-		if (!file || (has_sum && !sum) ||
-		    get_u64(e, "stored_bytes", &s->stored_bytes, where) < 0 ||
+		struct json_object *sum = field(e, "checksum", json_type_string, true, where);
+		if (!file || !sum || get_u64(e, "stored_bytes", &s->stored_bytes, where) < 0 ||
 		    get_u64(e, "raw_bytes", &s->raw_bytes, where) < 0)
 			return -1;
 		const char *fname = plain_name(file);
 		if (!fname || strlen(fname) >= sizeof(s->file))
 			return err_set("%s: bad file name \"%s\"", where, json_object_get_string(file));
 		strcpy(s->file, fname);
-		if (sum && !is_hex(json_object_get_string(sum), CHECKSUM_HEX))
+		if (!is_hex(json_object_get_string(sum), CHECKSUM_HEX))
 			return err_set("%s: checksum is not %d lowercase hex digits", where, CHECKSUM_HEX);
-		if (sum)
-			strcpy(s->checksum, json_object_get_string(sum));
+		strcpy(s->checksum, json_object_get_string(sum));
 		if (parse_stream_digests(e, s, where) < 0)
 			return -1;
-		if (!sum && !s->chunk_digests[0])
-			return err_set("%s: neither a checksum nor chunk digests", where);
 	}
 	return 0;
 }

@@ -183,7 +183,6 @@ int protect_dump_new(const char *recipients, const char *sign_key, struct protec
 	}
 	p->filters = (struct stream_filters){.wrap_writer = wrap_writer,
 					     .suffix = p->recipients ? AGE_SUFFIX : "",
-					     .stored_digests = protect_signs(p),
 					     .ctx = p};
 	*out = p;
 	return 0;
@@ -386,11 +385,12 @@ static int load_chunk_list(struct protect *p, struct store *store, const struct 
 	return rc;
 }
 
-/* The streams' chunk lists, checked against the manifest: from then on
- * every stored byte is verified as it is read. */
-static int load_digests(struct protect *p, struct store *store, const struct layout *lay)
+static int check_policy(struct protect *p, struct store *store, const struct layout *lay)
 {
 	const struct manifest *m = &lay->m;
+	if (lay->streams == 0)
+		return err_set("a plain image directory (--streams 0) carries no chunk digests: the "
+			       "trust policy cannot verify it");
 	if (strcmp(m->prot.digest_algorithm, DIGEST_ALGO))
 		return err_set("%s: digest_algorithm \"%s\" (this crstream verifies \"%s\")",
 			       MANIFEST_NAME, m->prot.digest_algorithm, DIGEST_ALGO);
@@ -399,24 +399,6 @@ static int load_digests(struct protect *p, struct store *store, const struct lay
 			return -1;
 	p->verify = true;
 	return 0;
-}
-
-static int check_policy(struct protect *p, struct store *store, const struct layout *lay)
-{
-	if (lay->streams == 0)
-		return err_set("a plain image directory (--streams 0) carries no chunk digests: the "
-			       "trust policy cannot verify it");
-	return load_digests(p, store, lay);
-}
-
-/* A signed checkpoint's streams carry chunk digests instead of an XXH3
- * checksum: without a policy they are still checked, for integrity. */
-static bool needs_digests(const struct layout *lay)
-{
-	for (int i = 0; lay->have_manifest && i < lay->streams; i++)
-		if (!lay->m.stream[i].checksum[0])
-			return true;
-	return false;
 }
 
 /* Without a policy: say whether there is a signature at all. */
@@ -448,10 +430,6 @@ int protect_restore_check(struct protect **pp, struct store *store, const struct
 		if (!p && !(p = *pp = protect_alloc()))
 			return -1;
 		note_unchecked(p, store, lay);
-		if (needs_digests(lay) &&
-		    (load(p, "the chunk digests of a signed checkpoint") < 0 ||
-		     load_digests(p, store, lay) < 0))
-			return -1;
 	}
 	if (p->encrypted || p->verify)
 		p->filters = (struct stream_filters){.wrap_reader = wrap_reader, .ctx = p};
@@ -470,11 +448,6 @@ int protect_open_checkpoint(struct store *store, const char *path, struct protec
 bool protect_verifies(const struct protect *p)
 {
 	return p && p->verify;
-}
-
-bool protect_has_policy(const struct protect *p)
-{
-	return p && p->trusted && p->verify;
 }
 
 int protect_hold_verified(struct protect *p, struct store *store, const struct layout *lay,

@@ -80,13 +80,9 @@ int protect_restore_check(struct protect **pp, struct store *store, const struct
 int protect_open_checkpoint(struct store *store, const char *path, struct protect **pp,
 			    struct layout *lay);
 
-/* After protect_restore_check: whether stored chunks are verified against
- * their SHA-256 digests (under a trust policy, or a signed checkpoint's
- * integrity check without one). */
+/* Under a trust policy (after protect_restore_check): whether chunks are
+ * verified at all. */
 bool protect_verifies(const struct protect *p);
-
-/* A trust policy holds (restore.trusted_keys): the signature verified. */
-bool protect_has_policy(const struct protect *p);
 
 /* Under a trust policy (else nothing to do): reads every stream through
  * its verifying reader into a private copy (checkpoint/hold.h), all at

@@ -348,16 +348,15 @@ static int start_streams(struct restore *x)
 {
 	const struct layout *lay = &x->lay;
 	const char **sums = NULL;
-	bool policy = protect_has_policy(x->prot);
-	/* Where SHA-256 chunk digests check every stored byte (signed
-	 * checkpoints), an XXH3 of the same bytes adds nothing but a second
-	 * pass over them (~0.2 CPU·s per GiB, measured); signed streams
-	 * carry none. */
-	if (lay->have_manifest && !protect_verifies(x->prot)) {
+	bool policy = protect_verifies(x->prot);
+	/* Under a trust policy the signed SHA-256 chunk digests check every
+	 * stored byte: the manifest's XXH3 of the same bytes adds nothing
+	 * but a second pass over them (~0.2 CPU·s per GiB, measured). */
+	if (lay->have_manifest && !policy) {
 		if (!(sums = calloc((size_t)lay->streams, sizeof(char *))))
 			return err_set("out of memory");
 		for (int i = 0; i < lay->streams; i++)
-			sums[i] = lay->m.stream[i].checksum[0] ? lay->m.stream[i].checksum : NULL;
+			sums[i] = lay->m.stream[i].checksum;
 	}
 	/* Under a trust policy the default is to verify everything before
 	 * CRIU starts, holding the verified stored bytes; without one,

@@ -187,7 +187,7 @@ static struct writer *dump_chain(struct stream *s, struct store *store, const st
 	struct writer *obj = store->ops->create(store, s->key);
 	if (!obj)
 		return NULL;
-	struct writer *sum = checksum_writer(obj, &s->sum, !(f && f->stored_digests));
+	struct writer *sum = checksum_writer(obj, &s->sum);
 	if (!sum) {
 		writer_abort(obj);
 		return NULL;

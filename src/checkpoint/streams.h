@@ -51,9 +51,6 @@ struct stream_filters {
 	struct writer *(*wrap_writer)(void *ctx, int index, struct writer *next);
 	struct reader *(*wrap_reader)(void *ctx, int index, struct reader *next);
 	const char *suffix;	/* dump: appended to the stream names (".age") */
-	/* dump: the filters record a SHA-256 of every stored byte (a signed
-	 * checkpoint's chunk digests), so the stream needs no XXH3 of them */
-	bool stored_digests;
 	void *ctx;
 };
 

@@ -55,12 +55,8 @@ static int extract_streams(struct unpack *u)
 	const char **labels = calloc((size_t)lay->streams, sizeof(char *));
 	struct shard_stat *stats = calloc((size_t)lay->streams, sizeof(*stats));
 	int rc = sums && fds && labels && stats ? 0 : err_set("out of memory");
-	/* Signed streams carry SHA-256 chunk digests (checked by the
-	 * filters) instead of an XXH3. */
 	for (int i = 0; rc == 0 && lay->have_manifest && i < lay->streams; i++)
-		sums[i] = lay->m.stream[i].checksum[0] && !protect_verifies(u->prot)
-				  ? lay->m.stream[i].checksum
-				  : NULL;
+		sums[i] = lay->m.stream[i].checksum;
 	if (rc == 0)
 		rc = streams_start_restore(&u->streams, lay->streams, u->store, "", lay->files,
 					   lay->have_manifest ? sums : NULL, lay->codec,

@@ -77,12 +77,9 @@ static void show_manifest(const struct manifest *m, const char *trust)
 	       m->tool_version ? ESCAPED(m->tool_version) : "?");
 	show_protection(m, trust);
 	for (int i = 0; m->stream && i < m->streams; i++)
-		printf("stream:      %-12s %12llu bytes (raw %llu)  %s %s\n",
+		printf("stream:      %-12s %12llu bytes (raw %llu)  xxh128 %s\n",
 		       ESCAPED(m->stream[i].file), (unsigned long long)m->stream[i].stored_bytes,
-		       (unsigned long long)m->stream[i].raw_bytes,
-		       m->stream[i].checksum[0] ? "xxh128" : "sha256 chunks",
-		       m->stream[i].checksum[0] ? m->stream[i].checksum
-						: ESCAPED(m->stream[i].chunk_digests));
+		       (unsigned long long)m->stream[i].raw_bytes, m->stream[i].checksum);
 	for (size_t i = 0; i < m->nfiles; i++)
 		printf("file:        %-24s %12llu bytes\n", ESCAPED(m->files[i].name),
 		       (unsigned long long)m->files[i].size);

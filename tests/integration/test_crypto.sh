@@ -213,20 +213,14 @@ test_refusals_hand_criu_nothing() {
 	refused "img-0.lz4.age: chunk 0 (bytes 0.." \
 		"$T/ck/swapped1" r1 "${trust[@]}"
 	# Two of the age file's 64 KiB chunks swapped: the chunk digest
-	# refuses it, under the trust policy and, a signed checkpoint's
-	# integrity check, without one; an unsigned one's AEAD tags refuse it.
-	local swap='import sys; p=sys.argv[1]; d=bytearray(open(p,"rb").read())
-at=d.index(b"\n---")+49+16; c=65536+16; a,b=at+c,at+2*c
-d[a:b], d[b:b+c] = d[b:b+c], d[a:b]; open(p,"wb").write(d)'
+	# refuses it under the trust policy, the AEAD tags without one.
 	copy_ck signed reordered
-	"$PYTHON" -c "$swap" "$T/ck/reordered/img-0.lz4.age"
+	"$PYTHON" -c 'import sys; p=sys.argv[1]; d=bytearray(open(p,"rb").read())
+at=d.index(b"\n---")+49+16; c=65536+16; a,b=at+c,at+2*c
+d[a:b], d[b:b+c] = d[b:b+c], d[a:b]; open(p,"wb").write(d)' "$T/ck/reordered/img-0.lz4.age"
 	refused "img-0.lz4.age: chunk 0 (bytes 0.." "$T/ck/reordered" r1 \
 		"${trust[@]}"
-	ANY_SERVED=1 refused "img-0.lz4.age: chunk 0 (bytes 0.." "$T/ck/reordered" r1 \
-		--identity "$T/id.txt"
-	copy_ck unsigned unsigned-reordered
-	"$PYTHON" -c "$swap" "$T/ck/unsigned-reordered/img-0.lz4.age"
-	ANY_SERVED=1 refused "img-0.lz4.age: age: chunk 1 at offset" "$T/ck/unsigned-reordered" r3 \
+	ANY_SERVED=1 refused "img-0.lz4.age: age: chunk 1 at offset" "$T/ck/reordered" r1 \
 		--identity "$T/id.txt"
 	"$CRSTREAM" keygen --output "$T/age-other.txt" >/dev/null
 	refused "no identity matches" "$T/ck/signed" r1 --identity "$T/age-other.txt" \
@@ -282,21 +276,10 @@ test_flipped_bytes_never_reach_criu() {
 	"$PYTHON" -c 'import sys; p=sys.argv[1]; d=bytearray(open(p,"rb").read()); c=4194304
 d[c:2*c], d[2*c:3*c] = d[2*c:3*c], d[c:2*c]; open(p,"wb").write(d)' "$T/ck/moved/img-0"
 	refused "img-0: chunk 1 (bytes 4194304..8388607) does not match" "$T/ck/moved" f1 "${trust[@]}"
-	# Without a trust policy a signed checkpoint's chunk digests still
-	# refuse the chunk (integrity); an unsigned encrypted one's AEAD tag
-	# does.
-	copy_ck secret nopolicy
-	flip_byte "$T/ck/nopolicy/img-0.age" 5000000
-	ANY_SERVED=1 refused "img-0.age: chunk 1 (bytes 4194304.." "$T/ck/nopolicy" f2 \
-		--identity "$T/id.txt"
-	local pid3
-	pid3=$(start_subject f3 mem --mib 14)
-	dump_ok aead "$pid3" --streams 1 --compression none --recipient "$REC"
-	copy_ck aead aead-flipped
-	flip_byte "$T/ck/aead-flipped/img-0.age" 5000000
-	ANY_SERVED=1 refused "does not authenticate" "$T/ck/aead-flipped" f3 --identity "$T/id.txt"
-	"$CRSTREAM" restore --path "$T/ck/aead" --identity "$T/id.txt" >/dev/null
-	verify_subject f3
+	# Encrypted without a trust policy: the AEAD tag refuses the chunk.
+	copy_ck secret aead
+	flip_byte "$T/ck/aead/img-0.age" 5000000
+	ANY_SERVED=1 refused "does not authenticate" "$T/ck/aead" f2 --identity "$T/id.txt"
 	"$CRSTREAM" restore --path "$T/ck/secret" "${trust[@]}" >/dev/null
 	verify_subject f2
 	"$CRSTREAM" restore --path "$T/ck/clear" "${trust[@]}" --no-verify-first >/dev/null
