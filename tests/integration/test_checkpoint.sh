@@ -8,15 +8,6 @@ CK=""	# set per test: $T/ck
 # 80 dump/restore cycles under ASan: far beyond the default timeout.
 TEST_TIMEOUT[test_every_stream_count_and_codec_with_every_process_kind]=1500
 
-# dump_ok NAME PID ARGS...: crstream dump into $T/ck/NAME; prints its JSON.
-dump_ok() {
-	local name=$1 pid=$2
-	shift 2
-	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name "$name" --json "$@" >"$T/$name.dump.json" ||
-		{ fail "dump $name: $(cat "$T/$name.dump.json")"; return 1; }
-	wait_gone "$pid"
-}
-
 restore_ok() {
 	local name=$1
 	shift

@@ -28,16 +28,6 @@ keys() {
 	"$CRSTREAM" keygen --sign --output "$T/other" >/dev/null
 }
 
-# dump_ok NAME PID ARGS...: crstream dump into $T/ck/NAME; waits for the
-# process to go.
-dump_ok() {
-	local name=$1 pid=$2
-	shift 2
-	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name "$name" --json "$@" >"$T/$name.dump.json" ||
-		{ fail "dump $name: $(cat "$T/$name.dump.json")"; return 1; }
-	wait_gone "$pid"
-}
-
 # refused WHY CKPT SUBJECT ARGS...: the restore fails with WHY on one line,
 # hands CRIU nothing (served_bytes 0, unless ANY_SERVED=1; the count is
 # left in $SERVED), and the dumped SUBJECT never ran again.

@@ -20,7 +20,7 @@ victim_intact() {
 	[ "$(cat "$T/victim")" = precious ] || fail "the symlink's target was written: $(head -c 80 "$T/victim" | od -c | head -2)"
 }
 
-dump_ok() {	# dump_ok NAME PID ARGS...: into $T/ck/NAME
+dump_plain() {	# dump_plain NAME PID ARGS...: into $T/ck/NAME, output in $T/NAME.dump.out (no --json)
 	local name=$1 pid=$2
 	shift 2
 	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name "$name" "$@" >"$T/$name.dump.out" 2>&1 ||
@@ -55,7 +55,7 @@ test_symlink_planted_at_each_name_crstream_writes() {
 	rm -rf "$T/ck/pl"
 	mkdir -p -m 700 "$T/ck/pl"
 	ln -s "$T/victim" "$T/ck/pl/criu-dump.log"
-	dump_ok pl "$pid" --streams 1 --compression lz4
+	dump_plain pl "$pid" --streams 1 --compression lz4
 	grep -q "could not keep CRIU's log in the checkpoint: .*criu-dump.log exists already as a symbolic link" \
 		"$T/pl.dump.out" || fail "dump said: $(cat "$T/pl.dump.out")"
 	victim_intact
@@ -173,7 +173,7 @@ test_rm_removes_only_the_checkpoint_names() {
 	[ -s "$T/ck/st/sub/img-0.lz4" ] || fail "a file in a subdirectory was removed"
 	victim_intact
 	# A plain image directory: its image files go, the stranger stays.
-	dump_ok plain "$pid" --streams 0
+	dump_plain plain "$pid" --streams 0
 	echo keep >"$T/ck/plain/notes.txt"
 	"$CRSTREAM" rm "$T/ck/plain" >/dev/null
 	[ "$(ls -A "$T/ck/plain")" = notes.txt ] || fail "left: $(ls -A "$T/ck/plain")"
@@ -186,7 +186,7 @@ test_plain_checkpoint_is_read_only_through_checked_files() {
 	local pid counter ck=$T/ck
 	pid=$(start_subject p mem --mib 8)
 	counter=$(status_get "$T/p.status" counter)
-	dump_ok plain "$pid" --streams 0
+	dump_plain plain "$pid" --streams 0
 	heartbeat_mark p
 	cp -a "$ck/plain" "$ck/stranger"
 	echo x >"$ck/stranger/extra.img"
@@ -314,7 +314,7 @@ test_hostile_inputs_are_refused_in_bounded_time_and_memory() {
 	# A real checkpoint, its manifest made to promise less than the
 	# streams hold: refused where the stream breaks the promise.
 	pid=$(start_subject h mem --mib 16)
-	dump_ok real "$pid" --streams 1 --compression lz4
+	dump_plain real "$pid" --streams 1 --compression lz4
 	heartbeat_mark h
 	cp -a "$ck/real" "$ck/longer"
 	json_set "$ck/longer/manifest.json" 'm["stream_files"][0]["raw_bytes"] //= 2'

@@ -120,6 +120,16 @@ wait_gone() {
 	"$TESTTOOL" wait-gone "$1" --timeout 30 >/dev/null || { fail "pid $1 is still there"; return 1; }
 }
 
+# dump_ok NAME PID ARGS...: crstream dump of PID into $T/ck/NAME, its --json
+# result in $T/NAME.dump.json; waits for the process to go.
+dump_ok() {
+	local name=$1 pid=$2
+	shift 2
+	"$CRSTREAM" dump "$pid" --dir "$T/ck" --name "$name" --json "$@" >"$T/$name.dump.json" ||
+		{ fail "dump $name: $(cat "$T/$name.dump.json")"; return 1; }
+	wait_gone "$pid"
+}
+
 # alive PID: the process exists and is not a zombie.
 alive() {
 	[ -e "/proc/$1" ] || return 1
