@@ -824,8 +824,16 @@ test_callers_credentials_decide() {
 	chmod 755 "$T" "$DC_GEN"
 	dc_ok daemon.HealthCheck >/dev/null	# generates the stubs, as root
 	chmod -R a+rX "$DC_GEN"
-	as_user 65534 "$PYTHON" "$DC_PY" daemon.List >"$T/nobody.json" || true
-	jq -e '.code == "UNAVAILABLE"' "$T/nobody.json" >/dev/null || fail "nobody: $(cat "$T/nobody.json")"
+	# The client where other users can read it: the tree may be in a 0700
+	# directory (a clone in mktemp -d).
+	cp -r "$(dirname "$DC_PY")" "$T/client"
+	chmod -R a+rX "$T/client"
+	local dc_py=$T/client/dc.py
+	# jq -s: an empty answer (the client could not even run) is a failure,
+	# where jq -e alone would pass it.
+	as_user 65534 "$PYTHON" "$dc_py" daemon.List >"$T/nobody.json" || true
+	jq -es '.[0].code == "UNAVAILABLE"' "$T/nobody.json" >/dev/null ||
+		fail "nobody: $(cat "$T/nobody.json")"
 	stop_daemon
 	rm -rf "$T/run"
 	# With daemon.allowed_uids, others can connect, and SO_PEERCRED decides.
@@ -834,11 +842,11 @@ test_callers_credentials_decide() {
 	[ "$(stat -c %a "$T/run/d.sock")" = 666 ] || fail "socket mode $(stat -c %a "$T/run/d.sock")"
 	local pid
 	pid=$(start_subject p mem --mib 4)
-	as_user 65534 "$PYTHON" "$DC_PY" daemon.Dump "$(dump_req "$pid")" >"$T/nobody.json" || true
-	jq -e '.code == "PERMISSION_DENIED" and (.details | contains("daemon.allowed_uids"))' \
+	as_user 65534 "$PYTHON" "$dc_py" daemon.Dump "$(dump_req "$pid")" >"$T/nobody.json" || true
+	jq -es '.[0] | .code == "PERMISSION_DENIED" and (.details | contains("daemon.allowed_uids"))' \
 		"$T/nobody.json" >/dev/null || fail "nobody: $(cat "$T/nobody.json")"
 	alive "$pid" || fail "the subject is gone"
-	as_user 4242 "$PYTHON" "$DC_PY" daemon.HealthCheck >"$T/allowed.json" ||
+	as_user 4242 "$PYTHON" "$dc_py" daemon.HealthCheck >"$T/allowed.json" ||
 		fail "uid 4242: $(cat "$T/allowed.json")"
 	dc_ok daemon.HealthCheck >/dev/null
 	stop_daemon
