@@ -144,7 +144,7 @@ wait_log() {
 wait_state() {
 	local i
 	for i in $(seq 600); do
-		dc_ok v1.GetCheckpoint '{"location":"'"$1"'"}' | jq -e --arg s "$2" '.state == $s' >/dev/null &&
+		dc_ok v1.GetCheckpoint '{"location":"'"$1"'"}' | jq_holds --arg s "$2" '.state == $s' &&
 			return 0
 		sleep 0.1
 	done
@@ -169,10 +169,10 @@ test_health_check_lists_criu_streaming_storage_and_catalog() {
 	dc_ok daemon.HealthCheck '{"Full": true}' >"$T/h.json"
 	local area
 	for area in criu streaming storage catalog; do
-		jq -e --arg a "$area" '.Results[] | select(.Name == $a) | .Components | length > 0' \
-			"$T/h.json" >/dev/null || fail "no $area result: $(cat "$T/h.json")"
+		jq_holds --arg a "$area" '.Results[] | select(.Name == $a) | .Components | length > 0' \
+			<"$T/h.json" || fail "no $area result: $(cat "$T/h.json")"
 	done
-	jq -e '[.Results[].Components[] | select(.Errors)] | length == 0' "$T/h.json" >/dev/null ||
+	jq_holds '[.Results[].Components[] | select(.Errors)] | length == 0' <"$T/h.json" ||
 		fail "errors in a healthy setup: $(cat "$T/h.json")"
 	jq -r '.Results[] | select(.Name == "criu") | .Components[].Data' "$T/h.json" |
 		grep -q "version 4\." || fail "no CRIU version: $(cat "$T/h.json")"
@@ -188,8 +188,8 @@ test_health_check_lists_criu_streaming_storage_and_catalog() {
 	kill "$LISTENER"
 	CRSTREAM_CRIU=/nonexistent/criu start_daemon
 	dc_ok daemon.HealthCheck >"$T/h.json"
-	jq -e '.Results[] | select(.Name == "criu") | .Components[] | select(.Errors)' "$T/h.json" \
-		>/dev/null || fail "a missing CRIU is not an error: $(cat "$T/h.json")"
+	jq_holds '.Results[] | select(.Name == "criu") | .Components[] | select(.Errors)' <"$T/h.json" ||
+		fail "a missing CRIU is not an error: $(cat "$T/h.json")"
 	stop_daemon
 }
 
@@ -200,11 +200,11 @@ test_dump_streams_4_lz4_and_restore_verifies() {
 	start_daemon
 	dc_ok daemon.Dump "$(dump_req "$pid" '"Dir":"'"$T"'/ck","Name":"p","Streams":4,"Compression":"lz4"')" \
 		>"$T/dump.json"
-	jq -e --arg p "$T/ck/p" '.Paths == [$p]' "$T/dump.json" >/dev/null ||
+	jq_holds --arg p "$T/ck/p" '.Paths == [$p]' <"$T/dump.json" ||
 		fail "Paths: $(cat "$T/dump.json")"
 	[ "$(ls "$T/ck/p" | grep -c '^img-[0-3]\.lz4$')" = 4 ] || fail "streams: $(ls "$T/ck/p")"
-	jq -e '.complete and .streams == 4 and .compression == "lz4"' "$T/ck/p/manifest.json" \
-		>/dev/null || fail "manifest: $(head -c 300 "$T/ck/p/manifest.json")"
+	jq_holds '.complete and .streams == 4 and .compression == "lz4"' <"$T/ck/p/manifest.json" ||
+		fail "manifest: $(head -c 300 "$T/ck/p/manifest.json")"
 	wait_gone "$pid"
 	dc_ok daemon.Restore '{"Path":"'"$T"'/ck/p"}' >"$T/restore.json"
 	[ "$(jq -r .PID "$T/restore.json")" = "$pid" ] || fail "restored as $(cat "$T/restore.json")"
@@ -227,12 +227,12 @@ test_list_and_delete_checkpoints_agree_with_the_disk() {
 	jq -r '.Checkpoints[].Path' "$T/list.json" | sort >"$T/paths"
 	ls -d "$T"/ck/* | sort >"$T/disk"
 	diff "$T/paths" "$T/disk" >&2 || fail "catalog and disk differ"
-	jq -e '.Checkpoints | all(.ID != "" and (.Time | tonumber) > 0 and (.Size | tonumber) > 0)' \
-		"$T/list.json" >/dev/null || fail "entries: $(cat "$T/list.json")"
+	jq_holds '.Checkpoints | all(.ID != "" and (.Time | tonumber) > 0 and (.Size | tonumber) > 0)' \
+		<"$T/list.json" || fail "entries: $(cat "$T/list.json")"
 	local a
 	a=$(jq -r '.Checkpoints[] | select(.Path | endswith("/a")) | .ID' "$T/list.json")
-	dc_ok daemon.GetCheckpoint '{"ID":"'"$a"'"}' | jq -e --arg p "$T/ck/a" '.Checkpoint.Path == $p' \
-		>/dev/null || fail "GetCheckpoint: $(cat "$T/last.json")"
+	dc_ok daemon.GetCheckpoint '{"ID":"'"$a"'"}' | jq_holds --arg p "$T/ck/a" '.Checkpoint.Path == $p' ||
+		fail "GetCheckpoint: $(cat "$T/last.json")"
 	dc_ok daemon.DeleteCheckpoint '{"ID":"'"$a"'"}' >/dev/null
 	[ ! -e "$T/ck/a" ] || fail "DeleteCheckpoint left $(ls -la "$T/ck/a")"
 	dc_ok daemon.ListCheckpoints | jq -r '.Checkpoints[].Path' >"$T/paths"
@@ -284,13 +284,14 @@ test_catalog_survives_a_restart() {
 	printf '{"checkpoint": {"stream": 3}}\n' >"$T/config.json"
 	start_daemon
 	dc_ok daemon.Dump "$(dump_req "$pid" '"Name":"x","Criu":{"images_dir_fd":-1,"leave_running":true}')" >/dev/null
-	jq -e '.streams == 3' "$T/ck/x/manifest.json" >/dev/null || fail "streams: $(head -c 200 "$T/ck/x/manifest.json")"
+	jq_holds '.streams == 3' <"$T/ck/x/manifest.json" ||
+		fail "streams: $(head -c 200 "$T/ck/x/manifest.json")"
 	dc_ok daemon.ListCheckpoints >"$T/before.json"
 	stop_daemon
 	start_daemon
 	dc_ok daemon.ListCheckpoints >"$T/after.json"
 	diff "$T/before.json" "$T/after.json" >&2 || fail "the catalog changed across a restart"
-	jq -e '.Checkpoints | length == 1' "$T/after.json" >/dev/null || fail "$(cat "$T/after.json")"
+	jq_holds '.Checkpoints | length == 1' <"$T/after.json" || fail "$(cat "$T/after.json")"
 	stop_daemon
 }
 
@@ -329,15 +330,15 @@ test_jobs_run_dump_twice_restore_latest_kill() {
 	[ "$(job_field j1 .State.Status)" = checkpointed ] || fail "after the dump: $(cat "$T/last.json")"
 	dc_ok daemon.ListCheckpoints '{"JID":"j1"}' | jq -r '.Checkpoints[].Path' >"$T/paths"
 	printf '%s\n' "$T/ck/first" "$T/ck/second" | diff - "$T/paths" >&2 || fail "the job's checkpoints"
-	dc_ok daemon.GetCheckpoint '{"JID":"j1"}' | jq -e --arg p "$T/ck/second" '.Checkpoint.Path == $p' \
-		>/dev/null || fail "latest: $(cat "$T/last.json")"
+	dc_ok daemon.GetCheckpoint '{"JID":"j1"}' | jq_holds --arg p "$T/ck/second" '.Checkpoint.Path == $p' ||
+		fail "latest: $(cat "$T/last.json")"
 	# Restore the latest, as the job.
 	dc_ok daemon.Restore '{"Type":"job","Details":{"JID":"j1"}}' >"$T/restore.json"
 	[ "$(jq -r .PID "$T/restore.json")" = "$pid" ] || fail "restored as $(cat "$T/restore.json")"
 	verify_subject j "$counter"
 	dc_ok daemon.List >"$T/list.json"
-	jq -e --argjson p "$pid" '.Jobs | length == 1 and .[0].JID == "j1" and .[0].State.PID == $p and
-		.[0].State.IsRunning' "$T/list.json" >/dev/null || fail "List: $(cat "$T/list.json")"
+	jq_holds --argjson p "$pid" '.Jobs | length == 1 and .[0].JID == "j1" and .[0].State.PID == $p and
+		.[0].State.IsRunning' <"$T/list.json" || fail "List: $(cat "$T/list.json")"
 	job_field j1 .State.Status | grep -q '^running (restored from ' || fail "Get: $(cat "$T/last.json")"
 	# The restored process is the daemon's child again: its end is reaped.
 	dc_ok daemon.Kill '{"JIDs":["j1"]}' | grep -q 'killed by signal 9' || fail "Kill: $(cat "$T/last.json")"
@@ -468,8 +469,8 @@ test_two_dumps_of_one_tree_at_once_exactly_one_proceeds() {
 	wait -n "$one" "$two" || first=$?
 	[ "$first" = 1 ] || fail "a dump ended while the other was held: $(cat "$T/one.json" "$T/two.json")"
 	if [ -s "$T/one.json" ]; then refused=one held=$two; else refused=two held=$one; fi
-	jq -e '.code == "FAILED_PRECONDITION" and (.details | contains("being checkpointed already"))' \
-		"$T/$refused.json" >/dev/null || fail "refused: $(cat "$T/$refused.json")"
+	jq_holds '.code == "FAILED_PRECONDITION" and (.details | contains("being checkpointed already"))' \
+		<"$T/$refused.json" || fail "refused: $(cat "$T/$refused.json")"
 	# A process of the same tree, its child, is refused as well.
 	dc_err FAILED_PRECONDITION daemon.Dump "$(dump_req "$child" '"Name":"child"')" >/dev/null
 	touch "$T/fault/release"
@@ -498,8 +499,8 @@ incomplete_after_restart() {
 	start_daemon
 	dc_err FAILED_PRECONDITION daemon.Restore '{"Path":"'"$T/ck/$1"'"}' | grep -q 'is incomplete' ||
 		fail "$(cat "$T/last.json")"
-	jq -e '.complete == false' "$T/ck/$1/manifest.json" >/dev/null || fail "the manifest says complete"
-	dc_ok v1.GetCheckpoint '{"location":"'"$T/ck/$1"'"}' | jq -e '.state == "incomplete"' >/dev/null ||
+	jq_holds '.complete == false' <"$T/ck/$1/manifest.json" || fail "the manifest says complete"
+	dc_ok v1.GetCheckpoint '{"location":"'"$T/ck/$1"'"}' | jq_holds '.state == "incomplete"' ||
 		fail "catalog: $(cat "$T/last.json")"
 	stop_daemon
 }
@@ -529,7 +530,7 @@ test_daemon_terminated_mid_dump_cancels_it_cleanly() {
 	touch "$T/fault/release"
 	stop_daemon
 	! wait "$CLIENT" || fail "the client's dump succeeded: $(cat "$T/client.json")"
-	jq -e '.code == "CANCELLED"' "$T/client.json" >/dev/null || fail "client: $(cat "$T/client.json")"
+	jq_holds '.code == "CANCELLED"' <"$T/client.json" || fail "client: $(cat "$T/client.json")"
 	verify_subject k
 	incomplete_after_restart k
 }
@@ -543,7 +544,7 @@ test_client_going_away_does_not_cancel_the_dump() {
 	touch "$T/fault/release"
 	# The dump completes: CRIU kills the tree once the checkpoint is durable.
 	wait_gone "$pid"
-	jq -e '.complete' "$T/ck/k/manifest.json" >/dev/null || fail "the dump did not complete"
+	jq_holds '.complete' <"$T/ck/k/manifest.json" || fail "the dump did not complete"
 	dc_ok daemon.Restore '{"Path":"'"$T/ck/k"'"}' >/dev/null
 	verify_subject k
 	stop_daemon
@@ -555,23 +556,23 @@ test_v1_streams_progress_then_the_result_object() {
 	start_daemon
 	dc_ok v1.Dump '{"pid":'"$pid"',"name":"p","streams":2,"compression":"zstd","level":3}' --stream \
 		>"$T/events"
-	head -n1 "$T/events" | jq -e --arg l "$T/ck/p" '.started.location == $l and .started.op == "dump"
-		and (.started.checkpoint_id | length) == 16' >/dev/null || fail "first: $(head -n1 "$T/events")"
+	head -n1 "$T/events" | jq_holds --arg l "$T/ck/p" '.started.location == $l and .started.op == "dump"
+		and (.started.checkpoint_id | length) == 16' || fail "first: $(head -n1 "$T/events")"
 	jq -r 'select(.progress) | .progress.phase' "$T/events" | uniq >"$T/phases"
 	grep -qx capturing "$T/phases" || fail "phases: $(cat "$T/phases")"
 	[ "$(tail -n1 "$T/phases")" = done ] || fail "phases: $(cat "$T/phases")"
 	jq -se '[.[] | select(.progress.phase? == "done")] | length == 1 and
 		(.[0].progress.stored_bytes | tonumber > 0)' "$T/events" >/dev/null ||
 		fail "no stored bytes: $(grep '"done"' "$T/events")"
-	tail -n1 "$T/events" | jq -e '.result.ok' >/dev/null || fail "last: $(tail -n1 "$T/events")"
+	tail -n1 "$T/events" | jq_holds '.result.ok' || fail "last: $(tail -n1 "$T/events")"
 	# The result object has the fields of `crstream dump --json`.
 	tail -n1 "$T/events" | jq -r .result.json >"$T/result.json"
 	local other
 	other=$(start_subject q mem --mib 4)
 	"$CRSTREAM" dump "$other" --dir "$T/local" --json >"$T/local.json"
 	diff <(keys "$T/local.json") <(keys "$T/result.json") >&2 || fail "result fields differ from --json's"
-	jq -e --arg l "$T/ck/p" '.status == "ok" and .checkpoint == $l and .streams == 2 and
-		.compression == "zstd"' "$T/result.json" >/dev/null || fail "result: $(cat "$T/result.json")"
+	jq_holds --arg l "$T/ck/p" '.status == "ok" and .checkpoint == $l and .streams == 2 and
+		.compression == "zstd"' <"$T/result.json" || fail "result: $(cat "$T/result.json")"
 	# The manifest, and its checksum in the catalog.
 	local id
 	id=$(tail -n1 "$T/events" | jq -r .result.checkpoint_id)
@@ -579,9 +580,9 @@ test_v1_streams_progress_then_the_result_object() {
 	jq -j .manifest "$T/ck.json" | cmp - "$T/ck/p/manifest.json" || fail "manifest differs"
 	[ "$(jq -r .manifest_checksum "$T/ck.json")" = "$(xxh128sum "$T/ck/p/manifest.json" | cut -d' ' -f1)" ] ||
 		fail "manifest checksum: $(cat "$T/ck.json")"
-	jq -e '.state == "complete" and .streams == 2' "$T/ck.json" >/dev/null || fail "$(cat "$T/ck.json")"
+	jq_holds '.state == "complete" and .streams == 2' <"$T/ck.json" || fail "$(cat "$T/ck.json")"
 	dc_ok v1.Restore '{"checkpoint_id":"'"$id"'"}' --stream >"$T/r.events"
-	tail -n1 "$T/r.events" | jq -e --argjson p "$pid" '.result.ok and .result.pid == $p' >/dev/null ||
+	tail -n1 "$T/r.events" | jq_holds --argjson p "$pid" '.result.ok and .result.pid == $p' ||
 		fail "restore: $(tail -n1 "$T/r.events")"
 	verify_subject p
 	stop_daemon
@@ -596,8 +597,8 @@ test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
 	worker=$(wait_stalled)
 	local op
 	op=$(head -n1 "$T/events" | jq -r .operation_id)
-	dc_ok v1.ListCheckpoints | jq -e --arg o "$op" '.checkpoints[0].state == "in_progress" and
-		.checkpoints[0].operation_id == $o' >/dev/null || fail "catalog: $(cat "$T/last.json")"
+	dc_ok v1.ListCheckpoints | jq_holds --arg o "$op" '.checkpoints[0].state == "in_progress" and
+		.checkpoints[0].operation_id == $o' || fail "catalog: $(cat "$T/last.json")"
 	# Watching it from elsewhere sees the same operation.
 	dc_bg v1.Watch '{"operation_id":"'"$op"'"}' --stream >"$T/watch" &
 	local watcher=$! i
@@ -605,19 +606,19 @@ test_v1_cancel_stops_a_dump_and_the_process_keeps_running() {
 		[ -s "$T/watch" ] && break
 		sleep 0.1
 	done
-	head -n1 "$T/watch" | jq -e --arg o "$op" '.operation_id == $o and .started' >/dev/null ||
+	head -n1 "$T/watch" | jq_holds --arg o "$op" '.operation_id == $o and .started' ||
 		fail "the watcher is not watching: $(cat "$T/watch")"
-	dc_ok v1.Cancel '{"operation_id":"'"$op"'"}' | jq -e .cancelled >/dev/null || fail "$(cat "$T/last.json")"
+	dc_ok v1.Cancel '{"operation_id":"'"$op"'"}' | jq_holds .cancelled || fail "$(cat "$T/last.json")"
 	signal_taken "$worker" 2
 	touch "$T/fault/release"
 	! wait "$client" || fail "the cancelled dump's stream ended OK"
-	tail -n1 "$T/events" | jq -e '.code == "CANCELLED"' >/dev/null || fail "$(tail -n2 "$T/events")"
-	tail -n2 "$T/events" | head -n1 | jq -e '(.result.ok // false) == false and .result.process_running' \
-		>/dev/null || fail "result: $(tail -n2 "$T/events")"
+	tail -n1 "$T/events" | jq_holds '.code == "CANCELLED"' || fail "$(tail -n2 "$T/events")"
+	tail -n2 "$T/events" | head -n1 | jq_holds '(.result.ok // false) == false and .result.process_running' ||
+		fail "result: $(tail -n2 "$T/events")"
 	! wait "$watcher" || fail "the watcher's stream ended OK"
 	grep -q '"result"' "$T/watch" || fail "the watcher saw no result: $(cat "$T/watch")"
 	verify_subject p
-	dc_ok v1.ListCheckpoints | jq -e '.checkpoints[0].state == "incomplete"' >/dev/null ||
+	dc_ok v1.ListCheckpoints | jq_holds '.checkpoints[0].state == "incomplete"' ||
 		fail "catalog: $(cat "$T/last.json")"
 	dc_err NOT_FOUND v1.Cancel '{"operation_id":"'"$op"'"}' >/dev/null
 	stop_daemon
@@ -657,8 +658,8 @@ test_cli_through_the_daemon() {
 	"$TESTTOOL" wait-status "$T/c.status" state=ready --timeout 60 >/dev/null || fail "the job is not ready"
 	local pid
 	pid=$(status_get "$T/c.status" pid)
-	"$CRSTREAM" jobs --json | jq -e --argjson p "$pid" 'select(.jid == "cli") | .pid == $p and
-		.state == "running" and .child' >/dev/null || fail "jobs: $("$CRSTREAM" jobs --json)"
+	"$CRSTREAM" jobs --json | jq_holds --argjson p "$pid" 'select(.jid == "cli") | .pid == $p and
+		.state == "running" and .child' || fail "jobs: $("$CRSTREAM" jobs --json)"
 	"$CRSTREAM" jobs | grep -q "^cli  *$pid  *running " || fail "jobs: $("$CRSTREAM" jobs)"
 	# On a terminal, the progress line comes through the daemon.
 	script -qfec "$(printf '%q ' "$CRSTREAM" dump job cli --leave-running --name first)" "$T/dump.tty" \
@@ -667,7 +668,7 @@ test_cli_through_the_daemon() {
 		fail "no progress line: $(tr '\r' '\n' <"$T/dump.tty" | tail -n 5)"
 	grep -aq "catalog ID [0-9a-f]*, job cli" "$T/dump.tty" || fail "summary: $(cat "$T/dump.tty")"
 	"$CRSTREAM" dump job cli --name second --json >"$T/second.json"
-	jq -e '.status == "ok"' "$T/second.json" >/dev/null || fail "dump job: $(cat "$T/second.json")"
+	jq_holds '.status == "ok"' <"$T/second.json" || fail "dump job: $(cat "$T/second.json")"
 	wait_gone "$pid"
 	"$CRSTREAM" ls >"$T/ls"
 	[ "$(grep -c ' complete  *cli ' "$T/ls")" = 2 ] || fail "ls: $(cat "$T/ls")"
@@ -677,8 +678,8 @@ test_cli_through_the_daemon() {
 	grep -q "^  job cli" "$T/restore.out" || fail "restore: $(cat "$T/restore.out")"
 	verify_subject c
 	# The job, running again under its JID, with its two checkpoints.
-	"$CRSTREAM" jobs --json | jq -e --argjson p "$pid" 'select(.jid == "cli") | .pid == $p and
-		.state == "running" and .restored_from != "" and .checkpoints == 2' >/dev/null ||
+	"$CRSTREAM" jobs --json | jq_holds --argjson p "$pid" 'select(.jid == "cli") | .pid == $p and
+		.state == "running" and .restored_from != "" and .checkpoints == 2' ||
 		fail "jobs after the restore: $("$CRSTREAM" jobs --json)"
 	"$CRSTREAM" kill cli | grep -q "killed by signal 9" || fail "kill"
 	"$CRSTREAM" rm "$id" | grep -q "^removed $T/ck/second " || fail "rm"
@@ -718,15 +719,15 @@ test_daemon_seals_with_its_own_keys_only() {
 		"$CRSTREAM" dump "$pid" --recipient "$(cat "$T/mine.rec")"
 	alive "$pid" || fail "the process did not survive a refused dump"
 	"$CRSTREAM" dump "$pid" --name sealed --json >"$T/d.json" || fail "dump: $(cat "$T/d.json")"
-	jq -e '.status == "ok" and .encrypted and .signed' "$T/d.json" >/dev/null || fail "dump: $(cat "$T/d.json")"
+	jq_holds '.status == "ok" and .encrypted and .signed' <"$T/d.json" || fail "dump: $(cat "$T/d.json")"
 	wait_gone "$pid"
 	[ -e "$T/ck/sealed/manifest.json.sig" ] && compgen -G "$T/ck/sealed/img-0*.age" >/dev/null ||
 		fail "not sealed: $(ls "$T/ck/sealed")"
 	expect_misuse "--identity, --trusted-key and --verify-first are not available through the daemon" \
 		"$CRSTREAM" restore --path "$T/ck/sealed" --identity "$T/mine.txt"
 	"$CRSTREAM" restore --path "$T/ck/sealed" --json >"$T/r.json" || fail "restore: $(cat "$T/r.json")"
-	jq -e '.status == "ok" and .encrypted and (.trust | startswith("signature verified"))' "$T/r.json" \
-		>/dev/null || fail "restore: $(cat "$T/r.json")"
+	jq_holds '.status == "ok" and .encrypted and (.trust | startswith("signature verified"))' <"$T/r.json" ||
+		fail "restore: $(cat "$T/r.json")"
 	verify_subject k
 	unset CRSTREAM_DAEMON
 	stop_daemon
@@ -758,12 +759,12 @@ test_periodic_policy_checkpoints_and_prunes_to_keep() {
 	deadline=$((SECONDS + 120))
 	while ((SECONDS < deadline)); do
 		dc_ok v1.ListCheckpoints '{"jid":"per"}' >"$T/list.json"
-		jq -e '(.checkpoints | length == 2) and all(.checkpoints[]; .state == "complete")' \
-			"$T/list.json" >/dev/null && break
+		jq_holds '(.checkpoints | length == 2) and all(.checkpoints[]; .state == "complete")' \
+			<"$T/list.json" && break
 		sleep 0.1
 	done
-	jq -e '(.checkpoints | length == 2) and all(.checkpoints[]; .state == "complete")' \
-		"$T/list.json" >/dev/null || fail "not pruned to 2: $(cat "$T/list.json")"
+	jq_holds '(.checkpoints | length == 2) and all(.checkpoints[]; .state == "complete")' \
+		<"$T/list.json" || fail "not pruned to 2: $(cat "$T/list.json")"
 	local newest
 	newest=$(jq -r '.checkpoints[-1].id' "$T/list.json")
 	[ "$newest" = "$(dc_ok v1.GetCheckpoint '{"jid":"per"}' | jq -r .id)" ] || fail "latest"
@@ -795,8 +796,8 @@ test_s3_checkpoint_through_the_daemon() {
 	dc_ok daemon.Dump "$(dump_req "$pid" '"Dir":"'"$url"'","Name":"p","Streams":2,"Compression":"lz4"')" \
 		>/dev/null
 	wait_gone "$pid"
-	dc_ok daemon.ListCheckpoints | jq -e --arg p "$url/p" '.Checkpoints | length == 1 and
-		.[0].Path == $p' >/dev/null || fail "catalog: $(cat "$T/last.json")"
+	dc_ok daemon.ListCheckpoints | jq_holds --arg p "$url/p" '.Checkpoints | length == 1 and
+		.[0].Path == $p' || fail "catalog: $(cat "$T/last.json")"
 	"$CRSTREAM" ls "$url" | grep -q "^p .* complete$" || fail "not in the bucket: $("$CRSTREAM" ls "$url")"
 	dc_ok daemon.Restore '{"Path":"'"$url/p"'"}' >/dev/null
 	verify_subject p
@@ -804,7 +805,7 @@ test_s3_checkpoint_through_the_daemon() {
 	id=$(dc_ok daemon.ListCheckpoints | jq -r '.Checkpoints[0].ID')
 	dc_ok daemon.DeleteCheckpoint '{"ID":"'"$id"'"}' >/dev/null
 	[ -z "$("$CRSTREAM" ls "$url" | tail -n +2)" ] || fail "objects left: $("$CRSTREAM" ls "$url")"
-	dc_ok daemon.ListCheckpoints | jq -e '.Checkpoints | length == 0' >/dev/null ||
+	dc_ok daemon.ListCheckpoints | jq_holds '.Checkpoints | length == 0' ||
 		fail "catalog: $(cat "$T/last.json")"
 	stop_daemon
 }
@@ -829,10 +830,9 @@ test_callers_credentials_decide() {
 	cp -r "$(dirname "$DC_PY")" "$T/client"
 	chmod -R a+rX "$T/client"
 	local dc_py=$T/client/dc.py
-	# jq -s: an empty answer (the client could not even run) is a failure,
-	# where jq -e alone would pass it.
+	# jq_holds: an empty answer (the client could not even run) fails.
 	as_user 65534 "$PYTHON" "$dc_py" daemon.List >"$T/nobody.json" || true
-	jq -es '.[0].code == "UNAVAILABLE"' "$T/nobody.json" >/dev/null ||
+	jq_holds '.code == "UNAVAILABLE"' <"$T/nobody.json" ||
 		fail "nobody: $(cat "$T/nobody.json")"
 	stop_daemon
 	rm -rf "$T/run"
@@ -843,8 +843,8 @@ test_callers_credentials_decide() {
 	local pid
 	pid=$(start_subject p mem --mib 4)
 	as_user 65534 "$PYTHON" "$dc_py" daemon.Dump "$(dump_req "$pid")" >"$T/nobody.json" || true
-	jq -es '.[0] | .code == "PERMISSION_DENIED" and (.details | contains("daemon.allowed_uids"))' \
-		"$T/nobody.json" >/dev/null || fail "nobody: $(cat "$T/nobody.json")"
+	jq_holds '.code == "PERMISSION_DENIED" and (.details | contains("daemon.allowed_uids"))' \
+		<"$T/nobody.json" || fail "nobody: $(cat "$T/nobody.json")"
 	alive "$pid" || fail "the subject is gone"
 	as_user 4242 "$PYTHON" "$dc_py" daemon.HealthCheck >"$T/allowed.json" ||
 		fail "uid 4242: $(cat "$T/allowed.json")"

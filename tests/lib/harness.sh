@@ -67,6 +67,21 @@ fail() {
 	return 1
 }
 
+# jq_holds [JQ-OPTIONS] FILTER <JSON: whether FILTER's last result on the
+# JSON read from stdin is true, as `jq -e` says, except that no JSON at all
+# is a failure: jq 1.6 exits 0 when its input is empty, so a check of an
+# answer that never came would pass. tests/tools/lint-tests.sh flags a
+# bare `jq -e`.
+jq_holds() {
+	local input
+	input=$(cat)
+	if [ -z "${input//[[:space:]]/}" ]; then
+		printf '    jq_holds: no JSON to check %s against\n' "${*: -1}" >&2
+		return 1
+	fi
+	jq -e "$@" <<<"$input" >/dev/null	# lint: input checked above
+}
+
 # skip REASON: end the current test as skipped (not passed, not failed).
 skip() {
 	printf '%s\n' "$*" >"$T/.skipped"
