@@ -6,7 +6,11 @@
 # Flags every statement that is an && list ending in a check ([, [[, test,
 # grep -q, cmp, diff, !) with no `||`; prints FILE:LINE: text, exit 1.
 # (Lists used as conditions, `A && return`, `A && break` are not checks.)
+#
+# Also flags `jq -e` without -s: jq 1.6 exits 0 when its input is empty,
+# so such a check passes on an answer that never came (use jq_holds).
 set -euo pipefail
+rc=0
 awk '
 	function flush() {
 		if (stmt != "" && stmt !~ /^(if|elif|while|until) / && stmt ~ / && / && stmt !~ /\|\|/) {
@@ -37,4 +41,9 @@ awk '
 		flush()
 	}
 	END { flush(); exit bad }
-' "$@"
+' "$@" || rc=1
+if grep -nE "jq +(-[a-rt-z]+ +)*-[a-rt-z]*e[a-rt-z]*( |$)" "$@" | grep -v -e '^[^:]*:[0-9]*:[[:space:]]*#' -e '# lint: input checked above$' |
+	sed 's/^/jq -e passes on empty input (use jq_holds): /' | grep .; then
+	rc=1
+fi
+exit $rc
