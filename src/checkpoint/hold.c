@@ -10,12 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Free space a hold leaves its filesystem, as the engine's spill does. */
-#define HOLD_FREE_MARGIN (64ull << 20)
 /* Read from the verifying reader this much at a time. */
 #define HOLD_BUF ((size_t)1 << 20)
 
@@ -45,15 +42,9 @@ struct held {
 	int running;
 };
 
-static const char *hold_dir(void)
-{
-	const char *dir = getenv("TMPDIR");
-	return dir && *dir ? dir : "/tmp";
-}
-
 static int open_copy(struct held_copy *c, const char *dir)
 {
-	c->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	c->fd = tmpfile_open(dir);
 	if (c->fd < 0)
 		return err_sys("%s: cannot create a file in %s to hold it until it is verified",
 			       c->key, dir);
@@ -63,17 +54,16 @@ static int open_copy(struct held_copy *c, const char *dir)
 /* All copies go to one directory: room for all of them, checked once. */
 static int check_room(int fd, const char *dir, uint64_t need)
 {
-	struct statvfs vfs;
-	if (fstatvfs(fd, &vfs) < 0)
-		return err_sys("statvfs %s", dir);
-	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	if (need + HOLD_FREE_MARGIN > avail)
+	uint64_t avail;
+	if (fs_free_bytes(fd, dir, &avail) < 0)
+		return -1;
+	if (need + TMP_FREE_MARGIN > avail)
 		return err_set("the checkpoint's %llu stored bytes are held in %s until every stream "
 			       "is verified, and it has %llu bytes free, less a margin of %llu MiB "
 			       "(set TMPDIR, or restore.verify_first = false to stream verified "
 			       "chunks)",
 			       (unsigned long long)need, dir, (unsigned long long)avail,
-			       HOLD_FREE_MARGIN >> 20);
+			       TMP_FREE_MARGIN >> 20);
 	return 0;
 }
 
@@ -97,7 +87,7 @@ static int copy_all(struct held_copy *c)
 			break;
 		}
 		if (write_full(c->fd, buf, (size_t)n) < 0) {
-			rc = err_sys("holding it in %s at byte %llu", hold_dir(), (unsigned long long)at);
+			rc = err_sys("holding it in %s at byte %llu", tmp_dir(), (unsigned long long)at);
 			break;
 		}
 		at += (uint64_t)n;
@@ -273,7 +263,7 @@ int hold_streams(struct reader **in, const char *const *keys, const uint64_t *by
 	int rc = 0;
 	for (int i = 0; i < n && rc == 0; i++) {
 		struct held_copy *c = &h->c[i];
-		if (open_copy(c, hold_dir()) < 0 || (i == 0 && check_room(c->fd, hold_dir(), need) < 0)) {
+		if (open_copy(c, tmp_dir()) < 0 || (i == 0 && check_room(c->fd, tmp_dir(), need) < 0)) {
 			rc = -1;
 			break;
 		}

@@ -36,7 +36,6 @@
 #include <sys/uio.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define DEFAULT_MEMORY_LIMIT (64u << 20)
@@ -50,8 +49,6 @@
  * (at most an eighth of the budget), or when the ingest needs them:
  * asking the pipe costs its lock, which CRIU holds while it copies. */
 #define RECLAIM_STEP ((uint64_t)4 << 20)
-/* Free space the spill leaves on its filesystem, whatever the image. */
-#define SPILL_FREE_MARGIN (64ull << 20)
 
 enum extent_kind {
 	EXT_POOL,	/* bytes in a pool buffer (given to CRIU by reference) */
@@ -181,26 +178,20 @@ static void free_extents(struct serve *s, struct sfile *f)
 
 static int open_spill(struct serve *s)
 {
-	const char *dir = s->o->spill_dir;
-	if (!dir)
-		dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	/* O_TMPFILE: nothing to clean up, whichever way we exit. */
-	s->spill_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	const char *dir = s->o->spill_dir ? s->o->spill_dir : tmp_dir();
+	s->spill_fd = tmpfile_open(dir);
 	if (s->spill_fd < 0)
 		return err_sys("cannot create a spill file in %s (the image exceeds the memory "
 			       "limit of %llu bytes)", dir, (unsigned long long)s->mem_limit);
 	/* A stream can claim any size: the spill stops at the limit given
 	 * (by default the image's size in the manifest) and always leaves
 	 * the filesystem a margin of free space. */
-	struct statvfs vfs;
-	if (fstatvfs(s->spill_fd, &vfs) < 0)
-		return err_sys("statvfs %s", dir);
-	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	s->spill_cap = avail > SPILL_FREE_MARGIN ? avail - SPILL_FREE_MARGIN : 0;
+	uint64_t avail;
+	if (fs_free_bytes(s->spill_fd, dir, &avail) < 0)
+		return -1;
+	s->spill_cap = avail > TMP_FREE_MARGIN ? avail - TMP_FREE_MARGIN : 0;
 	snprintf(s->spill_why, sizeof(s->spill_why), "the free space in %.40s less %llu MiB", dir,
-		 SPILL_FREE_MARGIN >> 20);
+		 TMP_FREE_MARGIN >> 20);
 	if (s->o->spill_limit && s->o->spill_limit < s->spill_cap) {
 		s->spill_cap = s->o->spill_limit;
 		snprintf(s->spill_why, sizeof(s->spill_why), "the spill limit");

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,6 +136,26 @@ struct timespec deadline_after_ms(int ms)
 		t.tv_nsec -= 1000000000L;
 	}
 	return t;
+}
+
+const char *tmp_dir(void)
+{
+	const char *dir = getenv("TMPDIR");
+	return dir && *dir ? dir : "/tmp";
+}
+
+int tmpfile_open(const char *dir)
+{
+	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
+int fs_free_bytes(int fd, const char *dir, uint64_t *avail)
+{
+	struct statvfs vfs;
+	if (fstatvfs(fd, &vfs) < 0)
+		return err_sys("statvfs %s", dir);
+	*avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	return 0;
 }
 
 int parse_fd_number(const char *s)

@@ -42,6 +42,18 @@ uint64_t now_ms(void);
  * pthread_cond_timedwait() takes. */
 struct timespec deadline_after_ms(int ms);
 
+/* Scratch files (the restore's spill, the copies held until verified):
+ * unnamed (O_TMPFILE, 0600), so nothing is left behind whichever way we
+ * exit, in $TMPDIR (or /tmp), and never filling their filesystem to the
+ * last TMP_FREE_MARGIN bytes. */
+#define TMP_FREE_MARGIN (64ull << 20)
+const char *tmp_dir(void);
+/* A new scratch file in dir: an fd, or -1 with errno set. */
+int tmpfile_open(const char *dir);
+/* Bytes free to an unprivileged writer on fd's filesystem (dir names it
+ * in the message). 0, or -1 with an error set. */
+int fs_free_bytes(int fd, const char *dir, uint64_t *avail);
+
 /* Parse a non-negative decimal int that fits an int; -1 if malformed. */
 int parse_fd_number(const char *s);
 
