@@ -193,6 +193,31 @@ test_health_check_lists_criu_streaming_storage_and_catalog() {
 	stop_daemon
 }
 
+# The CRIU options of a Dump and a Restore request reach CRIU: it runs
+# through a shim that records its command line and execs the real one.
+test_criu_options_of_requests_reach_criu() {
+	local pid counter op line o
+	pid=$(start_subject p mem --mib 8)
+	counter=$(status_get "$T/p.status" counter)
+	printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"%s"\nexec "%s" "$@"\n' "$T/criu-argv" "$CRIU" \
+		>"$T/criu-shim"
+	chmod 0755 "$T/criu-shim"
+	CRSTREAM_CRIU=$T/criu-shim start_daemon
+	local criu='"Criu":{"images_dir_fd":-1,"file_locks":true,"ext_unix_sk":true,'
+	criu+='"tcp_established":true,"external":["unix[1]"]}'
+	dc_ok daemon.Dump "$(dump_req "$pid" '"Dir":"'"$T"'/ck","Name":"p",'"$criu")" >/dev/null
+	wait_gone "$pid"
+	dc_ok daemon.Restore '{"Path":"'"$T"'/ck/p",'"$criu"'}' >/dev/null
+	verify_subject p "$counter"
+	stop_daemon
+	for op in dump restore; do
+		line=$(grep "^$op " "$T/criu-argv") || fail "CRIU never ran $op: $(cat "$T/criu-argv")"
+		for o in --file-locks --ext-unix-sk --tcp-established '--external[= ]unix\[1\]'; do
+			grep -Eq -- "(^| )$o( |$)" <<<"$line" || fail "$op: no $o in CRIU's command line: $line"
+		done
+	done
+}
+
 test_dump_streams_4_lz4_and_restore_verifies() {
 	local pid counter
 	pid=$(start_subject p mem --mib 24)
