@@ -67,6 +67,14 @@ struct op {
 	bool process_running;
 };
 
+/* The CRIU options a dump and a restore request both carry. */
+struct criu_flags {
+	int shell_job;			/* -1: automatic (dump), as dumped (restore) */
+	bool tcp_established, file_locks, ext_unix_sk;
+	char **external;
+	size_t nexternal;
+};
+
 struct dump_request {
 	pid_t pid;			/* 0: by jid */
 	const char *jid;
@@ -76,10 +84,7 @@ struct dump_request {
 	int level;			/* 0: default */
 	int streams;			/* -1: checkpoint.streams */
 	bool leave_running;
-	int shell_job;			/* -1: automatic */
-	bool tcp_established, file_locks, ext_unix_sk;
-	char **external;
-	size_t nexternal;
+	struct criu_flags criu;
 	bool policy;
 };
 
@@ -88,10 +93,8 @@ struct restore_request {
 	const char *ckpt_id;		/* a catalog ID, */
 	const char *jid;		/* or a job's latest complete checkpoint */
 	const char *pid_file;
-	int shell_job;			/* -1: as dumped */
-	bool tcp_established, tcp_close, ext_unix_sk, file_locks;
-	char **external;
-	size_t nexternal;
+	struct criu_flags criu;
+	bool tcp_close;
 };
 
 /* Validate, lock, record and start; *out holds a reference (op_put). */

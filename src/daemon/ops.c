@@ -529,6 +529,20 @@ static void json_add_str(struct json_object *o, const char *k, const char *v)
 		json_object_object_add(o, k, json_object_new_string(v));
 }
 
+/* The worker reads these alike for a dump and a restore (worker.c). */
+static void json_add_criu_flags(struct json_object *o, const struct criu_flags *f)
+{
+	if (f->shell_job >= 0)
+		json_object_object_add(o, "shell_job", json_object_new_boolean(f->shell_job));
+	json_object_object_add(o, "tcp_established", json_object_new_boolean(f->tcp_established));
+	json_object_object_add(o, "file_locks", json_object_new_boolean(f->file_locks));
+	json_object_object_add(o, "ext_unix_sk", json_object_new_boolean(f->ext_unix_sk));
+	struct json_object *ext = json_object_new_array();
+	for (size_t i = 0; i < f->nexternal; i++)
+		json_object_array_add(ext, json_object_new_string(f->external[i]));
+	json_object_object_add(o, "external", ext);
+}
+
 static char *dump_request_json(const struct dump_request *rq, const struct op *op,
 			       const char *dir, const char *name)
 {
@@ -544,15 +558,7 @@ static char *dump_request_json(const struct dump_request *rq, const struct op *o
 		json_object_object_add(o, "level", json_object_new_int(rq->level));
 	if (rq->leave_running)
 		json_object_object_add(o, "leave_running", json_object_new_boolean(true));
-	if (rq->shell_job >= 0)
-		json_object_object_add(o, "shell_job", json_object_new_boolean(rq->shell_job));
-	json_object_object_add(o, "tcp_established", json_object_new_boolean(rq->tcp_established));
-	json_object_object_add(o, "file_locks", json_object_new_boolean(rq->file_locks));
-	json_object_object_add(o, "ext_unix_sk", json_object_new_boolean(rq->ext_unix_sk));
-	struct json_object *ext = json_object_new_array();
-	for (size_t i = 0; i < rq->nexternal; i++)
-		json_object_array_add(ext, json_object_new_string(rq->external[i]));
-	json_object_object_add(o, "external", ext);
+	json_add_criu_flags(o, &rq->criu);
 	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return s;
@@ -707,23 +713,8 @@ static char *restore_request_json(const struct restore_request *rq, const char *
 	json_object_object_add(o, "op", json_object_new_string("restore"));
 	json_add_str(o, "path", location);
 	json_add_str(o, "pid_file", rq->pid_file);
-	if (rq->shell_job >= 0)
-		json_object_object_add(o, "shell_job", json_object_new_boolean(rq->shell_job));
-	json_object_object_add(o, "tcp_established", json_object_new_boolean(rq->tcp_established));
+	json_add_criu_flags(o, &rq->criu);
 	json_object_object_add(o, "tcp_close", json_object_new_boolean(rq->tcp_close));
-	struct json_object *opts = json_object_new_array();
-	if (rq->ext_unix_sk)
-		json_object_array_add(opts, json_object_new_string("--ext-unix-sk"));
-	if (rq->file_locks)
-		json_object_array_add(opts, json_object_new_string("--file-locks"));
-	for (size_t i = 0; i < rq->nexternal; i++) {
-		char *s;
-		if (asprintf(&s, "--external=%s", rq->external[i]) >= 0) {
-			json_object_array_add(opts, json_object_new_string(s));
-			free(s);
-		}
-	}
-	json_object_object_add(o, "criu_opts", opts);
 	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return s;

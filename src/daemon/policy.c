@@ -91,7 +91,7 @@ static void start_policy_dump(struct daemon *d, struct job_row *j)
 		.streams = j->policy_streams ? j->policy_streams : -1,
 		.compression = j->policy_compression[0] ? j->policy_compression : NULL,
 		.leave_running = true,
-		.shell_job = -1,
+		.criu.shell_job = -1,
 		.policy = true,
 	};
 	struct op *op;

@@ -185,11 +185,24 @@ static void operation_failed(struct op *op, struct rpc_status *st)
 			  op->kind == OP_DUMP ? "dump" : "restore", op->error);
 }
 
+/* CriuOpts' fields that a dump and a restore take alike; shell_job stays
+ * as it was (automatic) when the request leaves it out. */
+static void take_criu_flags(const Criu__CriuOpts *o, struct criu_flags *f)
+{
+	f->tcp_established = o->has_tcp_established && o->tcp_established;
+	f->file_locks = o->has_file_locks && o->file_locks;
+	f->ext_unix_sk = o->has_ext_unix_sk && o->ext_unix_sk;
+	if (o->has_shell_job)
+		f->shell_job = o->shell_job;
+	f->external = o->external;
+	f->nexternal = o->n_external;
+}
+
 static void handle_dump(struct daemon *d, struct rpc_call *c, const ProtobufCMessage *m)
 {
 	const Daemon__DumpReq *r = (const Daemon__DumpReq *)m;
 	struct rpc_status st = {0};
-	struct dump_request rq = {.streams = -1, .shell_job = -1};
+	struct dump_request rq = {.streams = -1, .criu.shell_job = -1};
 	const char *type = set(r->type) ? r->type : "process";
 	if (r->has_streams && (r->streams < 0 || r->streams > 64)) {
 		rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT, "Streams %d: must be 0 to 64", r->streams);
@@ -222,15 +235,8 @@ static void handle_dump(struct daemon *d, struct rpc_call *c, const ProtobufCMes
 	if (r->has_streams)
 		rq.streams = r->streams;
 	if (r->criu) {
-		const Criu__CriuOpts *o = r->criu;
-		rq.leave_running = o->has_leave_running && o->leave_running;
-		rq.tcp_established = o->has_tcp_established && o->tcp_established;
-		rq.file_locks = o->has_file_locks && o->file_locks;
-		rq.ext_unix_sk = o->has_ext_unix_sk && o->ext_unix_sk;
-		if (o->has_shell_job)
-			rq.shell_job = o->shell_job;
-		rq.external = o->external;
-		rq.nexternal = o->n_external;
+		rq.leave_running = r->criu->has_leave_running && r->criu->leave_running;
+		take_criu_flags(r->criu, &rq.criu);
 	}
 	struct op *op;
 	if (op_start_dump(d, &rq, &op, &st) < 0)
@@ -259,7 +265,7 @@ static void handle_restore(struct daemon *d, struct rpc_call *c, const ProtobufC
 {
 	const Daemon__RestoreReq *r = (const Daemon__RestoreReq *)m;
 	struct rpc_status st = {0};
-	struct restore_request rq = {.shell_job = -1};
+	struct restore_request rq = {.criu.shell_job = -1};
 	const char *type = set(r->type) ? r->type : "process";
 	if ((r->has_uid && r->uid) || (r->has_gid && r->gid) || r->n_groups)
 		rpc_error(&st, GRPC_STATUS_UNIMPLEMENTED,
@@ -280,15 +286,8 @@ static void handle_restore(struct daemon *d, struct rpc_call *c, const ProtobufC
 	rq.jid = r->details ? r->details->jid : NULL;
 	rq.pid_file = r->pid_file;
 	if (r->criu) {
-		const Criu__CriuOpts *o = r->criu;
-		rq.tcp_established = o->has_tcp_established && o->tcp_established;
-		rq.tcp_close = o->has_tcp_close && o->tcp_close;
-		rq.file_locks = o->has_file_locks && o->file_locks;
-		rq.ext_unix_sk = o->has_ext_unix_sk && o->ext_unix_sk;
-		if (o->has_shell_job)
-			rq.shell_job = o->shell_job;
-		rq.external = o->external;
-		rq.nexternal = o->n_external;
+		rq.tcp_close = r->criu->has_tcp_close && r->criu->tcp_close;
+		take_criu_flags(r->criu, &rq.criu);
 	}
 	struct op *op;
 	if (op_start_restore(d, &rq, &op, &st) < 0)

@@ -118,6 +118,18 @@ static void follow(struct daemon *d, struct rpc_call *c, struct op *op)
 	rpc_call_finish(c, NULL, &st);
 }
 
+/* The CRIU flags of a v1 DumpRequest or RestoreRequest: the two messages
+ * name them alike (a macro, as they are distinct generated types). */
+#define V1_CRIU_FLAGS(r) \
+	{ \
+		.shell_job = (r)->shell_job ? 1 : -1, \
+		.tcp_established = (r)->tcp_established, \
+		.file_locks = (r)->file_locks, \
+		.ext_unix_sk = (r)->ext_unix_sk, \
+		.external = (r)->external, \
+		.nexternal = (r)->n_external, \
+	}
+
 static void handle_dump(struct daemon *d, struct rpc_call *c, const ProtobufCMessage *m)
 {
 	const Crstream__V1__DumpRequest *r = (const Crstream__V1__DumpRequest *)m;
@@ -131,12 +143,7 @@ static void handle_dump(struct daemon *d, struct rpc_call *c, const ProtobufCMes
 		.level = r->level,
 		.streams = r->plain ? 0 : r->streams ? (int)r->streams : -1,
 		.leave_running = r->leave_running,
-		.shell_job = r->shell_job ? 1 : -1,
-		.tcp_established = r->tcp_established,
-		.file_locks = r->file_locks,
-		.ext_unix_sk = r->ext_unix_sk,
-		.external = r->external,
-		.nexternal = r->n_external,
+		.criu = V1_CRIU_FLAGS(r),
 	};
 	if (r->plain && r->streams) {
 		rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT, "streams %u and plain: choose one", r->streams);
@@ -158,13 +165,8 @@ static void handle_restore(struct daemon *d, struct rpc_call *c, const ProtobufC
 		.ckpt_id = r->checkpoint_id,
 		.jid = r->jid,
 		.pid_file = r->pid_file,
-		.shell_job = r->shell_job ? 1 : -1,
-		.tcp_established = r->tcp_established,
+		.criu = V1_CRIU_FLAGS(r),
 		.tcp_close = r->tcp_close,
-		.ext_unix_sk = r->ext_unix_sk,
-		.file_locks = r->file_locks,
-		.external = r->external,
-		.nexternal = r->n_external,
 	};
 	struct op *op;
 	if (op_start_restore(d, &rq, &op, &st) < 0)

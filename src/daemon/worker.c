@@ -80,6 +80,25 @@ static int req_strings(struct worker *w, const char *key, char **list, int max)
 	return n;
 }
 
+/* The CRIU flags a dump and a restore request carry alike (ops.c writes
+ * them with json_add_criu_flags). */
+#define REQ_EXTERNAL_MAX 64
+struct req_criu_flags {
+	int shell_job;		/* -1: not in the request */
+	bool tcp_established, file_locks, ext_unix_sk;
+	char *external[REQ_EXTERNAL_MAX];
+	int nexternal;
+};
+
+static void req_criu_flags(struct worker *w, struct req_criu_flags *f)
+{
+	f->shell_job = req_has(w, "shell_job") ? req_bool(w, "shell_job") : -1;
+	f->tcp_established = req_bool(w, "tcp_established");
+	f->file_locks = req_bool(w, "file_locks");
+	f->ext_unix_sk = req_bool(w, "ext_unix_sk");
+	f->nexternal = req_strings(w, "external", f->external, REQ_EXTERNAL_MAX);
+}
+
 static struct json_object *read_request(void)
 {
 	size_t cap = 4096, len = 0;
@@ -201,8 +220,9 @@ static char *dump_json_text(const struct dump_result *r, int rc)
 
 static int op_dump(struct worker *w)
 {
-	struct dump_opts o = {.shell_job = -1};
-	char *external[64], *criu_opts[1];
+	struct dump_opts o = {0};
+	struct req_criu_flags flags;
+	char *criu_opts[1];
 	if (req_to_flag(w, "streams", "checkpoint.streams") < 0 ||
 	    req_to_flag(w, "compression", "checkpoint.compression") < 0 ||
 	    req_to_flag(w, "level", "checkpoint.level") < 0 ||
@@ -211,13 +231,13 @@ static int op_dump(struct worker *w)
 		return -1;
 	o.pid = (pid_t)req_int(w, "pid");
 	o.name = req_string(w, "name");
-	if (req_has(w, "shell_job"))
-		o.shell_job = req_bool(w, "shell_job");
-	o.tcp_established = req_bool(w, "tcp_established");
-	o.file_locks = req_bool(w, "file_locks");
-	o.ext_unix_sk = req_bool(w, "ext_unix_sk");
-	o.nexternal = req_strings(w, "external", external, 64);
-	o.external = external;
+	req_criu_flags(w, &flags);
+	o.shell_job = flags.shell_job;
+	o.tcp_established = flags.tcp_established;
+	o.file_locks = flags.file_locks;
+	o.ext_unix_sk = flags.ext_unix_sk;
+	o.nexternal = flags.nexternal;
+	o.external = flags.external;
 	o.criu_opts = criu_opts;
 	if (dump_opts_resolve(w->cfg, &o, w->criu, sizeof(w->criu)) != 0)
 		return -1;
@@ -255,17 +275,27 @@ static int op_dump(struct worker *w)
 
 static int op_restore(struct worker *w)
 {
-	struct restore_opts o = {.shell_job = -1, .detach = true};
-	char *criu_opts[64];
+	struct restore_opts o = {.detach = true};
+	struct req_criu_flags flags;
+	char *criu_opts[2 + 2 * REQ_EXTERNAL_MAX];
 	o.path = req_string(w, "path");
 	if (!o.path)
 		return err_set("request: no path");
 	o.pid_file = req_string(w, "pid_file");
-	if (req_has(w, "shell_job"))
-		o.shell_job = req_bool(w, "shell_job");
-	o.tcp_established = req_bool(w, "tcp_established");
+	req_criu_flags(w, &flags);
+	o.shell_job = flags.shell_job;
+	o.tcp_established = flags.tcp_established;
 	o.tcp_close = req_bool(w, "tcp_close");
-	o.ncriu_opts = req_strings(w, "criu_opts", criu_opts, 64);
+	/* restore_opts takes the other flags as options for CRIU, as the
+	 * CLI's --criu-opt does. */
+	if (flags.ext_unix_sk)
+		criu_opts[o.ncriu_opts++] = "--ext-unix-sk";
+	if (flags.file_locks)
+		criu_opts[o.ncriu_opts++] = "--file-locks";
+	for (int i = 0; i < flags.nexternal; i++) {
+		criu_opts[o.ncriu_opts++] = "--external";
+		criu_opts[o.ncriu_opts++] = flags.external[i];
+	}
 	o.criu_opts = criu_opts;
 	o.memory_limit = config_uint(w->cfg, "restore.memory_limit");
 	o.spill_limit = config_uint(w->cfg, "restore.spill_limit");

@@ -22,7 +22,8 @@
  *             shell_job, tcp_established, file_locks, ext_unix_sk, external[]
  *             -> {"result": <dump --json object>, "manifest_checksum": "..."}
  *   restore   path, pid_file, shell_job, tcp_established, tcp_close,
- *             criu_opts[]  -> {"result": <restore --json object>}
+ *             file_locks, ext_unix_sk, external[]
+ *             -> {"result": <restore --json object>}
  *   remove    location     -> {"status": "ok", "objects": N}
  *   manifest  location     -> {"status": "ok", "manifest": "...",
  *                              "complete": bool, "checksum": "..."}
