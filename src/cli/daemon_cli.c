@@ -13,7 +13,9 @@
 
 const struct daemon_plugin *daemon_plugin(const char *what)
 {
-	return plugin_symbol(DAEMON_PLUGIN, DAEMON_PLUGIN_SYMBOL, what);
+	/* Debian ships it apart, so that crstream alone needs no gRPC. */
+	return plugin_symbol(DAEMON_PLUGIN, DAEMON_PLUGIN_SYMBOL, what,
+			     "on Debian: apt-get install crstream-daemon");
 }
 
 static bool is_address(const char *s)

@@ -5,5 +5,5 @@
 
 const struct crypt_ops *crypt_load(const char *what)
 {
-	return plugin_symbol(CRYPT_PLUGIN, "crypt_plugin_ops", what);
+	return plugin_symbol(CRYPT_PLUGIN, "crypt_plugin_ops", what, NULL);
 }

@@ -31,7 +31,7 @@ static const struct store_ops *remote_ops(const char *location)
 	char what[300];
 	snprintf(what, sizeof(what), "%.200s: object storage", location);
 	const char *sym = strncmp(location, "gs://", 5) ? "s3_store_ops" : "gs_store_ops";
-	return plugin_symbol(S3_PLUGIN, sym, what);
+	return plugin_symbol(S3_PLUGIN, sym, what, NULL);
 }
 
 static int remote_open(const char *location, const struct store_options *opt, struct store **out)

@@ -4,6 +4,7 @@
 #include "util/fdio.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -60,12 +61,17 @@ int plugin_load(const char *file, char *path, size_t size, void **handle_out)
 	return 0;
 }
 
-void *plugin_symbol(const char *file, const char *sym, const char *what)
+void *plugin_symbol(const char *file, const char *sym, const char *what,
+		    const char *missing_hint)
 {
 	void *handle;
 	char path[PATH_MAX];
 	if (plugin_load(file, path, sizeof(path), &handle) < 0) {
-		err_prefix("%s needs the plugin %s", what, path);
+		if (missing_hint && access(path, F_OK) < 0 && errno == ENOENT)
+			err_set("%s needs the plugin %s, which is not installed (%s)", what, path,
+				missing_hint);
+		else
+			err_prefix("%s needs the plugin %s", what, path);
 		return NULL;
 	}
 	void *p = dlsym(handle, sym);

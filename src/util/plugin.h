@@ -23,7 +23,10 @@
 int plugin_load(const char *file, char *path, size_t size, void **handle);
 
 /* The symbol sym of plugin file, loading the plugin on first use. NULL with
- * an error naming what for ("s3://b/p: object storage") and why. */
-void *plugin_symbol(const char *file, const char *sym, const char *what);
+ * an error naming what for ("s3://b/p: object storage") and why; when the
+ * plugin is not there at all, with missing_hint (where to get it) if not
+ * NULL. */
+void *plugin_symbol(const char *file, const char *sym, const char *what,
+		    const char *missing_hint);
 
 #endif
