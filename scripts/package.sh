@@ -13,12 +13,14 @@
 #      so that this tree's build/ and build-asan/ are left alone;
 #   3. run `dpkg-buildpackage -us -uc -b` there (DEB_BUILD_OPTIONS is
 #      honoured, e.g. nocheck to skip the unit tests);
-#   4. move the .deb into dist/ (older crstream .debs there are removed);
-#   5. run lintian on it at its default level, its output on stderr and in
+#   4. move the .debs into dist/ (older crstream .debs there are removed);
+#   5. run lintian on them at its default level, its output on stderr and in
 #      dist/lintian.txt; any error or warning fails the script.
 #
-# Output: the path of the .deb on stdout; progress on stderr, prefixed
-# "package:". Exit: 0 on success, 1 on failure, 2 on a usage error.
+# Output: the paths of the two .debs on stdout, crstream's then
+# crstream-daemon's (gRPC, SQLite and libsystemd are that package's
+# dependencies alone); progress on stderr, prefixed "package:".
+# Exit: 0 on success, 1 on failure, 2 on a usage error.
 
 set -euo pipefail
 
@@ -92,26 +94,29 @@ if ! (cd "$src" && dpkg-buildpackage -us -uc -b -Jauto) >"$buildlog" 2>&1; then
 fi
 log "built in $((SECONDS - t0)) s"
 
-debs=("$WORK"/crstream_"$version"_*.deb)
-[[ -f ${debs[0]} ]] || die "dpkg-buildpackage made no crstream_${version}_*.deb"
 mkdir -p "$DIST"
-rm -f "$DIST"/crstream_*.deb
-mv -f "${debs[0]}" "$DIST/"
-deb=$DIST/$(basename -- "${debs[0]}")
+rm -f "$DIST"/crstream_*.deb "$DIST"/crstream-daemon_*.deb
+debs=()
+for pkg in crstream crstream-daemon; do
+	made=("$WORK/${pkg}_${version}"_*.deb)
+	[[ -f ${made[0]} ]] || die "dpkg-buildpackage made no ${pkg}_${version}_*.deb"
+	mv -f "${made[0]}" "$DIST/"
+	debs+=("$DIST/$(basename -- "${made[0]}")")
+done
 
 # ---- lintian ------------------------------------------------------------------
 if ((lintian)); then
-	log "lintian $deb"
+	log "lintian ${debs[*]}"
 	rc=0
 	# Lintian advises against running as root; it only needs to read the .deb.
 	as_user=()
 	if ((EUID == 0)) && id nobody >/dev/null 2>&1; then
-		chmod a+r "$deb"
+		chmod a+r "${debs[@]}"
 		as_user=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups --reset-env)
 	fi
-	(cd / && "${as_user[@]}" lintian --fail-on error,warning "$deb") >"$DIST/lintian.txt" 2>&1 || rc=$?
+	(cd / && "${as_user[@]}" lintian --fail-on error,warning "${debs[@]}") >"$DIST/lintian.txt" 2>&1 || rc=$?
 	sed 's/^/package:   | /' "$DIST/lintian.txt" >&2
 	((rc == 0)) || die "lintian found errors or warnings (dist/lintian.txt)"
 	log "lintian: clean (no errors or warnings)"
 fi
-printf '%s\n' "$deb"
+printf '%s\n' "${debs[@]}"

@@ -2,6 +2,6 @@
 #ifndef CRSTREAM_UTIL_VERSION_H
 #define CRSTREAM_UTIL_VERSION_H
 
-#define CRSTREAM_VERSION "0.1.0"
+#define CRSTREAM_VERSION "0.2.0"
 
 #endif

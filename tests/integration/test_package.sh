@@ -324,29 +324,46 @@ apt_get() {
 	DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0 "$@"
 }
 
-# The acceptance test of issue 11: scripts/package.sh builds the .deb,
-# apt-get installs it, the installed crstream round-trips a process and
-# loads its installed object-storage plugin, man renders its pages, and
-# apt-get remove leaves nothing behind (crstream ships no conffile). The
-# unit tests and lintian are left to the suite and to package.sh's own
-# run (DEB_BUILD_OPTIONS=nocheck, --no-lintian), to keep this short.
+# The acceptance test of issue 11: scripts/package.sh builds the .debs,
+# apt-get installs crstream, the installed crstream round-trips a process and
+# loads its installed object-storage plugin, man renders its pages; then
+# crstream-daemon, whose plugin and unit crstream alone lacks; and apt-get
+# remove leaves nothing behind (crstream ships no conffile). The unit tests
+# and lintian are left to the suite and to package.sh's own run
+# (DEB_BUILD_OPTIONS=nocheck, --no-lintian), to keep this short.
 test_deb_package_install_use_remove() {
-	if [ "$(dpkg-query -W -f='${db:Status-Status}' crstream 2>/dev/null || true)" = installed ]; then
-		skip "crstream is installed on this machine already; this test would replace it"
-	fi
-	trap 'dpkg --purge crstream >/dev/null 2>&1 || true' EXIT
+	local pkg
+	for pkg in crstream crstream-daemon; do
+		if [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)" = installed ]; then
+			skip "$pkg is installed on this machine already; this test would replace it"
+		fi
+	done
+	trap 'dpkg --purge crstream-daemon crstream >/dev/null 2>&1 || true' EXIT
 	# Places a maintainer script could fill that remove would have to empty.
 	local d absent=()
 	for d in /etc/crstream /var/lib/crstream /usr/lib/crstream /usr/libexec/crstream; do
 		[ -e "$d" ] || absent+=("$d")
 	done
-	local deb
-	deb=$(DEB_BUILD_OPTIONS=nocheck "$ROOT/scripts/package.sh" --no-lintian 2>"$T/package.log") ||
+	local debs deb daemon_deb
+	debs=$(DEB_BUILD_OPTIONS=nocheck "$ROOT/scripts/package.sh" --no-lintian 2>"$T/package.log") ||
 		{ fail "scripts/package.sh: $(tail -n 20 "$T/package.log")"; return 1; }
+	{ read -r deb && read -r daemon_deb; } <<<"$debs" || { fail "package.sh printed: $debs"; return 1; }
 	[ "$deb" = "$(echo "$ROOT"/dist/crstream_*.deb)" ] || { fail "the .deb is not in dist/: $deb"; return 1; }
+	[ "$daemon_deb" = "$(echo "$ROOT"/dist/crstream-daemon_*.deb)" ] ||
+		{ fail "the daemon's .deb is not in dist/: $daemon_deb"; return 1; }
+	# gRPC, SQLite and libsystemd are the daemon package's dependencies only.
+	dpkg-deb -f "$deb" Depends >"$T/depends"
+	dpkg-deb -f "$daemon_deb" Depends >"$T/daemon-depends"
+	! grep -Eo 'libgrpc[^ ,]*|libsqlite3[^ ,]*|libsystemd[^ ,]*' "$T/depends" ||
+		fail "crstream depends on the daemon's libraries: $(cat "$T/depends")"
+	for d in libgrpc libsqlite3 libsystemd "crstream (= $(dpkg-deb -f "$deb" Version))"; do
+		grep -qF "$d" "$T/daemon-depends" || fail "crstream-daemon does not depend on $d: $(cat "$T/daemon-depends")"
+	done
 	apt_get install "$deb" >"$T/apt.log" 2>&1 || { fail "apt-get install: $(tail -n 20 "$T/apt.log")"; return 1; }
 	local files
 	files=$(dpkg -L crstream)
+	[ "$(dpkg-deb -f "$deb" Version)" = "$(/usr/bin/crstream --version | sed -n '1s/^crstream //p')" ] ||
+		fail "package version $(dpkg-deb -f "$deb" Version), program $(/usr/bin/crstream --version | head -n1)"
 
 	# The installed crstream, its compiled-in plugin directory.
 	[ "$(command -v crstream)" = /usr/bin/crstream ] || fail "crstream is not /usr/bin/crstream"
@@ -393,15 +410,31 @@ test_deb_package_install_use_remove() {
 	man -w crstream.json | grep -q "/usr/share/man/man5/crstream.json.5" || fail "crstream.json(5): $(man -w crstream.json)"
 	# Bash completion where bash-completion looks.
 	[ -f /usr/share/bash-completion/completions/crstream ] || fail "no bash completion"
-	# The daemon's plugin and unit, where dh_installsystemd finds units.
-	[ -f /usr/lib/crstream/crstream-daemon.so ] || fail "no daemon plugin"
+	# Without crstream-daemon: no daemon, and the error says where it is.
+	[ ! -e /usr/lib/crstream/crstream-daemon.so ] || fail "crstream ships the daemon's plugin"
+	[ ! -e /lib/systemd/system/crstream.service ] || fail "crstream ships the daemon's unit"
+	expect_fail "crstream daemon needs the plugin /usr/lib/crstream/crstream-daemon.so, which is not installed (on Debian: apt-get install crstream-daemon)" \
+		/usr/bin/crstream daemon --socket "$T/d.sock"
+
+	# crstream-daemon: its plugin and unit (where dh_installsystemd finds
+	# units), its man pages.
+	apt_get install "$daemon_deb" >"$T/apt.log" 2>&1 ||
+		{ fail "apt-get install crstream-daemon: $(tail -n 20 "$T/apt.log")"; return 1; }
+	files+=$'\n'$(dpkg -L crstream-daemon)
+	[ "$(dpkg -S /usr/lib/crstream/crstream-daemon.so)" = "crstream-daemon: /usr/lib/crstream/crstream-daemon.so" ] ||
+		fail "the daemon's plugin: $(dpkg -S /usr/lib/crstream/crstream-daemon.so)"
 	grep -qx "ExecStart=/usr/bin/crstream daemon" /lib/systemd/system/crstream.service ||
 		fail "no unit starting /usr/bin/crstream daemon in /lib/systemd/system"
+	for page in crstream-daemon crstream-run crstream-jobs; do
+		MANWIDTH=80 man "$page" >"$T/man" 2>"$T/man.err" || fail "man $page: $(cat "$T/man.err")"
+	done
+	/usr/bin/crstream daemon --help | grep -q -- "--socket" || fail "crstream daemon --help: no --socket"
 
 	# apt-get remove: every file gone (no conffiles, nothing but config kept).
-	apt_get remove crstream >"$T/apt.log" 2>&1 || { fail "apt-get remove: $(tail -n 20 "$T/apt.log")"; return 1; }
+	apt_get remove crstream crstream-daemon >"$T/apt.log" 2>&1 ||
+		{ fail "apt-get remove: $(tail -n 20 "$T/apt.log")"; return 1; }
 	local conffiles left="" f
-	conffiles=$(dpkg-query -W -f='${Conffiles}' crstream 2>/dev/null | awk '{print $1}' || true)
+	conffiles=$(dpkg-query -W -f='${Conffiles}' crstream crstream-daemon 2>/dev/null | awk '{print $1}' || true)
 	while read -r f; do
 		[ -n "$f" ] || continue
 		grep -qxF -- "$f" <<<"$conffiles" && continue
@@ -413,11 +446,11 @@ test_deb_package_install_use_remove() {
 		fi
 	done <<<"$files"
 	[ -z "$left" ] || fail "left after apt-get remove:$left"
-	for f in "${absent[@]}" /usr/share/doc/crstream; do
+	for f in "${absent[@]}" /usr/share/doc/crstream /usr/share/doc/crstream-daemon; do
 		[ ! -e "$f" ] || fail "left after apt-get remove: $f"
 	done
 	[ ! -e /usr/bin/crstream ] || fail "/usr/bin/crstream is still there"
-	dpkg --purge crstream >/dev/null
+	dpkg --purge crstream-daemon crstream >/dev/null
 }
 
 run_tests "$@"
