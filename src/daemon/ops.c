@@ -2,6 +2,7 @@
  * followed by a monitor thread that turns the worker's events into the
  * operation's progress and its result into the catalog. */
 #include "daemon/daemon.h"
+#include "daemon/worker.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/session.h"
 #include "cli/config.h"
@@ -75,9 +76,21 @@ static int check_path(const char *field, const char *v, bool remote_ok, struct r
 	return 0;
 }
 
+static int check_criu_flags(const struct criu_flags *f, struct rpc_status *st)
+{
+	if (f->nexternal > WORKER_EXTERNAL_MAX)
+		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "External: %zu entries, at most %d",
+				 f->nexternal, WORKER_EXTERNAL_MAX);
+	for (size_t i = 0; i < f->nexternal; i++)
+		if (!f->external[i] || !*f->external[i])
+			return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "External[%zu]: empty", i);
+	return 0;
+}
+
 static int check_dump_fields(struct daemon *d, const struct dump_request *rq, struct rpc_status *st)
 {
-	if (check_name(rq->name, st) < 0 || check_path("Dir", rq->dir, true, st) < 0)
+	if (check_name(rq->name, st) < 0 || check_path("Dir", rq->dir, true, st) < 0 ||
+	    check_criu_flags(&rq->criu, st) < 0)
 		return -1;
 	if (rq->streams < -1 || rq->streams > 64)
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "Streams %d: must be 0 to 64",
@@ -780,7 +793,8 @@ int op_start_restore(struct daemon *d, const struct restore_request *rq, struct 
 	struct op *op = op_new(OP_RESTORE);
 	if (!op)
 		return rpc_error(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	if (check_path("PidFile", rq->pid_file, false, st) < 0 || restore_source(d, rq, op, st) < 0)
+	if (check_path("PidFile", rq->pid_file, false, st) < 0 || check_criu_flags(&rq->criu, st) < 0 ||
+	    restore_source(d, rq, op, st) < 0)
 		goto fail;
 	snprintf(op->target, sizeof(op->target), "%s", op->location);
 	op->request = restore_request_json(rq, op->location);

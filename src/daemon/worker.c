@@ -82,11 +82,10 @@ static int req_strings(struct worker *w, const char *key, char **list, int max)
 
 /* The CRIU flags a dump and a restore request carry alike (ops.c writes
  * them with json_add_criu_flags). */
-#define REQ_EXTERNAL_MAX 64
 struct req_criu_flags {
 	int shell_job;		/* -1: not in the request */
 	bool tcp_established, file_locks, ext_unix_sk;
-	char *external[REQ_EXTERNAL_MAX];
+	char *external[WORKER_EXTERNAL_MAX];
 	int nexternal;
 };
 
@@ -96,7 +95,7 @@ static void req_criu_flags(struct worker *w, struct req_criu_flags *f)
 	f->tcp_established = req_bool(w, "tcp_established");
 	f->file_locks = req_bool(w, "file_locks");
 	f->ext_unix_sk = req_bool(w, "ext_unix_sk");
-	f->nexternal = req_strings(w, "external", f->external, REQ_EXTERNAL_MAX);
+	f->nexternal = req_strings(w, "external", f->external, WORKER_EXTERNAL_MAX);
 }
 
 static struct json_object *read_request(void)
@@ -277,7 +276,7 @@ static int op_restore(struct worker *w)
 {
 	struct restore_opts o = {.detach = true};
 	struct req_criu_flags flags;
-	char *criu_opts[2 + 2 * REQ_EXTERNAL_MAX];
+	char *criu_opts[2 + 2 * WORKER_EXTERNAL_MAX];
 	o.path = req_string(w, "path");
 	if (!o.path)
 		return err_set("request: no path");

@@ -37,6 +37,9 @@
 
 #define WORKER_COMMAND "daemon-worker"
 #define WORKER_EVENTS_FD 3
+/* Most external[] entries a request carries (the CLI's --external takes as
+ * many); the daemon refuses more with INVALID_ARGUMENT. */
+#define WORKER_EXTERNAL_MAX 64
 
 int cmd_daemon_worker(int argc, char **argv);
 

@@ -281,6 +281,16 @@ test_bad_requests_get_status_codes_and_the_daemon_keeps_serving() {
 		fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Dir\":\"relative/dir\"}" | grep -q Dir || fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Restore '{"Path":"relative"}' | grep -q Path || fail "$(cat "$T/last.json")"
+	# More External entries than CRIU gets (64), or an empty one: refused,
+	# not cut short.
+	local many
+	many=$(seq 65 | jq -cR '"unix[\(.)]"' | jq -cs '{"images_dir_fd": -1, "external": .}')
+	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Criu\":$many}" | grep -q 'External: 65 entries, at most 64' ||
+		fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Restore '{"Path":"'"$T"'/x","Criu":'"$many"'}' | grep -q External ||
+		fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Criu\":{\"images_dir_fd\":-1,\"external\":[\"\"]}}" |
+		grep -q 'External\[0\]: empty' || fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Restore '{"Path":"'"$T"'/x","PidFile":"pid"}' | grep -q PidFile ||
 		fail "$(cat "$T/last.json")"
 	dc_err NOT_FOUND daemon.Dump '{"Details":{"Process":{"PID":4000000}}}' | grep -q 4000000 ||
