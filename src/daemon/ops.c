@@ -2,7 +2,7 @@
  * followed by a monitor thread that turns the worker's events into the
  * operation's progress and its result into the catalog. */
 #include "daemon/daemon.h"
-#include "daemon/worker.h"
+#include "daemon/requests.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/session.h"
 #include "cli/config.h"
@@ -40,72 +40,6 @@ void new_id(char *buf, size_t size, const char *prefix)
 	}
 	snprintf(buf, size, "%s%02x%02x%02x%02x%02x%02x%02x%02x", prefix, r[0], r[1], r[2], r[3],
 		 r[4], r[5], r[6], r[7]);
-}
-
-/* ---- request checks (INVALID_ARGUMENT naming the field) ---- */
-
-static int check_name(const char *name, struct rpc_status *st)
-{
-	if (!name || !*name)
-		return 0;
-	if (strchr(name, '/') || strstr(name, "..") || !strcmp(name, "."))
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
-				 "Name \"%s\": must not contain \"/\" or \"..\"", name);
-	if (strlen(name) > 200)
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "Name: longer than 200 characters");
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
-					 "Name: contains a control character");
-	return 0;
-}
-
-/* An absolute path, or (if remote_ok) an s3:// or gs:// URL. */
-static int check_path(const char *field, const char *v, bool remote_ok, struct rpc_status *st)
-{
-	if (!v || !*v)
-		return 0;
-	if (remote_ok && store_is_remote(v))
-		return 0;
-	if (v[0] != '/')
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "%s \"%s\": must be an absolute path%s",
-				 field, v, remote_ok ? " or an s3:// or gs:// URL" : "");
-	if (strstr(v, "/../") || (strlen(v) >= 3 && !strcmp(v + strlen(v) - 3, "/..")))
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "%s \"%s\": must not contain \"..\"",
-				 field, v);
-	return 0;
-}
-
-static int check_criu_flags(const struct criu_flags *f, struct rpc_status *st)
-{
-	if (f->nexternal > WORKER_EXTERNAL_MAX)
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "External: %zu entries, at most %d",
-				 f->nexternal, WORKER_EXTERNAL_MAX);
-	for (size_t i = 0; i < f->nexternal; i++)
-		if (!f->external[i] || !*f->external[i])
-			return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "External[%zu]: empty", i);
-	return 0;
-}
-
-static int check_dump_fields(struct daemon *d, const struct dump_request *rq, struct rpc_status *st)
-{
-	if (check_name(rq->name, st) < 0 || check_path("Dir", rq->dir, true, st) < 0 ||
-	    check_criu_flags(&rq->criu, st) < 0)
-		return -1;
-	if (rq->streams < -1 || rq->streams > 64)
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "Streams %d: must be 0 to 64",
-				 rq->streams);
-	const char *comp = rq->compression && *rq->compression
-				   ? rq->compression
-				   : config_get(d->cfg, "checkpoint.compression");
-	const struct codec *codec = codec_by_name(comp);
-	if (!codec)
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
-				 "Compression \"%s\": unknown (use %s)", comp, codec_names());
-	if (rq->level && (rq->level < codec->min_level || rq->level > codec->max_level))
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "level %d: %s takes %d to %d",
-				 rq->level, codec->name, codec->min_level, codec->max_level);
-	return 0;
 }
 
 /* ---- processes ---- */
@@ -646,7 +580,8 @@ int op_start_dump(struct daemon *d, const struct dump_request *rq, struct op **o
 	struct op *op = op_new(OP_DUMP);
 	if (!op)
 		return rpc_error(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	if (check_dump_fields(d, rq, st) < 0 || dump_target(d, rq, op, st) < 0)
+	if (check_dump_request(rq, config_get(d->cfg, "checkpoint.compression"), st) < 0 ||
+	    dump_target(d, rq, op, st) < 0)
 		goto fail;
 	if (process_tree(op->pid, &op->tree, &op->ntree) < 0) {
 		rpc_error(st, GRPC_STATUS_INTERNAL, "%s", err_msg());
@@ -746,8 +681,6 @@ static int restore_source(struct daemon *d, const struct restore_request *rq, st
 			return rpc_error(st, GRPC_STATUS_NOT_FOUND, "checkpoint ID \"%s\": no such checkpoint",
 					 rq->ckpt_id);
 	} else if (rq->path && *rq->path) {
-		if (check_path("Path", rq->path, true, st) < 0)
-			return -1;
 		rc = catalog_checkpoint_at(d->cat, rq->path, &r);
 		snprintf(op->location, sizeof(op->location), "%s", rq->path);
 	} else if (rq->jid && *rq->jid) {
@@ -793,8 +726,7 @@ int op_start_restore(struct daemon *d, const struct restore_request *rq, struct 
 	struct op *op = op_new(OP_RESTORE);
 	if (!op)
 		return rpc_error(st, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-	if (check_path("PidFile", rq->pid_file, false, st) < 0 || check_criu_flags(&rq->criu, st) < 0 ||
-	    restore_source(d, rq, op, st) < 0)
+	if (check_restore_request(rq, st) < 0 || restore_source(d, rq, op, st) < 0)
 		goto fail;
 	snprintf(op->target, sizeof(op->target), "%s", op->location);
 	op->request = restore_request_json(rq, op->location);

@@ -2,6 +2,7 @@
  * The wire facts (paths, field numbers, types) are Cedana's; the
  * semantics are crstream's where Cedana's do not apply (see README). */
 #include "daemon/server.h"
+#include "daemon/requests.h"
 #include "daemon.pb-c.h"
 #include "util/version.h"
 
@@ -185,59 +186,13 @@ static void operation_failed(struct op *op, struct rpc_status *st)
 			  op->kind == OP_DUMP ? "dump" : "restore", op->error);
 }
 
-/* CriuOpts' fields that a dump and a restore take alike; shell_job stays
- * as it was (automatic) when the request leaves it out. */
-static void take_criu_flags(const Criu__CriuOpts *o, struct criu_flags *f)
-{
-	f->tcp_established = o->has_tcp_established && o->tcp_established;
-	f->file_locks = o->has_file_locks && o->file_locks;
-	f->ext_unix_sk = o->has_ext_unix_sk && o->ext_unix_sk;
-	if (o->has_shell_job)
-		f->shell_job = o->shell_job;
-	f->external = o->external;
-	f->nexternal = o->n_external;
-}
-
 static void handle_dump(struct daemon *d, struct rpc_call *c, const ProtobufCMessage *m)
 {
 	const Daemon__DumpReq *r = (const Daemon__DumpReq *)m;
 	struct rpc_status st = {0};
-	struct dump_request rq = {.streams = -1, .criu.shell_job = -1};
-	const char *type = set(r->type) ? r->type : "process";
-	if (r->has_streams && (r->streams < 0 || r->streams > 64)) {
-		rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT, "Streams %d: must be 0 to 64", r->streams);
+	struct dump_request rq;
+	if (cedana_dump_request(r, &rq, &st) < 0)
 		return finish_error(c, &st);
-	}
-	if (r->has_action && r->action != 0) {
-		rpc_error(&st, GRPC_STATUS_UNIMPLEMENTED,
-			  "Action %d: only DUMP (0) is supported, not FREEZE_ONLY/UNFREEZE_ONLY",
-			  r->action);
-		return finish_error(c, &st);
-	}
-	if (!strcmp(type, "process")) {
-		rq.pid = r->details && r->details->process && r->details->process->has_pid
-				 ? (pid_t)r->details->process->pid
-				 : 0;
-	} else if (!strcmp(type, "job")) {
-		rq.jid = r->details ? r->details->jid : NULL;
-		if (!set(rq.jid)) {
-			rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT, "Details.JID: missing for Type \"job\"");
-			return finish_error(c, &st);
-		}
-	} else {
-		rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT,
-			  "Type \"%s\": crstream dumps a \"process\" or a \"job\"", type);
-		return finish_error(c, &st);
-	}
-	rq.dir = r->dir;
-	rq.name = r->name;
-	rq.compression = r->compression;
-	if (r->has_streams)
-		rq.streams = r->streams;
-	if (r->criu) {
-		rq.leave_running = r->criu->has_leave_running && r->criu->leave_running;
-		take_criu_flags(r->criu, &rq.criu);
-	}
 	struct op *op;
 	if (op_start_dump(d, &rq, &op, &st) < 0)
 		return finish_error(c, &st);
@@ -265,30 +220,9 @@ static void handle_restore(struct daemon *d, struct rpc_call *c, const ProtobufC
 {
 	const Daemon__RestoreReq *r = (const Daemon__RestoreReq *)m;
 	struct rpc_status st = {0};
-	struct restore_request rq = {.criu.shell_job = -1};
-	const char *type = set(r->type) ? r->type : "process";
-	if ((r->has_uid && r->uid) || (r->has_gid && r->gid) || r->n_groups)
-		rpc_error(&st, GRPC_STATUS_UNIMPLEMENTED,
-			  "UID/GID/Groups: a restored tree keeps the credentials it was dumped with");
-	else if (r->n_env)
-		rpc_error(&st, GRPC_STATUS_UNIMPLEMENTED,
-			  "Env: a restored tree keeps the environment it was dumped with");
-	else if (r->has_attachable && r->attachable)
-		rpc_error(&st, GRPC_STATUS_UNIMPLEMENTED, "Attachable: not supported by crstream");
-	else if (strcmp(type, "process") && strcmp(type, "job"))
-		rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT,
-			  "Type \"%s\": crstream restores a \"process\" or a \"job\"", type);
-	else if (!strcmp(type, "job") && !(r->details && set(r->details->jid)))
-		rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT, "Details.JID: missing for Type \"job\"");
-	if (st.code)
+	struct restore_request rq;
+	if (cedana_restore_request(r, &rq, &st) < 0)
 		return finish_error(c, &st);
-	rq.path = r->path;
-	rq.jid = r->details ? r->details->jid : NULL;
-	rq.pid_file = r->pid_file;
-	if (r->criu) {
-		rq.tcp_close = r->criu->has_tcp_close && r->criu->tcp_close;
-		take_criu_flags(r->criu, &rq.criu);
-	}
 	struct op *op;
 	if (op_start_restore(d, &rq, &op, &st) < 0)
 		return finish_error(c, &st);

@@ -2,6 +2,7 @@
  * one the CLI uses. The same operations as daemon.Daemon, plus the
  * progress stream, Cancel, the manifest and periodic policies. */
 #include "daemon/server.h"
+#include "daemon/requests.h"
 #include "crstream_v1.pb-c.h"
 #include "util/version.h"
 
@@ -118,37 +119,13 @@ static void follow(struct daemon *d, struct rpc_call *c, struct op *op)
 	rpc_call_finish(c, NULL, &st);
 }
 
-/* The CRIU flags of a v1 DumpRequest or RestoreRequest: the two messages
- * name them alike (a macro, as they are distinct generated types). */
-#define V1_CRIU_FLAGS(r) \
-	{ \
-		.shell_job = (r)->shell_job ? 1 : -1, \
-		.tcp_established = (r)->tcp_established, \
-		.file_locks = (r)->file_locks, \
-		.ext_unix_sk = (r)->ext_unix_sk, \
-		.external = (r)->external, \
-		.nexternal = (r)->n_external, \
-	}
-
 static void handle_dump(struct daemon *d, struct rpc_call *c, const ProtobufCMessage *m)
 {
 	const Crstream__V1__DumpRequest *r = (const Crstream__V1__DumpRequest *)m;
 	struct rpc_status st = {0};
-	struct dump_request rq = {
-		.pid = (pid_t)r->pid,
-		.jid = r->jid,
-		.dir = r->dir,
-		.name = r->name,
-		.compression = r->compression,
-		.level = r->level,
-		.streams = r->plain ? 0 : r->streams ? (int)r->streams : -1,
-		.leave_running = r->leave_running,
-		.criu = V1_CRIU_FLAGS(r),
-	};
-	if (r->plain && r->streams) {
-		rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT, "streams %u and plain: choose one", r->streams);
+	struct dump_request rq;
+	if (v1_dump_request(r, &rq, &st) < 0)
 		return rpc_call_finish(c, NULL, &st);
-	}
 	struct op *op;
 	if (op_start_dump(d, &rq, &op, &st) < 0)
 		return rpc_call_finish(c, NULL, &st);
@@ -160,14 +137,8 @@ static void handle_restore(struct daemon *d, struct rpc_call *c, const ProtobufC
 {
 	const Crstream__V1__RestoreRequest *r = (const Crstream__V1__RestoreRequest *)m;
 	struct rpc_status st = {0};
-	struct restore_request rq = {
-		.path = r->path,
-		.ckpt_id = r->checkpoint_id,
-		.jid = r->jid,
-		.pid_file = r->pid_file,
-		.criu = V1_CRIU_FLAGS(r),
-		.tcp_close = r->tcp_close,
-	};
+	struct restore_request rq;
+	v1_restore_request(r, &rq);
 	struct op *op;
 	if (op_start_restore(d, &rq, &op, &st) < 0)
 		return rpc_call_finish(c, NULL, &st);

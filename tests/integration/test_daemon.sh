@@ -277,6 +277,9 @@ test_bad_requests_get_status_codes_and_the_daemon_keeps_serving() {
 	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Name\":\"..\"}" | grep -q Name || fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Streams\":65}" | grep -q Streams || fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Streams\":-1}" | grep -q Streams || fail "$(cat "$T/last.json")"
+	# v1's streams is unsigned: 2^32 - 1 is out of range, not -1 ("default").
+	dc_err INVALID_ARGUMENT v1.Dump '{"pid":'"$pid"',"streams":4294967295}' --stream |
+		grep -q 'streams 4294967295: must be 0 to 64' || fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Compression\":\"brotli\"}" | grep -q Compression ||
 		fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Dir\":\"relative/dir\"}" | grep -q Dir || fail "$(cat "$T/last.json")"
