@@ -237,6 +237,14 @@ $(BUILD)/fuzz/fuzz_codec_%: tests/fuzz/fuzz_codec.c $(FUZZ_HDR) $(BUILD)/libcrst
 	@echo "  FUZZ    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -DFUZZ_CODEC='"$*"' -o $@ $< $(FUZZ_LINK)
 
+# The daemon's request checks, with the messages they take; no libgrpc.
+FUZZ_DAEMON_OBJ := $(BUILD)/obj/daemon/requests.o $(BUILD)/obj/daemon/rpc_status.o $(RPC_PB_C:.c=.o)
+$(BUILD)/fuzz/fuzz_daemon_request: tests/fuzz/fuzz_daemon_request.c $(FUZZ_HDR) $(BUILD)/libcrstream.a \
+		$(S3_OBJ) $(CRYPT_OBJ) $(FUZZ_DAEMON_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -Itests/fuzz -o $@ $< $(FUZZ_DAEMON_OBJ) $(FUZZ_LINK)
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_HDR) $(BUILD)/libcrstream.a $(S3_OBJ) $(CRYPT_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
