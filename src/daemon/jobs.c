@@ -3,6 +3,7 @@
  * process, watched through /proc). A job keeps its JID through dumps and
  * restores: restoring its checkpoint brings it back under the same JID. */
 #include "daemon/daemon.h"
+#include "daemon/requests.h"
 #include "checkpoint/session.h"
 #include "cli/config.h"
 #include "util/fdio.h"
@@ -167,14 +168,6 @@ static int check_jid(const char *jid, struct rpc_status *st)
 	return 0;
 }
 
-static int check_abs(const char *field, const char *v, struct rpc_status *st)
-{
-	if (v && *v && v[0] != '/')
-		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "%s \"%s\": must be an absolute path",
-				 field, v);
-	return 0;
-}
-
 static void args_json(char *const *args, size_t n, char *buf, size_t size)
 {
 	struct json_object *a = json_object_new_array();
@@ -277,8 +270,9 @@ int job_run(struct daemon *d, const struct run_request *rq, struct job_row *out,
 	if (!rq->nargs || !rq->args[0][0])
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
 				 "Path: missing (the command a job runs)");
-	if (check_abs("WorkingDir", rq->working_dir, st) < 0 || check_abs("Log", rq->log, st) < 0 ||
-	    check_abs("PidFile", rq->pid_file, st) < 0)
+	if (check_request_path("WorkingDir", rq->working_dir, false, st) < 0 ||
+	    check_request_path("Log", rq->log, false, st) < 0 ||
+	    check_request_path("PidFile", rq->pid_file, false, st) < 0)
 		return -1;
 	if (resolve_program(rq->args[0], program, sizeof(program)) < 0)
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "Path: %s", err_msg());

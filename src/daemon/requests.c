@@ -7,11 +7,6 @@
 
 #define STREAMS_MAX 64
 
-static bool set(const char *s)
-{
-	return s && *s;
-}
-
 /* ---- from the wire ---- */
 
 /* CriuOpts' fields that a dump and a restore take alike; shell_job stays
@@ -31,7 +26,7 @@ static void take_criu_flags(const Criu__CriuOpts *o, struct criu_flags *f)
 static int cedana_dump_target(const Daemon__DumpReq *r, struct dump_request *rq,
 			      struct rpc_status *st)
 {
-	const char *type = set(r->type) ? r->type : "process";
+	const char *type = field_set(r->type) ? r->type : "process";
 	if (!strcmp(type, "process")) {
 		rq->pid = r->details && r->details->process && r->details->process->has_pid
 				  ? (pid_t)r->details->process->pid
@@ -42,7 +37,7 @@ static int cedana_dump_target(const Daemon__DumpReq *r, struct dump_request *rq,
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
 				 "Type \"%s\": crstream dumps a \"process\" or a \"job\"", type);
 	rq->jid = r->details ? r->details->jid : NULL;
-	if (!set(rq->jid))
+	if (!field_set(rq->jid))
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
 				 "Details.JID: missing for Type \"job\"");
 	return 0;
@@ -76,7 +71,7 @@ int cedana_restore_request(const Daemon__RestoreReq *r, struct restore_request *
 			   struct rpc_status *st)
 {
 	*rq = (struct restore_request){.criu.shell_job = -1};
-	const char *type = set(r->type) ? r->type : "process";
+	const char *type = field_set(r->type) ? r->type : "process";
 	if ((r->has_uid && r->uid) || (r->has_gid && r->gid) || r->n_groups)
 		return rpc_error(st, GRPC_STATUS_UNIMPLEMENTED,
 				 "UID/GID/Groups: a restored tree keeps the credentials it was dumped with");
@@ -88,7 +83,7 @@ int cedana_restore_request(const Daemon__RestoreReq *r, struct restore_request *
 	if (strcmp(type, "process") && strcmp(type, "job"))
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
 				 "Type \"%s\": crstream restores a \"process\" or a \"job\"", type);
-	if (!strcmp(type, "job") && !(r->details && set(r->details->jid)))
+	if (!strcmp(type, "job") && !(r->details && field_set(r->details->jid)))
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
 				 "Details.JID: missing for Type \"job\"");
 	rq->path = r->path;
@@ -152,7 +147,7 @@ void v1_restore_request(const Crstream__V1__RestoreRequest *r, struct restore_re
 
 static int check_name(const char *name, struct rpc_status *st)
 {
-	if (!set(name))
+	if (!field_set(name))
 		return 0;
 	if (strchr(name, '/') || strstr(name, "..") || !strcmp(name, "."))
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
@@ -167,9 +162,9 @@ static int check_name(const char *name, struct rpc_status *st)
 }
 
 /* An absolute path, or (if remote_ok) an s3:// or gs:// URL. */
-static int check_path(const char *field, const char *v, bool remote_ok, struct rpc_status *st)
+int check_request_path(const char *field, const char *v, bool remote_ok, struct rpc_status *st)
 {
-	if (!set(v))
+	if (!field_set(v))
 		return 0;
 	if (remote_ok && store_is_remote(v))
 		return 0;
@@ -188,7 +183,7 @@ static int check_criu_flags(const struct criu_flags *f, struct rpc_status *st)
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "External: %zu entries, at most %d",
 				 f->nexternal, WORKER_EXTERNAL_MAX);
 	for (size_t i = 0; i < f->nexternal; i++)
-		if (!set(f->external[i]))
+		if (!field_set(f->external[i]))
 			return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "External[%zu]: empty", i);
 	return 0;
 }
@@ -196,13 +191,13 @@ static int check_criu_flags(const struct criu_flags *f, struct rpc_status *st)
 int check_dump_request(const struct dump_request *rq, const char *default_compression,
 		       struct rpc_status *st)
 {
-	if (check_name(rq->name, st) < 0 || check_path("Dir", rq->dir, true, st) < 0 ||
+	if (check_name(rq->name, st) < 0 || check_request_path("Dir", rq->dir, true, st) < 0 ||
 	    check_criu_flags(&rq->criu, st) < 0)
 		return -1;
 	if (rq->streams < -1 || rq->streams > STREAMS_MAX)
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT, "Streams %d: must be 0 to %d",
 				 rq->streams, STREAMS_MAX);
-	const char *comp = set(rq->compression) ? rq->compression : default_compression;
+	const char *comp = field_set(rq->compression) ? rq->compression : default_compression;
 	const struct codec *codec = codec_by_name(comp);
 	if (!codec)
 		return rpc_error(st, GRPC_STATUS_INVALID_ARGUMENT,
@@ -215,8 +210,8 @@ int check_dump_request(const struct dump_request *rq, const char *default_compre
 
 int check_restore_request(const struct restore_request *rq, struct rpc_status *st)
 {
-	if (check_path("Path", rq->path, true, st) < 0 ||
-	    check_path("PidFile", rq->pid_file, false, st) < 0)
+	if (check_request_path("Path", rq->path, true, st) < 0 ||
+	    check_request_path("PidFile", rq->pid_file, false, st) < 0)
 		return -1;
 	return check_criu_flags(&rq->criu, st);
 }

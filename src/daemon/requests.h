@@ -27,5 +27,14 @@ void v1_restore_request(const Crstream__V1__RestoreRequest *r, struct restore_re
 int check_dump_request(const struct dump_request *rq, const char *default_compression,
 		       struct rpc_status *st);
 int check_restore_request(const struct restore_request *rq, struct rpc_status *st);
+/* A request's path field: unset, absolute without "..", or (remote_ok)
+ * an s3:// or gs:// URL. field names it in the message. */
+int check_request_path(const char *field, const char *v, bool remote_ok, struct rpc_status *st);
+
+/* A string field a request set (protobuf-c gives "" for an unset one). */
+static inline bool field_set(const char *s)
+{
+	return s && *s;
+}
 
 #endif

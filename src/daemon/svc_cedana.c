@@ -34,11 +34,6 @@ static void add_message(struct rpc_call *c, char ***list, size_t *n, const char 
 	arena_push(A(c), list, n, dup_str(c, buf));
 }
 
-static bool set(const char *s)
-{
-	return s && *s;
-}
-
 /* ---- process and job descriptions ---- */
 
 /* "Uid:\t0\t0\t0\t0" -> the ids, from /proc/PID/status. */
@@ -235,7 +230,7 @@ static void handle_restore(struct daemon *d, struct rpc_call *c, const ProtobufC
 			    (int)op->restored_pid);
 		if (op->jid[0])
 			add_message(c, &resp.messages, &resp.n_messages, "job %s", op->jid);
-		if (set(r->log))
+		if (field_set(r->log))
 			add_message(c, &resp.messages, &resp.n_messages,
 				    "Log ignored: a restored tree keeps the files it had open");
 		if (op->result_json)
@@ -269,7 +264,7 @@ static void handle_list_checkpoints(struct daemon *d, struct rpc_call *c, const 
 	struct rpc_status st = {0};
 	Daemon__ListCheckpointsResp resp = DAEMON__LIST_CHECKPOINTS_RESP__INIT;
 	struct list_ctx l = {c, &resp};
-	if (catalog_each_checkpoint(d->cat, set(r->jid) ? r->jid : NULL, NULL, NULL, list_one, &l) < 0)
+	if (catalog_each_checkpoint(d->cat, field_set(r->jid) ? r->jid : NULL, NULL, NULL, list_one, &l) < 0)
 		rpc_error(&st, GRPC_STATUS_INTERNAL, "%s", err_msg());
 	rpc_call_finish(c, &resp.base, &st);
 }
@@ -282,11 +277,11 @@ static void handle_get_checkpoint(struct daemon *d, struct rpc_call *c, const Pr
 	struct ckpt_row row;
 	struct job_row j;
 	int rc;
-	if (set(r->id)) {
+	if (field_set(r->id)) {
 		rc = catalog_get_checkpoint(d->cat, r->id, &row);
 		if (rc == 1)
 			rpc_error(&st, GRPC_STATUS_NOT_FOUND, "ID \"%s\": no such checkpoint", r->id);
-	} else if (set(r->jid)) {
+	} else if (field_set(r->jid)) {
 		rc = job_get(d, r->jid, &j, &st) < 0 ? 2 : catalog_latest_checkpoint(d->cat, r->jid, &row);
 		if (rc == 1)
 			rpc_error(&st, GRPC_STATUS_NOT_FOUND, "JID \"%s\": no complete checkpoint", r->jid);
@@ -309,7 +304,7 @@ static void handle_delete_checkpoint(struct daemon *d, struct rpc_call *c,
 	Daemon__DeleteCheckpointResp resp = DAEMON__DELETE_CHECKPOINT_RESP__INIT;
 	struct ckpt_row row;
 	unsigned objects;
-	int rc = set(r->id) ? catalog_get_checkpoint(d->cat, r->id, &row) : 2;
+	int rc = field_set(r->id) ? catalog_get_checkpoint(d->cat, r->id, &row) : 2;
 	if (rc == 2)
 		rpc_error(&st, GRPC_STATUS_INVALID_ARGUMENT, "ID: missing");
 	else if (rc == 1)
@@ -330,8 +325,8 @@ static void run_or_manage(struct daemon *d, struct rpc_call *c, const Daemon__Ru
 	struct job_row j;
 	int action = r->has_action ? r->action : manage ? 1 : 0;
 	const Daemon__Process *p = r->details ? r->details->process : NULL;
-	const char *jid = set(r->jid) ? r->jid : r->details ? r->details->jid : NULL;
-	if (set(r->type) && strcmp(r->type, "process"))
+	const char *jid = field_set(r->jid) ? r->jid : r->details ? r->details->jid : NULL;
+	if (field_set(r->type) && strcmp(r->type, "process"))
 		rpc_error(&st, GRPC_STATUS_UNIMPLEMENTED,
 			  "Type \"%s\": crstream runs and manages processes only", r->type);
 	else if (action == 2)

@@ -13,11 +13,6 @@
 
 #define A(c) ((c)->arena)
 
-static bool set(const char *s)
-{
-	return s && *s;
-}
-
 static char *dup_str(struct rpc_call *c, const char *s)
 {
 	return arena_strdup(A(c), s);
@@ -150,7 +145,7 @@ static void handle_watch(struct daemon *d, struct rpc_call *c, const ProtobufCMe
 {
 	const Crstream__V1__WatchRequest *r = (const Crstream__V1__WatchRequest *)m;
 	struct rpc_status st = {0};
-	struct op *op = set(r->operation_id) ? op_find(d, r->operation_id) : NULL;
+	struct op *op = field_set(r->operation_id) ? op_find(d, r->operation_id) : NULL;
 	if (!op) {
 		rpc_error(&st, GRPC_STATUS_NOT_FOUND, "operation \"%s\": not running", r->operation_id);
 		return rpc_call_finish(c, NULL, &st);
@@ -220,8 +215,8 @@ static void handle_list_checkpoints(struct daemon *d, struct rpc_call *c, const 
 	struct rpc_status st = {0};
 	Crstream__V1__ListCheckpointsResponse resp = CRSTREAM__V1__LIST_CHECKPOINTS_RESPONSE__INIT;
 	struct list_ctx l = {d, c, &resp};
-	if (catalog_each_checkpoint(d->cat, set(r->jid) ? r->jid : NULL, NULL,
-				    set(r->location) ? r->location : NULL, list_one, &l) < 0)
+	if (catalog_each_checkpoint(d->cat, field_set(r->jid) ? r->jid : NULL, NULL,
+				    field_set(r->location) ? r->location : NULL, list_one, &l) < 0)
 		rpc_error(&st, GRPC_STATUS_INTERNAL, "%s", err_msg());
 	rpc_call_finish(c, &resp.base, &st);
 }
@@ -232,13 +227,13 @@ static int find_checkpoint(struct daemon *d, const char *id, const char *jid, co
 {
 	int rc;
 	const char *what;
-	if (set(id)) {
+	if (field_set(id)) {
 		rc = catalog_get_checkpoint(d->cat, id, row);
 		what = id;
-	} else if (set(jid)) {
+	} else if (field_set(jid)) {
 		rc = catalog_latest_checkpoint(d->cat, jid, row);
 		what = jid;
-	} else if (set(location)) {
+	} else if (field_set(location)) {
 		rc = catalog_checkpoint_at(d->cat, location, row);
 		what = location;
 	} else {
@@ -248,7 +243,7 @@ static int find_checkpoint(struct daemon *d, const char *id, const char *jid, co
 		return rpc_error(st, GRPC_STATUS_INTERNAL, "%s", err_msg());
 	if (rc == 1)
 		return rpc_error(st, GRPC_STATUS_NOT_FOUND, "%s: no such checkpoint in the catalog%s", what,
-				 set(jid) && !set(id) ? " (complete, of this job)" : "");
+				 field_set(jid) && !field_set(id) ? " (complete, of this job)" : "");
 	return 0;
 }
 
@@ -301,7 +296,7 @@ static void handle_delete_checkpoint(struct daemon *d, struct rpc_call *c,
 	struct ckpt_row row;
 	unsigned objects = 0;
 	int rc = find_checkpoint(d, r->id, NULL, r->location, &row, &st);
-	if (rc < 0 && st.code == GRPC_STATUS_NOT_FOUND && set(r->location)) {
+	if (rc < 0 && st.code == GRPC_STATUS_NOT_FOUND && field_set(r->location)) {
 		/* Not in the catalog: a checkpoint all the same, made without
 		 * the daemon. */
 		memset(&row, 0, sizeof(row));
