@@ -284,6 +284,8 @@ test_bad_requests_get_status_codes_and_the_daemon_keeps_serving() {
 		fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Dump "{$p,\"Dir\":\"relative/dir\"}" | grep -q Dir || fail "$(cat "$T/last.json")"
 	dc_err INVALID_ARGUMENT daemon.Restore '{"Path":"relative"}' | grep -q Path || fail "$(cat "$T/last.json")"
+	dc_err INVALID_ARGUMENT daemon.Run '{"Details":{"Process":{"Path":"/bin/true"}},"Log":"/tmp/../x.log"}' |
+		grep -q 'Log .*/tmp/\.\./x\.log.*must not contain' || fail "$(cat "$T/last.json")"
 	# More External entries than CRIU gets (64), or an empty one: refused,
 	# not cut short.
 	local many
