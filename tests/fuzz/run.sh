@@ -4,6 +4,7 @@
 #   tests/fuzz/run.sh                     every harness 15 s (the test suite's step)
 #   tests/fuzz/run.sh --seconds-each N    every harness N seconds
 #   tests/fuzz/run.sh --minutes N         deeper: N minutes in all, shared out
+#   FUZZ_JOBS=J tests/fuzz/run.sh         J harnesses at a time (default: one per core)
 #   tests/fuzz/run.sh --coverage          no fuzzing: line/branch coverage of each
 #                                         harness's parser over its corpus (llvm-cov)
 #   tests/fuzz/run.sh [...] marker shard  only harnesses whose name contains one of these
@@ -82,8 +83,15 @@ if $coverage; then
 	exec "$FUZZ_DIR/coverage.sh" "${names[@]}"
 fi
 
+# Harnesses run FUZZ_JOBS at a time (default: one per core): each still
+# gets its full time on a core of its own, and the step takes half as
+# long on two cores. A harness's report is printed when it ends.
+jobs_max=${FUZZ_JOBS:-$(nproc)}
+[[ $jobs_max =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: FUZZ_JOBS=$jobs_max: not a count" >&2; exit 2; }
+
 if [ -n "$minutes" ]; then
-	seconds_each=$((minutes * 60 / ${#names[@]}))
+	# N minutes of wall time, every core fuzzing.
+	seconds_each=$((minutes * 60 * jobs_max / ${#names[@]}))
 	[ "$seconds_each" -ge 1 ] || seconds_each=1
 fi
 
@@ -121,8 +129,10 @@ summary() {
 	echo "${runs:-?} runs, ${cov:-cov ?}, ${corp:-corp ?}"
 }
 
-for name in "${names[@]}"; do
-	bin=$WORK/fuzz/$name
+# fuzz_one NAME: its regression inputs, then fuzzing; its report lines on
+# stderr, its verdict in the exit status.
+fuzz_one() {
+	local name=$1 bin=$WORK/fuzz/$1 seeds regress corpus log opts old dirs
 	seeds=$FUZZ_DIR/corpus/$name
 	regress=$FUZZ_DIR/regressions/$name
 	corpus=$WORK/corpus/$name
@@ -146,9 +156,8 @@ for name in "${names[@]}"; do
 	if [ ${#old[@]} -gt 0 ] && ! "$bin" "${opts[@]}" "${old[@]}" >"$log" 2>&1; then
 		echo "  $name: FAILED on a regression input (log: $log)" >&2
 		grep -m3 -E 'ERROR|check failed|Running:' "$log" | sed 's/^/    /' >&2
-		failed+=("$name")
 		record fail "$name"
-		continue
+		return 1
 	fi
 
 	dirs=("$corpus")
@@ -161,9 +170,30 @@ for name in "${names[@]}"; do
 		echo "  $name: FAILED after $(summary "$log")" >&2
 		grep -m1 -A2 -E '^==[0-9]+==ERROR|check failed|runtime error|SUMMARY' "$log" | sed 's/^/    /' >&2
 		keep_artifacts "$name" "$log"
-		failed+=("$name")
 		record fail "$name"
+		return 1
 	fi
+}
+
+mkdir -p "$WORK/reports"
+declare -A running=()
+collect() {	# collect: wait for one harness, print its report
+	local pid rc=0
+	wait -n -p pid || rc=$?
+	local name=${running[$pid]}
+	unset "running[$pid]"
+	cat "$WORK/reports/$name" >&2
+	[ "$rc" = 0 ] || failed+=("$name")
+}
+for name in "${names[@]}"; do
+	while [ ${#running[@]} -ge "$jobs_max" ]; do
+		collect
+	done
+	fuzz_one "$name" 2>"$WORK/reports/$name" &
+	running[$!]=$name
+done
+while [ ${#running[@]} -gt 0 ]; do
+	collect
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
